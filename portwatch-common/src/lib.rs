@@ -1,0 +1,235 @@
+//! The records that portwatch's eBPF programs write into the ring buffer, and the names they
+//! share with userspace (maps, globals, statistics slots).
+//!
+//! Rules of this ABI: `#[repr(C)]`, fixed-width integers and byte arrays only, explicit padding,
+//! a size assertion per record. Every record starts with a [`Header`] whose `kind` says which
+//! record follows. Kinds are stable numbers: add new ones, never renumber.
+//!
+//! Enums and booleans never cross this boundary as Rust enums: the kernel writes plain integers
+//! and userspace converts them with `TryFrom`, rejecting what it does not know.
+#![no_std]
+
+use core::mem::size_of;
+
+/// Length of `task_struct.comm`, NUL-padded.
+pub const COMM_LEN: usize = 16;
+
+/// Record kinds (`Header::kind`).
+pub mod kind {
+    /// [`super::StateRecord`]: `sock:inet_sock_set_state` for a TCP socket.
+    pub const STATE: u8 = 1;
+    /// [`super::CallRecord`]: a `connect()` or `bind()` that failed (or a `bind()` that succeeded).
+    pub const CALL: u8 = 2;
+    /// [`super::TimeWaitRecord`]: a timewait socket's timer started, was cancelled, or expired.
+    pub const TIMEWAIT: u8 = 3;
+}
+
+/// `CallRecord::call`.
+pub mod call {
+    pub const CONNECT: u8 = 1;
+    pub const BIND: u8 = 2;
+}
+
+/// `TimeWaitRecord::op`.
+pub mod tw_op {
+    /// `timer:timer_start` on a timewait socket's timer: it entered (or re-armed) TIME_WAIT.
+    pub const START: u8 = 1;
+    /// `timer:timer_cancel`: the timer was removed before (or as) it fired.
+    pub const CANCEL: u8 = 2;
+    /// `timer:timer_expire_entry`: the 60 s ran out; the port is free.
+    pub const EXPIRE: u8 = 3;
+}
+
+/// Address families as the kernel numbers them.
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
+pub const IPPROTO_TCP: u16 = 6;
+
+/// Common header of every record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+    /// Inode number of the socket's network namespace (`net->ns.inum`); 0 when unreadable.
+    pub netns: u32,
+    /// Thread id of the task running when the event fired (not necessarily the owner).
+    pub pid: u32,
+    /// Process id (thread group id) of that task.
+    pub tgid: u32,
+    /// One of [`kind`].
+    pub kind: u8,
+    pub _pad: [u8; 3],
+    /// `comm` of that task, NUL-padded.
+    pub comm: [u8; COMM_LEN],
+}
+const _: () = assert!(size_of::<Header>() == 40);
+
+/// One TCP state transition (`sock:inet_sock_set_state`, protocol TCP only).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateRecord {
+    pub hdr: Header,
+    /// Kernel address of the `struct sock`: identifies the socket for its lifetime.
+    pub skaddr: u64,
+    /// Local address: IPv4 in the first 4 bytes when `family == AF_INET`, else IPv6.
+    pub saddr: [u8; 16],
+    /// Remote address, same layout.
+    pub daddr: [u8; 16],
+    /// Local port, host byte order (0 while `connect()` has not chosen one yet).
+    pub sport: u16,
+    /// Remote port, host byte order.
+    pub dport: u16,
+    pub family: u16,
+    /// Kernel TCP state numbers (`TCP_ESTABLISHED` = 1 … `TCP_NEW_SYN_RECV` = 12).
+    pub oldstate: u8,
+    pub newstate: u8,
+}
+const _: () = assert!(size_of::<StateRecord>() == 88);
+
+/// A `connect()` or `bind()` on an AF_INET/AF_INET6 address: failures, and successful binds.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallRecord {
+    pub hdr: Header,
+    /// The `struct sock` behind `fd`, resolved in the kernel; 0 when it could not be.
+    pub sk: u64,
+    /// Requested address from the caller's sockaddr, same layout as [`StateRecord::saddr`].
+    pub addr: [u8; 16],
+    /// Syscall return value: 0 or a negative errno.
+    pub ret: i32,
+    pub fd: i32,
+    /// Requested port, host byte order.
+    pub port: u16,
+    /// Requested family (sockaddr's `sa_family`).
+    pub family: u16,
+    /// One of [`call`].
+    pub call: u8,
+    pub _pad: u8,
+    /// For a successful `bind()`: the local port the socket holds now (host order); else 0.
+    pub bound_port: u16,
+}
+const _: () = assert!(size_of::<CallRecord>() == 80);
+
+/// A timewait socket's timer: the kernel's only trace of TIME_WAIT (see FACTS.md).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeWaitRecord {
+    pub hdr: Header,
+    /// Kernel address of the `struct inet_timewait_sock`.
+    pub tw: u64,
+    /// Local address/port of the 4-tuple the timewait socket holds.
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub family: u16,
+    /// One of [`tw_op`].
+    pub op: u8,
+    /// `tw_substate`: TCP_TIME_WAIT (6) or TCP_FIN_WAIT2 (5).
+    pub substate: u8,
+    /// Timer expiry minus now, in jiffies (signed: ≤ 0 on a cancel means the timer was due).
+    pub remaining_jiffies: i32,
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<TimeWaitRecord>() == 96);
+
+/// Largest record, for buffer sizing.
+pub const MAX_RECORD_SIZE: usize = 96;
+
+/// Field offsets in the classic syscall tracepoints' records, read from
+/// /sys/kernel/tracing/events/syscalls/sys_{enter,exit}_{connect,bind}/format on Linux 6.18
+/// (x86_64). Userspace checks them against the live format files before attaching.
+pub mod syscall_tp {
+    /// `field:int fd; offset:16; size:8; signed:0;`
+    pub const ENTER_FD: usize = 16;
+    /// `field:struct sockaddr * uservaddr` (connect) / `umyaddr` (bind): `offset:24; size:8;`
+    pub const ENTER_ADDR: usize = 24;
+    /// `field:int addrlen; offset:32; size:8; signed:0;`
+    pub const ENTER_ADDRLEN: usize = 32;
+    /// `field:long ret; offset:16; size:8; signed:1;` (sys_exit_*)
+    pub const EXIT_RET: usize = 16;
+}
+
+/// Names of the maps the eBPF object defines.
+pub mod maps {
+    /// The ring buffer every record goes through.
+    pub const EVENTS: &str = "EVENTS";
+    /// `PerCpuArray<u64>` of [`super::stat`] counters.
+    pub const STATS: &str = "STATS";
+}
+
+/// Slots of the per-CPU `STATS` array. Every record a program tries to emit counts once in a
+/// `*_SEEN` slot, and once more in the matching `*_LOST` slot if the ring buffer had no room, so
+/// `received + lost == seen` holds exactly once userspace has drained the ring.
+pub mod stat {
+    pub const STATE_SEEN: u32 = 0;
+    pub const STATE_LOST: u32 = 1;
+    pub const CALL_SEEN: u32 = 2;
+    pub const CALL_LOST: u32 = 3;
+    pub const TW_SEEN: u32 = 4;
+    pub const TW_LOST: u32 = 5;
+    /// `connect()`/`bind()` entries that could not be remembered until the syscall returned
+    /// (the per-thread table was full): a failure of such a call goes unreported.
+    pub const CALL_UNTRACKED: u32 = 6;
+    /// Kernel reads that failed (netns, timewait tuple, fd → socket).
+    pub const READ_FAILED: u32 = 7;
+    pub const COUNT: u32 = 8;
+}
+
+/// Names of the read-only globals that userspace fills in before load. Offsets come from the
+/// running kernel's BTF; a zero offset disables the read that needs it.
+pub mod globals {
+    /// `offsetof(struct sock_common, skc_net)`.
+    pub const OFF_SKC_NET: &str = "OFF_SKC_NET";
+    /// `offsetof(struct net, ns) + offsetof(struct ns_common, inum)`.
+    pub const OFF_NET_INUM: &str = "OFF_NET_INUM";
+    /// `sock_common` fields, used on timewait sockets (which start with a `sock_common`).
+    pub const OFF_SKC_DADDR: &str = "OFF_SKC_DADDR";
+    pub const OFF_SKC_RCV_SADDR: &str = "OFF_SKC_RCV_SADDR";
+    pub const OFF_SKC_DPORT: &str = "OFF_SKC_DPORT";
+    pub const OFF_SKC_NUM: &str = "OFF_SKC_NUM";
+    pub const OFF_SKC_FAMILY: &str = "OFF_SKC_FAMILY";
+    pub const OFF_SKC_V6_DADDR: &str = "OFF_SKC_V6_DADDR";
+    pub const OFF_SKC_V6_RCV_SADDR: &str = "OFF_SKC_V6_RCV_SADDR";
+    /// `offsetof(struct inet_sock, inet_sport)`: a full socket's local port (network order).
+    /// Unlike `skc_num`, it survives `inet_put_port()`, which runs before the transition to
+    /// CLOSE is traced (the classic tracepoint reads it too).
+    pub const OFF_INET_SPORT: &str = "OFF_INET_SPORT";
+    /// `offsetof(struct sock, sk_protocol)` (a plain `u16`, not a bitfield, since Linux 5.6).
+    pub const OFF_SK_PROTOCOL: &str = "OFF_SK_PROTOCOL";
+    /// `offsetof(struct inet_timewait_sock, tw_timer)`.
+    pub const OFF_TW_TIMER: &str = "OFF_TW_TIMER";
+    /// `offsetof(struct inet_timewait_sock, tw_substate)`.
+    pub const OFF_TW_SUBSTATE: &str = "OFF_TW_SUBSTATE";
+    /// `offsetof(struct timer_list, expires)` and `function`.
+    pub const OFF_TIMER_EXPIRES: &str = "OFF_TIMER_EXPIRES";
+    pub const OFF_TIMER_FUNCTION: &str = "OFF_TIMER_FUNCTION";
+    /// Address of `tw_timer_handler` (from /proc/kallsyms); 0 disables the timewait programs.
+    pub const TW_TIMER_HANDLER: &str = "TW_TIMER_HANDLER";
+    /// fd → socket: `task_struct.files`, `files_struct.fdt`, `fdtable.fd`, `fdtable.max_fds`,
+    /// `file.f_inode`, `inode.i_mode` (must be S_IFSOCK), `file.private_data` (the
+    /// `struct socket`), `socket.sk`. `OFF_TASK_FILES == 0` disables the walk.
+    pub const OFF_TASK_FILES: &str = "OFF_TASK_FILES";
+    pub const OFF_FILES_FDT: &str = "OFF_FILES_FDT";
+    pub const OFF_FDT_FD: &str = "OFF_FDT_FD";
+    pub const OFF_FDT_MAX_FDS: &str = "OFF_FDT_MAX_FDS";
+    pub const OFF_FILE_F_INODE: &str = "OFF_FILE_F_INODE";
+    pub const OFF_INODE_I_MODE: &str = "OFF_INODE_I_MODE";
+    pub const OFF_FILE_PRIVATE_DATA: &str = "OFF_FILE_PRIVATE_DATA";
+    pub const OFF_SOCKET_SK: &str = "OFF_SOCKET_SK";
+    /// The caller's network namespace when its socket is unknown: `task_struct.nsproxy`,
+    /// `nsproxy.net_ns`.
+    pub const OFF_TASK_NSPROXY: &str = "OFF_TASK_NSPROXY";
+    pub const OFF_NSPROXY_NET_NS: &str = "OFF_NSPROXY_NET_NS";
+}
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: plain-old-data: repr(C), only integers and byte arrays, no implicit padding
+    // (each struct's size is asserted above and every gap is an explicit `_pad` field).
+    unsafe impl aya::Pod for super::Header {}
+    unsafe impl aya::Pod for super::StateRecord {}
+    unsafe impl aya::Pod for super::CallRecord {}
+    unsafe impl aya::Pod for super::TimeWaitRecord {}
+}

@@ -1,0 +1,48 @@
+//! The ring buffer, the per-CPU counters, and the header every record starts with.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    macros::map,
+    maps::{PerCpuArray, RingBuf},
+};
+use portwatch_common::{COMM_LEN, Header, stat};
+
+/// 4 MiB by default; userspace may resize it before load (`--ring-size`).
+#[map(name = "EVENTS")]
+static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
+
+#[map(name = "STATS")]
+static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
+
+/// Adds one to a `stat` slot of this CPU.
+#[inline(always)]
+pub fn bump(slot: u32) {
+    if let Some(p) = STATS.get_ptr_mut(slot) {
+        // Per-CPU slot, and a BPF program is not preempted by itself on one CPU.
+        unsafe { *p += 1 };
+    }
+}
+
+/// The header for a record of `kind`, stamped now, with the current task.
+#[inline(always)]
+pub fn header(kind: u8, netns: u32) -> Header {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    Header {
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        netns,
+        pid: pid_tgid as u32,
+        tgid: (pid_tgid >> 32) as u32,
+        kind,
+        _pad: [0; 3],
+        comm: bpf_get_current_comm().unwrap_or([0; COMM_LEN]),
+    }
+}
+
+/// Writes `record` into the ring buffer; counts it lost if there was no room. The caller has
+/// already counted it seen.
+#[inline(always)]
+pub fn output<T>(record: &T, lost_slot: u32) {
+    if EVENTS.output::<T>(record, 0).is_err() {
+        bump(lost_slot);
+    }
+}

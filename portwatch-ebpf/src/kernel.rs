@@ -1,0 +1,200 @@
+//! Struct offsets and kernel addresses that userspace reads from the running kernel (BTF,
+//! /proc/kallsyms) and writes into these read-only globals before load, and the reads that
+//! use them. Nothing here is hard-coded for one kernel.
+
+use aya_ebpf::helpers::{bpf_probe_read_kernel, generated::bpf_get_current_task};
+use portwatch_common::{AF_INET, AF_INET6, stat};
+
+use crate::emit::bump;
+
+macro_rules! globals {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[unsafe(no_mangle)]
+            static $name: u64 = 0;
+        )*
+        /// Reads of the globals: volatile so that the compiler does not fold the zero that
+        /// the object file holds before userspace fills them in.
+        #[allow(non_snake_case)]
+        pub mod off {
+            $(
+                #[inline(always)]
+                pub fn $name() -> u64 {
+                    unsafe { core::ptr::read_volatile(&raw const super::$name) }
+                }
+            )*
+        }
+    };
+}
+
+globals!(
+    OFF_SKC_NET,
+    OFF_NET_INUM,
+    OFF_SKC_DADDR,
+    OFF_SKC_RCV_SADDR,
+    OFF_SKC_DPORT,
+    OFF_SKC_NUM,
+    OFF_SKC_FAMILY,
+    OFF_SKC_V6_DADDR,
+    OFF_SKC_V6_RCV_SADDR,
+    OFF_SK_PROTOCOL,
+    OFF_INET_SPORT,
+    OFF_TW_TIMER,
+    OFF_TW_SUBSTATE,
+    OFF_TIMER_EXPIRES,
+    OFF_TIMER_FUNCTION,
+    TW_TIMER_HANDLER,
+    OFF_TASK_FILES,
+    OFF_FILES_FDT,
+    OFF_FDT_FD,
+    OFF_FDT_MAX_FDS,
+    OFF_FILE_F_INODE,
+    OFF_INODE_I_MODE,
+    OFF_FILE_PRIVATE_DATA,
+    OFF_SOCKET_SK,
+    OFF_TASK_NSPROXY,
+    OFF_NSPROXY_NET_NS,
+);
+
+/// Reads a `T` at a kernel address; a failure counts in `stat::READ_FAILED`.
+#[inline(always)]
+pub fn read<T>(addr: u64) -> Result<T, ()> {
+    match unsafe { bpf_probe_read_kernel(addr as *const T) } {
+        Ok(v) => Ok(v),
+        Err(_) => {
+            bump(stat::READ_FAILED);
+            Err(())
+        }
+    }
+}
+
+/// Inode number of the network namespace of a `struct sock_common` (a socket or a timewait
+/// socket); 0 when unknown.
+#[inline(always)]
+pub fn netns_of(skc: u64) -> u32 {
+    let off_net = off::OFF_SKC_NET();
+    if off_net == 0 || skc == 0 {
+        return 0;
+    }
+    match read::<u64>(skc + off_net) {
+        Ok(net) if net != 0 => read::<u32>(net + off::OFF_NET_INUM()).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Inode number of the current task's network namespace; 0 when unknown.
+#[inline(always)]
+pub fn current_netns() -> u32 {
+    let off_nsproxy = off::OFF_TASK_NSPROXY();
+    if off_nsproxy == 0 {
+        return 0;
+    }
+    let task = unsafe { bpf_get_current_task() };
+    let Ok(nsproxy) = read::<u64>(task + off_nsproxy) else {
+        return 0;
+    };
+    if nsproxy == 0 {
+        return 0;
+    }
+    match read::<u64>(nsproxy + off::OFF_NSPROXY_NET_NS()) {
+        Ok(net) if net != 0 => read::<u32>(net + off::OFF_NET_INUM()).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// A connection's addresses as a `sock_common` holds them.
+pub struct Tuple {
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub family: u16,
+}
+
+#[inline(always)]
+fn v4(a: [u8; 4]) -> [u8; 16] {
+    [a[0], a[1], a[2], a[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+}
+
+/// Which field holds the local port.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum LocalPort {
+    /// A full socket: `inet_sock.inet_sport` (network order), kept through CLOSE.
+    InetSport,
+    /// A timewait socket: `sock_common.skc_num` (host order).
+    SkcNum,
+}
+
+/// Reads the 4-tuple of a `struct sock_common` (the start of every `struct sock` and
+/// `struct inet_timewait_sock`). Fails for families other than AF_INET/AF_INET6.
+#[inline(always)]
+pub fn read_tuple(skc: u64, local_port: LocalPort) -> Result<Tuple, ()> {
+    let family: u16 = read(skc + off::OFF_SKC_FAMILY())?;
+    let (saddr, daddr) = if family == AF_INET {
+        (
+            v4(read(skc + off::OFF_SKC_RCV_SADDR())?),
+            v4(read(skc + off::OFF_SKC_DADDR())?),
+        )
+    } else if family == AF_INET6 {
+        (
+            read(skc + off::OFF_SKC_V6_RCV_SADDR())?,
+            read(skc + off::OFF_SKC_V6_DADDR())?,
+        )
+    } else {
+        return Err(());
+    };
+    let sport = match local_port {
+        LocalPort::InetSport => u16::from_be(read(skc + off::OFF_INET_SPORT())?),
+        LocalPort::SkcNum => read(skc + off::OFF_SKC_NUM())?,
+    };
+    let dport: u16 = read(skc + off::OFF_SKC_DPORT())?;
+    Ok(Tuple {
+        saddr,
+        daddr,
+        sport,
+        dport: u16::from_be(dport),
+        family,
+    })
+}
+
+/// The `struct sock` behind the current task's file descriptor `fd`, or 0 when `fd` is not a
+/// socket, the walk is disabled (`OFF_TASK_FILES == 0`) or a read fails.
+#[inline(always)]
+pub fn sock_of_fd(fd: i32) -> u64 {
+    if off::OFF_TASK_FILES() == 0 || fd < 0 {
+        return 0;
+    }
+    sock_of_fd_inner(fd as u64).unwrap_or(0)
+}
+
+const S_IFMT: u16 = 0o170000;
+const S_IFSOCK: u16 = 0o140000;
+
+#[inline(always)]
+fn sock_of_fd_inner(fd: u64) -> Result<u64, ()> {
+    let task = unsafe { bpf_get_current_task() };
+    let files: u64 = read(task + off::OFF_TASK_FILES())?;
+    let fdt: u64 = read(files + off::OFF_FILES_FDT())?;
+    let max_fds: u32 = read(fdt + off::OFF_FDT_MAX_FDS())?;
+    if fd >= max_fds as u64 {
+        return Err(());
+    }
+    let fd_array: u64 = read(fdt + off::OFF_FDT_FD())?;
+    let file: u64 = read(fd_array + fd * 8)?;
+    if file == 0 {
+        return Err(());
+    }
+    let inode: u64 = read(file + off::OFF_FILE_F_INODE())?;
+    let mode: u16 = read(inode + off::OFF_INODE_I_MODE())?;
+    if mode & S_IFMT != S_IFSOCK {
+        return Err(());
+    }
+    let socket: u64 = read(file + off::OFF_FILE_PRIVATE_DATA())?;
+    read(socket + off::OFF_SOCKET_SK())
+}
+
+/// `sk->sk_protocol`, or 0 when unreadable.
+#[inline(always)]
+pub fn protocol_of(sk: u64) -> u16 {
+    read::<u16>(sk + off::OFF_SK_PROTOCOL()).unwrap_or(0)
+}

@@ -1,0 +1,50 @@
+//! `tp_btf/inet_sock_set_state`: every `tcp_set_state()` (and `inet_sk_set_state()`), with
+//! the raw arguments `(const struct sock *sk, int oldstate, int newstate)`
+//! (`btf_trace_inet_sock_set_state` in /sys/kernel/btf/vmlinux). A BTF tracepoint rather than
+//! the classic `sock/inet_sock_set_state`: no trace record is built for it, and it is only
+//! skipped when it would recurse into itself on one CPU (counted by the kernel in the
+//! program's `recursion_misses`, which userspace reports as lost), not whenever any other
+//! tracing program happens to run there.
+
+use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
+use portwatch_common::{IPPROTO_TCP, StateRecord, kind, stat};
+
+use crate::{
+    emit::{bump, header, output},
+    kernel::{LocalPort, netns_of, protocol_of, read_tuple},
+};
+
+#[btf_tracepoint(function = "inet_sock_set_state")]
+pub fn inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
+    try_inet_sock_set_state(&ctx);
+    0
+}
+
+#[inline(always)]
+fn try_inet_sock_set_state(ctx: &BtfTracePointContext) {
+    let sk: u64 = ctx.arg(0);
+    // TCP only: MPTCP's own socket and anything else that uses inet_sk_set_state stay out.
+    if protocol_of(sk) != IPPROTO_TCP {
+        return;
+    }
+    bump(stat::STATE_SEEN);
+    let oldstate: i32 = ctx.arg(1);
+    let newstate: i32 = ctx.arg(2);
+    let Ok(t) = read_tuple(sk, LocalPort::InetSport) else {
+        // Counted seen, so it must count as lost: the accounting stays exact.
+        bump(stat::STATE_LOST);
+        return;
+    };
+    let record = StateRecord {
+        hdr: header(kind::STATE, netns_of(sk)),
+        skaddr: sk,
+        saddr: t.saddr,
+        daddr: t.daddr,
+        sport: t.sport,
+        dport: t.dport,
+        family: t.family,
+        oldstate: oldstate as u8,
+        newstate: newstate as u8,
+    };
+    output(&record, stat::STATE_LOST);
+}

@@ -1,0 +1,92 @@
+//! TIME_WAIT, which `inet_sock_set_state` never shows (FACTS.md): the active closer's socket
+//! goes to CLOSE and a separate `struct inet_timewait_sock` holds the 4-tuple, with a timer
+//! whose callback is `tw_timer_handler`. Its timer tells the whole story:
+//!
+//! - `timer_start`  on it: the timewait socket was scheduled (entered TIME_WAIT or FIN_WAIT2
+//!   substate) or re-armed;
+//! - `timer_cancel` on it: removed before it fired (reuse by `tcp_tw_reuse`, an RST or SYN
+//!   in TIME_WAIT, namespace teardown) — and also just before it fires, or before a re-arm;
+//!   `remaining_jiffies` tells these apart;
+//! - `timer_expire_entry` on it: 60 s are over, the port is free.
+//!
+//! BTF tracepoints with raw arguments (`btf_trace_timer_start(timer, bucket_expiry)`,
+//! `btf_trace_timer_cancel(timer)`, `btf_trace_timer_expire_entry(timer, baseclk)`). Every
+//! timer in the system passes through these programs, so the first thing each does is the
+//! cheapest possible test that this timer is a timewait socket's.
+
+use aya_ebpf::{
+    helpers::generated::bpf_jiffies64, macros::btf_tracepoint, programs::BtfTracePointContext,
+};
+use portwatch_common::{TimeWaitRecord, kind, stat, tw_op};
+
+use crate::{
+    emit::{bump, header, output},
+    kernel::{LocalPort, netns_of, off, read, read_tuple},
+};
+
+/// The timer's callback, or 0 when the timewait programs are disabled / unreadable.
+#[inline(always)]
+fn is_tw_timer(timer: u64) -> bool {
+    let handler = off::TW_TIMER_HANDLER();
+    handler != 0 && read::<u64>(timer + off::OFF_TIMER_FUNCTION()) == Ok(handler)
+}
+
+#[inline(always)]
+fn emit(timer: u64, op: u8) {
+    bump(stat::TW_SEEN);
+    let tw = timer - off::OFF_TW_TIMER();
+    let remaining = match read::<u64>(timer + off::OFF_TIMER_EXPIRES()) {
+        Ok(expires) if op != tw_op::EXPIRE => {
+            expires.wrapping_sub(unsafe { bpf_jiffies64() }) as i64 as i32
+        }
+        _ => 0,
+    };
+    let (Ok(t), Ok(substate)) = (
+        read_tuple(tw, LocalPort::SkcNum),
+        read::<u8>(tw + off::OFF_TW_SUBSTATE()),
+    ) else {
+        bump(stat::TW_LOST);
+        return;
+    };
+    let record = TimeWaitRecord {
+        hdr: header(kind::TIMEWAIT, netns_of(tw)),
+        tw,
+        saddr: t.saddr,
+        daddr: t.daddr,
+        sport: t.sport,
+        dport: t.dport,
+        family: t.family,
+        op,
+        substate,
+        remaining_jiffies: remaining,
+        _pad: 0,
+    };
+    output(&record, stat::TW_LOST);
+}
+
+#[btf_tracepoint(function = "timer_start")]
+pub fn timer_start(ctx: BtfTracePointContext) -> i32 {
+    let timer: u64 = ctx.arg(0);
+    if is_tw_timer(timer) {
+        emit(timer, tw_op::START);
+    }
+    0
+}
+
+#[btf_tracepoint(function = "timer_cancel")]
+pub fn timer_cancel(ctx: BtfTracePointContext) -> i32 {
+    let timer: u64 = ctx.arg(0);
+    if is_tw_timer(timer) {
+        emit(timer, tw_op::CANCEL);
+    }
+    0
+}
+
+#[btf_tracepoint(function = "timer_expire_entry")]
+pub fn timer_expire_entry(ctx: BtfTracePointContext) -> i32 {
+    let timer: u64 = ctx.arg(0);
+    if is_tw_timer(timer) {
+        emit(timer, tw_op::EXPIRE);
+    }
+    0
+}

@@ -1,0 +1,73 @@
+//! One module per subcommand, each with `Args` and `run(args)`.
+
+pub mod check;
+pub mod events;
+
+use std::time::Duration;
+
+use portwatch::collect::{self, Options};
+
+/// Tracing options shared by every subcommand that traces.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TraceArgs {
+    /// Ring buffer size (bytes; K/M suffixes allowed): a power of two. Larger rides out longer
+    /// bursts; when it fills, the kernel counts the events it drops and portwatch reports them.
+    #[arg(long, value_name = "BYTES", default_value = "4M", value_parser = parse_size)]
+    pub ring_size: u32,
+    /// Do not track TIME_WAIT through the timewait timers (saves a filter on every kernel
+    /// timer; TIME_WAIT then only shows in sock_diag snapshots).
+    #[arg(long)]
+    pub no_timewait: bool,
+    /// Do not trace connect()/bind() (no EADDRNOTAVAIL/EADDRINUSE reports).
+    #[arg(long)]
+    pub no_calls: bool,
+}
+
+impl TraceArgs {
+    pub fn options(&self) -> Options {
+        Options {
+            ring_bytes: self.ring_size,
+            timewait: !self.no_timewait,
+            calls: !self.no_calls,
+        }
+    }
+}
+
+/// "4M", "512K", "65536".
+pub fn parse_size(s: &str) -> Result<u32, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&s[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&s[..i], 1u64 << 20),
+        Some((i, 'G' | 'g')) => (&s[..i], 1u64 << 30),
+        _ => (s, 1),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size like 4M or 65536"))?;
+    let bytes = u32::try_from(n * mult).map_err(|_| format!("`{s}` is too large"))?;
+    collect::check_ring_bytes(bytes)?;
+    Ok(bytes)
+}
+
+/// "10s", "2m", "1h30m".
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e} (e.g. 10s, 2m)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4M"), Ok(4 << 20));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("8192"), Ok(8192));
+        assert!(parse_size("3M").is_err());
+        assert!(parse_size("100").is_err());
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("8G").is_err());
+    }
+}

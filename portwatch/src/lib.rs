@@ -1,0 +1,8 @@
+//! portwatch: who is exhausting ephemeral ports, and why.
+//!
+//! One event stream, one pure model, many views:
+//! `collect` (kernel → typed [`event::Event`]s) feeds everything else.
+
+pub mod collect;
+pub mod event;
+pub mod privileges;

@@ -57,13 +57,16 @@ pub struct Header {
     pub pid: u32,
     /// Process id (thread group id) of that task.
     pub tgid: u32,
+    /// Process id of that task's parent (`real_parent->tgid`); 0 when unknown. Groups
+    /// short-lived processes (a `curl` loop) under the parent that starts them.
+    pub ppid: u32,
     /// One of [`kind`].
     pub kind: u8,
-    pub _pad: [u8; 3],
+    pub _pad: [u8; 7],
     /// `comm` of that task, NUL-padded.
     pub comm: [u8; COMM_LEN],
 }
-const _: () = assert!(size_of::<Header>() == 40);
+const _: () = assert!(size_of::<Header>() == 48);
 
 /// One TCP state transition (`sock:inet_sock_set_state`, protocol TCP only).
 #[repr(C)]
@@ -85,7 +88,7 @@ pub struct StateRecord {
     pub oldstate: u8,
     pub newstate: u8,
 }
-const _: () = assert!(size_of::<StateRecord>() == 88);
+const _: () = assert!(size_of::<StateRecord>() == 96);
 
 /// A `connect()` or `bind()` on an AF_INET/AF_INET6 address: failures, and successful binds.
 #[repr(C)]
@@ -109,7 +112,7 @@ pub struct CallRecord {
     /// For a successful `bind()`: the local port the socket holds now (host order); else 0.
     pub bound_port: u16,
 }
-const _: () = assert!(size_of::<CallRecord>() == 80);
+const _: () = assert!(size_of::<CallRecord>() == 88);
 
 /// A timewait socket's timer: the kernel's only trace of TIME_WAIT (see FACTS.md).
 #[repr(C)]
@@ -132,10 +135,10 @@ pub struct TimeWaitRecord {
     pub remaining_jiffies: i32,
     pub _pad: u32,
 }
-const _: () = assert!(size_of::<TimeWaitRecord>() == 96);
+const _: () = assert!(size_of::<TimeWaitRecord>() == 104);
 
 /// Largest record, for buffer sizing.
-pub const MAX_RECORD_SIZE: usize = 96;
+pub const MAX_RECORD_SIZE: usize = 104;
 
 /// Field offsets in the classic syscall tracepoints' records, read from
 /// /sys/kernel/tracing/events/syscalls/sys_{enter,exit}_{connect,bind}/format on Linux 6.18
@@ -222,6 +225,9 @@ pub mod globals {
     /// `nsproxy.net_ns`.
     pub const OFF_TASK_NSPROXY: &str = "OFF_TASK_NSPROXY";
     pub const OFF_NSPROXY_NET_NS: &str = "OFF_NSPROXY_NET_NS";
+    /// The current task's parent process: `task_struct.real_parent`, `task_struct.tgid`.
+    pub const OFF_TASK_REAL_PARENT: &str = "OFF_TASK_REAL_PARENT";
+    pub const OFF_TASK_TGID: &str = "OFF_TASK_TGID";
 }
 
 #[cfg(feature = "user")]

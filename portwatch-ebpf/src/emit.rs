@@ -7,6 +7,8 @@ use aya_ebpf::{
 };
 use portwatch_common::{COMM_LEN, Header, stat};
 
+use crate::kernel::current_ppid;
+
 /// 4 MiB by default; userspace may resize it before load (`--ring-size`).
 #[map(name = "EVENTS")]
 static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
@@ -32,8 +34,9 @@ pub fn header(kind: u8, netns: u32) -> Header {
         netns,
         pid: pid_tgid as u32,
         tgid: (pid_tgid >> 32) as u32,
+        ppid: current_ppid(),
         kind,
-        _pad: [0; 3],
+        _pad: [0; 7],
         comm: bpf_get_current_comm().unwrap_or([0; COMM_LEN]),
     }
 }

@@ -54,6 +54,8 @@ globals!(
     OFF_SOCKET_SK,
     OFF_TASK_NSPROXY,
     OFF_NSPROXY_NET_NS,
+    OFF_TASK_REAL_PARENT,
+    OFF_TASK_TGID,
 );
 
 /// Reads a `T` at a kernel address; a failure counts in `stat::READ_FAILED`.
@@ -98,6 +100,20 @@ pub fn current_netns() -> u32 {
     }
     match read::<u64>(nsproxy + off::OFF_NSPROXY_NET_NS()) {
         Ok(net) if net != 0 => read::<u32>(net + off::OFF_NET_INUM()).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Process id of the current task's parent; 0 when unknown.
+#[inline(always)]
+pub fn current_ppid() -> u32 {
+    let off_parent = off::OFF_TASK_REAL_PARENT();
+    if off_parent == 0 {
+        return 0;
+    }
+    let task = unsafe { bpf_get_current_task() };
+    match read::<u64>(task + off_parent) {
+        Ok(parent) if parent != 0 => read::<u32>(parent + off::OFF_TASK_TGID()).unwrap_or(0),
         _ => 0,
     }
 }

@@ -130,6 +130,8 @@ pub struct Task {
     pub pid: u32,
     /// Thread id.
     pub tid: u32,
+    /// Parent's process id, 0 if unknown.
+    pub ppid: u32,
     pub comm: Comm,
 }
 

@@ -64,6 +64,7 @@ fn task(h: &Header) -> Task {
     Task {
         pid: h.tgid,
         tid: h.pid,
+        ppid: h.ppid,
         comm: Comm(h.comm),
     }
 }
@@ -147,8 +148,9 @@ pub fn encode(event: &Event) -> Vec<u8> {
         netns: event.netns,
         pid: event.task.tid,
         tgid: event.task.pid,
+        ppid: event.task.ppid,
         kind: k,
-        _pad: [0; 3],
+        _pad: [0; 7],
         comm: event.task.comm.0,
     };
     match &event.kind {
@@ -217,6 +219,7 @@ mod tests {
         Task {
             pid: 4242,
             tid: 4243,
+            ppid: 1,
             comm: Comm::new("curl"),
         }
     }

@@ -49,6 +49,11 @@ const NETNS: &[Want] = &[
     (g::OFF_NSPROXY_NET_NS, "nsproxy", "net_ns", 8),
 ];
 
+const PARENT: &[Want] = &[
+    (g::OFF_TASK_REAL_PARENT, "task_struct", "real_parent", 8),
+    (g::OFF_TASK_TGID, "task_struct", "tgid", 4),
+];
+
 const TIMEWAIT: &[Want] = &[
     (g::OFF_TW_TIMER, "inet_timewait_sock", "tw_timer", 40),
     (g::OFF_TW_SUBSTATE, "inet_timewait_sock", "tw_substate", 1),
@@ -136,6 +141,8 @@ impl Layout {
             Err(e) => Err(e.to_string()),
         };
         let netns = optional(NETNS);
+        // Without it every ppid is 0; nothing else depends on it.
+        let _ = optional(PARENT);
         let fd_to_sock = optional(FD_TO_SOCK);
         let mut timewait = optional(TIMEWAIT);
         if timewait.is_ok() {

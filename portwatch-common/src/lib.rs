@@ -183,6 +183,9 @@ pub mod stat {
 /// Names of the read-only globals that userspace fills in before load. Offsets come from the
 /// running kernel's BTF; a zero offset disables the read that needs it.
 pub mod globals {
+    /// Only events of this network namespace (inode number); 0 = every namespace. Filtered
+    /// before anything is counted, so the counters then describe this namespace alone.
+    pub const FILTER_NETNS: &str = "FILTER_NETNS";
     /// `offsetof(struct sock_common, skc_net)`.
     pub const OFF_SKC_NET: &str = "OFF_SKC_NET";
     /// `offsetof(struct net, ns) + offsetof(struct ns_common, inum)`.

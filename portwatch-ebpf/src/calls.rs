@@ -20,7 +20,7 @@ use portwatch_common::{
 
 use crate::{
     emit::{bump, header, output},
-    kernel::{current_netns, netns_of, off, protocol_of, read, sock_of_fd},
+    kernel::{current_netns, netns_of, off, protocol_of, read, sock_of_fd, wanted},
 };
 
 const EINPROGRESS: i64 = 115;
@@ -115,16 +115,19 @@ fn report_call(which: u8, ret: i64, p: Pending) {
     if sk == 0 && ret == 0 {
         return;
     }
+    let netns = if sk != 0 {
+        netns_of(sk)
+    } else {
+        current_netns()
+    };
+    if !wanted(netns) {
+        return;
+    }
     bump(stat::CALL_SEEN);
     let bound_port = if which == call::BIND && ret == 0 {
         read::<u16>(sk + off::OFF_SKC_NUM()).unwrap_or(0)
     } else {
         0
-    };
-    let netns = if sk != 0 {
-        netns_of(sk)
-    } else {
-        current_netns()
     };
     let record = CallRecord {
         hdr: header(kind::CALL, netns),

@@ -28,6 +28,7 @@ macro_rules! globals {
 }
 
 globals!(
+    FILTER_NETNS,
     OFF_SKC_NET,
     OFF_NET_INUM,
     OFF_SKC_DADDR,
@@ -82,6 +83,13 @@ pub fn netns_of(skc: u64) -> u32 {
         Ok(net) if net != 0 => read::<u32>(net + off::OFF_NET_INUM()).unwrap_or(0),
         _ => 0,
     }
+}
+
+/// Whether events of namespace `netns` are wanted (`FILTER_NETNS`, 0 = all).
+#[inline(always)]
+pub fn wanted(netns: u32) -> bool {
+    let filter = off::FILTER_NETNS();
+    filter == 0 || filter == netns as u64
 }
 
 /// Inode number of the current task's network namespace; 0 when unknown.

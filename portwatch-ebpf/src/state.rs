@@ -11,7 +11,7 @@ use portwatch_common::{IPPROTO_TCP, StateRecord, kind, stat};
 
 use crate::{
     emit::{bump, header, output},
-    kernel::{LocalPort, netns_of, protocol_of, read_tuple},
+    kernel::{LocalPort, netns_of, protocol_of, read_tuple, wanted},
 };
 
 #[btf_tracepoint(function = "inet_sock_set_state")]
@@ -27,6 +27,10 @@ fn try_inet_sock_set_state(ctx: &BtfTracePointContext) {
     if protocol_of(sk) != IPPROTO_TCP {
         return;
     }
+    let netns = netns_of(sk);
+    if !wanted(netns) {
+        return;
+    }
     bump(stat::STATE_SEEN);
     let oldstate: i32 = ctx.arg(1);
     let newstate: i32 = ctx.arg(2);
@@ -36,7 +40,7 @@ fn try_inet_sock_set_state(ctx: &BtfTracePointContext) {
         return;
     };
     let record = StateRecord {
-        hdr: header(kind::STATE, netns_of(sk)),
+        hdr: header(kind::STATE, netns),
         skaddr: sk,
         saddr: t.saddr,
         daddr: t.daddr,

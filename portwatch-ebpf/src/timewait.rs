@@ -21,7 +21,7 @@ use portwatch_common::{TimeWaitRecord, kind, stat, tw_op};
 
 use crate::{
     emit::{bump, header, output},
-    kernel::{LocalPort, netns_of, off, read, read_tuple},
+    kernel::{LocalPort, netns_of, off, read, read_tuple, wanted},
 };
 
 /// The timer's callback, or 0 when the timewait programs are disabled / unreadable.
@@ -33,8 +33,12 @@ fn is_tw_timer(timer: u64) -> bool {
 
 #[inline(always)]
 fn emit(timer: u64, op: u8) {
-    bump(stat::TW_SEEN);
     let tw = timer - off::OFF_TW_TIMER();
+    let netns = netns_of(tw);
+    if !wanted(netns) {
+        return;
+    }
+    bump(stat::TW_SEEN);
     let remaining = match read::<u64>(timer + off::OFF_TIMER_EXPIRES()) {
         Ok(expires) if op != tw_op::EXPIRE => {
             expires.wrapping_sub(unsafe { bpf_jiffies64() }) as i64 as i32
@@ -49,7 +53,7 @@ fn emit(timer: u64, op: u8) {
         return;
     };
     let record = TimeWaitRecord {
-        hdr: header(kind::TIMEWAIT, netns_of(tw)),
+        hdr: header(kind::TIMEWAIT, netns),
         tw,
         saddr: t.saddr,
         daddr: t.daddr,

@@ -44,7 +44,8 @@ pub struct Args {
     /// Only events whose local or remote port is N.
     #[arg(long, value_name = "N")]
     port: Option<u16>,
-    /// Only events in this network namespace (inode number, as in `ls -lL /proc/PID/ns/net`).
+    /// Only events in this network namespace (inode number, as in `ls -lL /proc/PID/ns/net`);
+    /// filtered in the kernel, so the lost-event counts then concern this namespace alone.
     #[arg(long, value_name = "INODE")]
     netns: Option<u32>,
     /// Stop after this long (e.g. 10s, 2m); default: until Ctrl-C or SIGTERM.
@@ -76,7 +77,9 @@ pub fn warn_degraded(attached: &[Attach]) {
 }
 
 async fn stream(args: Args) -> anyhow::Result<ExitCode> {
-    let mut collector = Collector::start(&args.trace.options())?;
+    let mut opts = args.trace.options();
+    opts.netns = args.netns;
+    let mut collector = Collector::start(&opts)?;
     warn_degraded(collector.attached());
     let offset = monotonic_to_realtime_offset_ns();
     let mut sigterm = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
@@ -164,15 +167,18 @@ fn wall_time(ts_ns: u64, offset: i128) -> SystemTime {
 pub fn summary(c: &Counters) -> String {
     format!(
         "portwatch: {} events received, {} lost (ring full or unreadable: state {}, call {}, \
-         timewait {}; skipped program runs {}; untracked calls {}; undecodable {})",
+         timewait {}; skipped program runs: state {}, calls {}; untracked calls {}; \
+         undecodable {}); timer program runs skipped (mostly unrelated timers): {}",
         c.received_total(),
         c.lost_total(),
         c.state.lost,
         c.call.lost,
         c.timewait.lost,
-        c.recursion_misses,
+        c.skipped.state,
+        c.skipped.calls,
         c.untracked_calls,
-        c.decode_errors
+        c.decode_errors,
+        c.skipped.timers
     )
 }
 

@@ -29,6 +29,7 @@ impl TraceArgs {
             ring_bytes: self.ring_size,
             timewait: !self.no_timewait,
             calls: !self.no_calls,
+            netns: None,
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct Options {
     pub timewait: bool,
     /// Trace connect()/bind() failures and binds.
     pub calls: bool,
+    /// Only this network namespace (inode number), filtered in the kernel before counting.
+    pub netns: Option<u32>,
 }
 
 impl Default for Options {
@@ -54,6 +56,7 @@ impl Default for Options {
             ring_bytes: DEFAULT_RING_BYTES,
             timewait: true,
             calls: true,
+            netns: None,
         }
     }
 }
@@ -92,9 +95,9 @@ pub struct Counters {
     pub timewait: KindCounters,
     /// Records that arrived but did not decode (a bug: reported, never silent).
     pub decode_errors: u64,
-    /// Program runs the kernel skipped because one of ours was already running on that CPU.
-    /// Their events never existed, so they are lost too.
-    pub recursion_misses: u64,
+    /// Program runs the kernel skipped because the program was already running on that CPU
+    /// (`recursion_misses`). Their events never existed, so they are lost too.
+    pub skipped: progs::Skipped,
     /// connect()/bind() calls whose arguments could not be remembered until they returned.
     pub untracked_calls: u64,
     /// Kernel memory reads that failed.
@@ -116,7 +119,8 @@ impl Counters {
             + self.call.lost
             + self.timewait.lost
             + self.decode_errors
-            + self.recursion_misses
+            + self.skipped.state
+            + self.skipped.calls
             + self.untracked_calls
     }
 
@@ -131,8 +135,8 @@ pub struct Collector {
     stats: PerCpuArray<MapData, u64>,
     attached: Vec<Attach>,
     tally: Tally,
-    /// recursion_misses read just before the programs were unloaded.
-    final_misses: Option<u64>,
+    /// Skipped runs read just before the programs were unloaded.
+    final_skipped: Option<progs::Skipped>,
 }
 
 /// What userspace received and failed to decode, per kind.
@@ -192,6 +196,8 @@ impl Collector {
         for (name, value) in &layout.globals {
             loader.override_global(name, value, true);
         }
+        let filter = opts.netns.unwrap_or(0) as u64;
+        loader.override_global(portwatch_common::globals::FILTER_NETNS, &filter, true);
         let mut ebpf = loader.load(EBPF_OBJECT).context("load the eBPF object")?;
 
         let attached = progs::attach_all(&mut ebpf, &btf, &layout, opts, tracefs.as_deref());
@@ -221,7 +227,7 @@ impl Collector {
             stats,
             attached,
             tally: Tally::default(),
-            final_misses: None,
+            final_skipped: None,
         })
     }
 
@@ -256,10 +262,10 @@ impl Collector {
     /// Detaches every program, so that the counters stop moving; drain afterwards to receive
     /// the last records. Idempotent.
     pub fn stop(&mut self) {
-        if self.final_misses.is_some() {
+        if self.final_skipped.is_some() {
             return;
         }
-        self.final_misses = Some(progs::recursion_misses(&self.ebpf, &self.attached));
+        self.final_skipped = Some(progs::skipped(&self.ebpf, &self.attached));
         progs::unload_all(&mut self.ebpf, &self.attached);
     }
 
@@ -280,9 +286,9 @@ impl Collector {
             call: k(stat::CALL_SEEN, stat::CALL_LOST, 1),
             timewait: k(stat::TW_SEEN, stat::TW_LOST, 2),
             decode_errors: self.tally.decode_errors,
-            recursion_misses: self
-                .final_misses
-                .unwrap_or_else(|| progs::recursion_misses(&self.ebpf, &self.attached)),
+            skipped: self
+                .final_skipped
+                .unwrap_or_else(|| progs::skipped(&self.ebpf, &self.attached)),
             untracked_calls: sums[stat::CALL_UNTRACKED as usize],
             read_failed: sums[stat::READ_FAILED as usize],
         }

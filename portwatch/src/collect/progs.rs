@@ -212,18 +212,32 @@ pub fn unload_all(ebpf: &mut Ebpf, attached: &[Attach]) {
     }
 }
 
-/// `bpf_prog_info.recursion_misses` summed over the attached programs: runs the kernel skipped
-/// because the same program (tp_btf) or any tracing program (classic tracepoints) was already
-/// running on that CPU.
-pub fn recursion_misses(ebpf: &Ebpf, attached: &[Attach]) -> u64 {
-    attached
-        .iter()
-        .filter(|a| a.result.is_ok())
-        .filter_map(|a| ebpf.program(a.hook.program()))
-        .filter_map(|p| p.fd().ok())
-        .filter_map(|fd| prog_info(fd.as_fd().as_raw_fd()))
-        .map(|info| info.recursion_misses)
-        .sum()
+/// `bpf_prog_info.recursion_misses` per group: runs the kernel skipped because the program
+/// (tp_btf) or any tracing program (classic tracepoints) was already running on that CPU.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Skipped {
+    /// Transitions never traced: lost events.
+    pub state: u64,
+    /// connect()/bind() entries or exits never traced: possibly lost failures.
+    pub calls: u64,
+    /// Timer events never traced. Every timer in the system passes through these programs,
+    /// so this is an upper bound on lost timewait events, mostly about unrelated timers.
+    pub timers: u64,
+}
+
+pub fn skipped(ebpf: &Ebpf, attached: &[Attach]) -> Skipped {
+    let mut s = Skipped::default();
+    for a in attached.iter().filter(|a| a.result.is_ok()) {
+        let Some(misses) = prog_stats(ebpf, a.hook).map(|p| p.recursion_misses) else {
+            continue;
+        };
+        match a.hook.group() {
+            Group::State => s.state += misses,
+            Group::Connect | Group::Bind => s.calls += misses,
+            Group::TimeWait => s.timers += misses,
+        }
+    }
+    s
 }
 
 /// Runtime statistics of one program (`run_time_ns`/`run_cnt` count only while

@@ -137,6 +137,10 @@ pub struct TimeWaitRecord {
 }
 const _: () = assert!(size_of::<TimeWaitRecord>() == 104);
 
+/// Bytes of `struct sock_common` the programs read at once (a power of two). Every
+/// `sock_common` field they use must lie inside; userspace checks this against BTF.
+pub const SKC_BLOCK: usize = 128;
+
 /// Largest record, for buffer sizing.
 pub const MAX_RECORD_SIZE: usize = 104;
 
@@ -186,6 +190,9 @@ pub mod globals {
     /// Only events of this network namespace (inode number); 0 = every namespace. Filtered
     /// before anything is counted, so the counters then describe this namespace alone.
     pub const FILTER_NETNS: &str = "FILTER_NETNS";
+    /// Unread ring-buffer bytes above which a record wakes the consumer (0: every record);
+    /// below it the consumer polls.
+    pub const WAKEUP_BYTES: &str = "WAKEUP_BYTES";
     /// `offsetof(struct sock_common, skc_net)`.
     pub const OFF_SKC_NET: &str = "OFF_SKC_NET";
     /// `offsetof(struct net, ns) + offsetof(struct ns_common, inum)`.

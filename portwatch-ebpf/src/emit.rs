@@ -1,6 +1,7 @@
 //! The ring buffer, the per-CPU counters, and the header every record starts with.
 
 use aya_ebpf::{
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::map,
     maps::{PerCpuArray, RingBuf},
@@ -25,27 +26,42 @@ pub fn bump(slot: u32) {
     }
 }
 
-/// The header for a record of `kind`, stamped now, with the current task.
+/// The header for a record of `kind`, stamped now, with the current task; its parent's pid
+/// only when `with_ppid` (it costs two kernel reads, and matters only where the current task
+/// is the socket's owner).
 #[inline(always)]
-pub fn header(kind: u8, netns: u32) -> Header {
+pub fn header(kind: u8, netns: u32, with_ppid: bool) -> Header {
     let pid_tgid = bpf_get_current_pid_tgid();
     Header {
         ts_ns: unsafe { bpf_ktime_get_ns() },
         netns,
         pid: pid_tgid as u32,
         tgid: (pid_tgid >> 32) as u32,
-        ppid: current_ppid(),
+        ppid: if with_ppid { current_ppid() } else { 0 },
         kind,
         _pad: [0; 7],
         comm: bpf_get_current_comm().unwrap_or([0; COMM_LEN]),
     }
 }
 
+/// Unread bytes above which a record wakes the consumer. Below it, records are written
+/// without a wake-up and the consumer picks them up on its own short poll: a wake-up per
+/// record (an irq_work and a task wake-up) would cost more than the rest of the program.
+/// Userspace sets it before load (`WAKEUP_BYTES`); 0 means wake on every record.
+#[unsafe(no_mangle)]
+static WAKEUP_BYTES: u64 = 0;
+
 /// Writes `record` into the ring buffer; counts it lost if there was no room. The caller has
 /// already counted it seen.
 #[inline(always)]
 pub fn output<T>(record: &T, lost_slot: u32) {
-    if EVENTS.output::<T>(record, 0).is_err() {
+    let threshold = unsafe { core::ptr::read_volatile(&raw const WAKEUP_BYTES) };
+    let flags = if threshold == 0 || EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= threshold {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    if EVENTS.output::<T>(record, flags as u64).is_err() {
         bump(lost_slot);
     }
 }

@@ -2,7 +2,11 @@
 //! /proc/kallsyms) and writes into these read-only globals before load, and the reads that
 //! use them. Nothing here is hard-coded for one kernel.
 
-use aya_ebpf::helpers::{bpf_probe_read_kernel, generated::bpf_get_current_task};
+use aya_ebpf::{
+    helpers::{bpf_probe_read_kernel, bpf_probe_read_kernel_buf, generated::bpf_get_current_task},
+    macros::map,
+    maps::PerCpuArray,
+};
 use portwatch_common::{AF_INET, AF_INET6, stat};
 
 use crate::emit::bump;
@@ -133,6 +137,102 @@ pub struct Tuple {
     pub sport: u16,
     pub dport: u16,
     pub family: u16,
+    /// `sock_common.skc_net.net`.
+    pub net: u64,
+}
+
+/// Bytes of `struct sock_common` read in one go; userspace checks that every field the
+/// programs need lies inside (`portwatch_common::SKC_BLOCK`).
+pub const SKC_BLOCK: usize = portwatch_common::SKC_BLOCK;
+
+/// Per-CPU room for one [`SkcBlock`] per program (128 bytes do not fit on the BPF stack next
+/// to a record). One slot per program, because different programs can nest on one CPU (a
+/// softirq interrupting a program); the kernel never lets a program nest in itself.
+#[map(name = "SKC_SCRATCH")]
+static SKC_SCRATCH: PerCpuArray<[u8; SKC_BLOCK]> = PerCpuArray::with_max_entries(4, 0);
+
+/// [`SkcBlock::read`] slots.
+pub mod slot {
+    pub const STATE: u32 = 0;
+    pub const TIMER_START: u32 = 1;
+    pub const TIMER_CANCEL: u32 = 2;
+    pub const TIMER_EXPIRE: u32 = 3;
+}
+
+/// The first [`SKC_BLOCK`] bytes of a `sock_common`: one kernel read instead of one per field.
+/// Lives in the program's per-CPU map slot; valid until the program reads another block.
+pub struct SkcBlock(&'static [u8; SKC_BLOCK]);
+
+impl SkcBlock {
+    /// Reads the block at `skc` into this program's `slot`.
+    #[inline(always)]
+    pub fn read(skc: u64, slot: u32) -> Result<SkcBlock, ()> {
+        let slot = SKC_SCRATCH.get_ptr_mut(slot).ok_or(())?;
+        // SAFETY: a per-CPU map value of SKC_BLOCK bytes; programs do not preempt themselves.
+        let buf = unsafe { &mut *slot };
+        match unsafe { bpf_probe_read_kernel_buf(skc as *const u8, buf) } {
+            Ok(()) => Ok(SkcBlock(unsafe { &*slot })),
+            Err(_) => {
+                bump(stat::READ_FAILED);
+                Err(())
+            }
+        }
+    }
+
+    /// `N` bytes at `off` (masked into the block, so the verifier sees a bounded access).
+    #[inline(always)]
+    fn bytes<const N: usize>(&self, off: u64) -> [u8; N] {
+        let mut out = [0u8; N];
+        let base = (off as usize) & (SKC_BLOCK - 1);
+        let mut i = 0;
+        while i < N {
+            out[i] = self.0[(base + i) & (SKC_BLOCK - 1)];
+            i += 1;
+        }
+        out
+    }
+
+    #[inline(always)]
+    fn u16(&self, off: u64) -> u16 {
+        u16::from_ne_bytes(self.bytes::<2>(off))
+    }
+
+    #[inline(always)]
+    fn u64(&self, off: u64) -> u64 {
+        u64::from_ne_bytes(self.bytes::<8>(off))
+    }
+
+    /// The 4-tuple; `sport` is taken from `skc_num` (host order). Fails for families other
+    /// than AF_INET/AF_INET6.
+    #[inline(always)]
+    pub fn tuple(&self) -> Result<Tuple, ()> {
+        let family = self.u16(off::OFF_SKC_FAMILY());
+        let (saddr, daddr) = if family == AF_INET {
+            (
+                v4(self.bytes::<4>(off::OFF_SKC_RCV_SADDR())),
+                v4(self.bytes::<4>(off::OFF_SKC_DADDR())),
+            )
+        } else if family == AF_INET6 {
+            (
+                self.bytes::<16>(off::OFF_SKC_V6_RCV_SADDR()),
+                self.bytes::<16>(off::OFF_SKC_V6_DADDR()),
+            )
+        } else {
+            return Err(());
+        };
+        Ok(Tuple {
+            saddr,
+            daddr,
+            sport: self.u16(off::OFF_SKC_NUM()),
+            dport: u16::from_be(self.u16(off::OFF_SKC_DPORT())),
+            family,
+            net: if off::OFF_SKC_NET() == 0 {
+                0
+            } else {
+                self.u64(off::OFF_SKC_NET())
+            },
+        })
+    }
 }
 
 #[inline(always)]
@@ -140,45 +240,21 @@ fn v4(a: [u8; 4]) -> [u8; 16] {
     [a[0], a[1], a[2], a[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
 }
 
-/// Which field holds the local port.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum LocalPort {
-    /// A full socket: `inet_sock.inet_sport` (network order), kept through CLOSE.
-    InetSport,
-    /// A timewait socket: `sock_common.skc_num` (host order).
-    SkcNum,
+/// Inode number of the network namespace `net` (a `struct net *`); 0 when unknown.
+#[inline(always)]
+pub fn netns_inum(net: u64) -> u32 {
+    if net == 0 {
+        return 0;
+    }
+    read::<u32>(net + off::OFF_NET_INUM()).unwrap_or(0)
 }
 
-/// Reads the 4-tuple of a `struct sock_common` (the start of every `struct sock` and
-/// `struct inet_timewait_sock`). Fails for families other than AF_INET/AF_INET6.
+/// A full socket's local port, `inet_sock.inet_sport` (network order in the kernel). Unlike
+/// `skc_num` it survives `inet_put_port()`, which runs before the transition to CLOSE is
+/// traced.
 #[inline(always)]
-pub fn read_tuple(skc: u64, local_port: LocalPort) -> Result<Tuple, ()> {
-    let family: u16 = read(skc + off::OFF_SKC_FAMILY())?;
-    let (saddr, daddr) = if family == AF_INET {
-        (
-            v4(read(skc + off::OFF_SKC_RCV_SADDR())?),
-            v4(read(skc + off::OFF_SKC_DADDR())?),
-        )
-    } else if family == AF_INET6 {
-        (
-            read(skc + off::OFF_SKC_V6_RCV_SADDR())?,
-            read(skc + off::OFF_SKC_V6_DADDR())?,
-        )
-    } else {
-        return Err(());
-    };
-    let sport = match local_port {
-        LocalPort::InetSport => u16::from_be(read(skc + off::OFF_INET_SPORT())?),
-        LocalPort::SkcNum => read(skc + off::OFF_SKC_NUM())?,
-    };
-    let dport: u16 = read(skc + off::OFF_SKC_DPORT())?;
-    Ok(Tuple {
-        saddr,
-        daddr,
-        sport,
-        dport: u16::from_be(dport),
-        family,
-    })
+pub fn inet_sport(sk: u64) -> Result<u16, ()> {
+    read::<u16>(sk + off::OFF_INET_SPORT()).map(u16::from_be)
 }
 
 /// The `struct sock` behind the current task's file descriptor `fd`, or 0 when `fd` is not a

@@ -11,7 +11,7 @@ use portwatch_common::{IPPROTO_TCP, StateRecord, kind, stat};
 
 use crate::{
     emit::{bump, header, output},
-    kernel::{LocalPort, netns_of, protocol_of, read_tuple, wanted},
+    kernel::{SkcBlock, inet_sport, netns_inum, protocol_of, slot, wanted},
 };
 
 #[btf_tracepoint(function = "inet_sock_set_state")]
@@ -27,24 +27,31 @@ fn try_inet_sock_set_state(ctx: &BtfTracePointContext) {
     if protocol_of(sk) != IPPROTO_TCP {
         return;
     }
-    let netns = netns_of(sk);
+    let Ok(block) = SkcBlock::read(sk, slot::STATE) else {
+        return;
+    };
+    let tuple = block.tuple();
+    let netns = netns_inum(tuple.as_ref().map_or(0, |t| t.net));
     if !wanted(netns) {
         return;
     }
     bump(stat::STATE_SEEN);
     let oldstate: i32 = ctx.arg(1);
     let newstate: i32 = ctx.arg(2);
-    let Ok(t) = read_tuple(sk, LocalPort::InetSport) else {
+    let (Ok(t), Ok(sport)) = (tuple, inet_sport(sk)) else {
         // Counted seen, so it must count as lost: the accounting stays exact.
         bump(stat::STATE_LOST);
         return;
     };
+    // Only CLOSE -> SYN_SENT (connect) and CLOSE -> LISTEN (listen) are sure to run in the
+    // owner's context; elsewhere the parent of whatever task ran is not worth two reads.
+    let owner_context = oldstate == TCP_CLOSE;
     let record = StateRecord {
-        hdr: header(kind::STATE, netns),
+        hdr: header(kind::STATE, netns, owner_context),
         skaddr: sk,
         saddr: t.saddr,
         daddr: t.daddr,
-        sport: t.sport,
+        sport,
         dport: t.dport,
         family: t.family,
         oldstate: oldstate as u8,
@@ -52,3 +59,5 @@ fn try_inet_sock_set_state(ctx: &BtfTracePointContext) {
     };
     output(&record, stat::STATE_LOST);
 }
+
+const TCP_CLOSE: i32 = 7;

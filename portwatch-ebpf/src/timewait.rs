@@ -21,7 +21,7 @@ use portwatch_common::{TimeWaitRecord, kind, stat, tw_op};
 
 use crate::{
     emit::{bump, header, output},
-    kernel::{LocalPort, netns_of, off, read, read_tuple, wanted},
+    kernel::{SkcBlock, netns_inum, off, read, slot, wanted},
 };
 
 /// The timer's callback, or 0 when the timewait programs are disabled / unreadable.
@@ -32,9 +32,13 @@ fn is_tw_timer(timer: u64) -> bool {
 }
 
 #[inline(always)]
-fn emit(timer: u64, op: u8) {
+fn emit(timer: u64, op: u8, slot: u32) {
     let tw = timer - off::OFF_TW_TIMER();
-    let netns = netns_of(tw);
+    let Ok(block) = SkcBlock::read(tw, slot) else {
+        return;
+    };
+    let tuple = block.tuple();
+    let netns = netns_inum(tuple.as_ref().map_or(0, |t| t.net));
     if !wanted(netns) {
         return;
     }
@@ -45,15 +49,12 @@ fn emit(timer: u64, op: u8) {
         }
         _ => 0,
     };
-    let (Ok(t), Ok(substate)) = (
-        read_tuple(tw, LocalPort::SkcNum),
-        read::<u8>(tw + off::OFF_TW_SUBSTATE()),
-    ) else {
+    let (Ok(t), Ok(substate)) = (tuple, read::<u8>(tw + off::OFF_TW_SUBSTATE())) else {
         bump(stat::TW_LOST);
         return;
     };
     let record = TimeWaitRecord {
-        hdr: header(kind::TIMEWAIT, netns),
+        hdr: header(kind::TIMEWAIT, netns, false),
         tw,
         saddr: t.saddr,
         daddr: t.daddr,
@@ -72,7 +73,7 @@ fn emit(timer: u64, op: u8) {
 pub fn timer_start(ctx: BtfTracePointContext) -> i32 {
     let timer: u64 = ctx.arg(0);
     if is_tw_timer(timer) {
-        emit(timer, tw_op::START);
+        emit(timer, tw_op::START, slot::TIMER_START);
     }
     0
 }
@@ -81,7 +82,7 @@ pub fn timer_start(ctx: BtfTracePointContext) -> i32 {
 pub fn timer_cancel(ctx: BtfTracePointContext) -> i32 {
     let timer: u64 = ctx.arg(0);
     if is_tw_timer(timer) {
-        emit(timer, tw_op::CANCEL);
+        emit(timer, tw_op::CANCEL, slot::TIMER_CANCEL);
     }
     0
 }
@@ -90,7 +91,7 @@ pub fn timer_cancel(ctx: BtfTracePointContext) -> i32 {
 pub fn timer_expire_entry(ctx: BtfTracePointContext) -> i32 {
     let timer: u64 = ctx.arg(0);
     if is_tw_timer(timer) {
-        emit(timer, tw_op::EXPIRE);
+        emit(timer, tw_op::EXPIRE, slot::TIMER_EXPIRE);
     }
     0
 }

@@ -5,7 +5,7 @@
 
 use std::{collections::HashMap, path::Path};
 
-use portwatch_common::globals as g;
+use portwatch_common::{SKC_BLOCK, globals as g};
 
 use super::btf::{Btf, BtfError};
 
@@ -83,6 +83,14 @@ pub enum LayoutError {
         got: Option<u64>,
         want: u64,
     },
+    #[error(
+        "`sock_common.{member}` ends at byte {end}, past the {block} bytes the programs read at once"
+    )]
+    OutsideBlock {
+        member: &'static str,
+        end: u64,
+        block: usize,
+    },
 }
 
 fn resolve(btf: &Btf, wants: &[Want]) -> Result<Vec<(&'static str, u64)>, LayoutError> {
@@ -97,6 +105,15 @@ fn resolve(btf: &Btf, wants: &[Want]) -> Result<Vec<(&'static str, u64)>, Layout
                     member,
                     got: f.size,
                     want,
+                });
+            }
+            // sock_common is read as one block of SKC_BLOCK bytes.
+            if ty == "sock_common" && f.offset + want > SKC_BLOCK as u64 {
+                let end = f.offset + want;
+                return Err(LayoutError::OutsideBlock {
+                    member,
+                    end,
+                    block: SKC_BLOCK,
                 });
             }
             Ok((name, f.offset))

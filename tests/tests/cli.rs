@@ -1,0 +1,131 @@
+//! The `portwatch` binary itself: `check` and `events --json` against live traffic. Root only.
+//! The binary comes from PORTWATCH_BIN (set by `cargo xtask test`); without it these fail.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    process::{Command, Stdio},
+    thread,
+    time::Duration,
+};
+
+use portwatch_tests::*;
+
+fn bin() -> String {
+    let bin = std::env::var("PORTWATCH_BIN")
+        .expect("PORTWATCH_BIN must name the portwatch binary (cargo xtask test sets it)");
+    assert!(
+        std::path::Path::new(&bin).exists(),
+        "PORTWATCH_BIN={bin} does not exist"
+    );
+    bin
+}
+
+#[test]
+fn check_says_this_machine_can_run_it() {
+    require_root();
+    let out = Command::new(bin()).arg("check").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("portwatch can run here."), "{text}");
+    for item in [
+        "privileges",
+        "BTF",
+        "tracefs",
+        "tp_btf/inet_sock_set_state",
+        "syscalls/sys_exit_connect",
+        "tp_btf/timer_start",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("ok") && l.contains(item)),
+            "{item}: {text}"
+        );
+    }
+}
+
+#[test]
+fn events_json_streams_transitions_failures_and_timewait() {
+    let ns = Netns::new("cli");
+    let mut child = Command::new(bin())
+        .args([
+            "events",
+            "--json",
+            "--netns",
+            &ns.inode.to_string(),
+            "--duration",
+            "4s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it is tracing.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("tracing") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "portwatch exited before tracing"
+        );
+    }
+    let dst: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+    ns.run(move || {
+        let listener = TcpListener::bind(dst).unwrap();
+        let mut c = TcpStream::connect(dst).unwrap();
+        let (mut s, _) = listener.accept().unwrap();
+        c.write_all(b"x").unwrap();
+        drop(c);
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).unwrap();
+        thread::sleep(Duration::from_millis(100));
+        // A refused connection: nobody listens on 9.
+        assert!(TcpStream::connect("127.0.0.1:9").is_err());
+    });
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "{rest}");
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let has = |pred: &dyn Fn(&serde_json::Value) -> bool| events.iter().any(pred);
+    assert!(
+        has(&|e| e["type"] == "state"
+            && e["old"] == "CLOSE"
+            && e["new"] == "SYN_SENT"
+            && e["remote"] == "127.0.0.1:8080"
+            && e["task"]["pid"] == std::process::id()),
+        "{stdout}"
+    );
+    assert!(
+        has(&|e| e["type"] == "time_wait" && e["op"] == "start" && e["substate"] == "FIN_WAIT2"),
+        "{stdout}"
+    );
+    assert!(
+        has(&|e| e["type"] == "call"
+            && e["call"] == "connect"
+            && e["error"] == "ECONNREFUSED"
+            && e["addr"] == "127.0.0.1:9"),
+        "{stdout}"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e["netns"] == ns.inode && e["time"].is_string()),
+        "{stdout}"
+    );
+    assert!(rest.contains("events received, 0 lost"), "{rest}");
+}

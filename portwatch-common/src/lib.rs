@@ -181,7 +181,12 @@ pub mod stat {
     pub const CALL_UNTRACKED: u32 = 6;
     /// Kernel reads that failed (netns, timewait tuple, fd → socket).
     pub const READ_FAILED: u32 = 7;
-    pub const COUNT: u32 = 8;
+    /// Runs of the state hook that the kernel skipped for the primary program (nested on one
+    /// CPU) and that the rescuer program did instead. Lost runs = primary misses - rescued.
+    pub const STATE_RESCUED: u32 = 8;
+    /// Same for the three timer hooks together.
+    pub const TIMER_RESCUED: u32 = 9;
+    pub const COUNT: u32 = 10;
 }
 
 /// Names of the read-only globals that userspace fills in before load. Offsets come from the

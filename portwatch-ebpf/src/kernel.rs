@@ -146,18 +146,11 @@ pub struct Tuple {
 pub const SKC_BLOCK: usize = portwatch_common::SKC_BLOCK;
 
 /// Per-CPU room for one [`SkcBlock`] per program (128 bytes do not fit on the BPF stack next
-/// to a record). One slot per program, because different programs can nest on one CPU (a
-/// softirq interrupting a program); the kernel never lets a program nest in itself.
+/// to a record). One slot per program (`nest::hook`, + `nest::RESCUER_SLOT_OFFSET` for the
+/// rescuers), because different programs can nest on one CPU (a softirq interrupting a
+/// program); the kernel never lets a program nest in itself.
 #[map(name = "SKC_SCRATCH")]
-static SKC_SCRATCH: PerCpuArray<[u8; SKC_BLOCK]> = PerCpuArray::with_max_entries(4, 0);
-
-/// [`SkcBlock::read`] slots.
-pub mod slot {
-    pub const STATE: u32 = 0;
-    pub const TIMER_START: u32 = 1;
-    pub const TIMER_CANCEL: u32 = 2;
-    pub const TIMER_EXPIRE: u32 = 3;
-}
+static SKC_SCRATCH: PerCpuArray<[u8; SKC_BLOCK]> = PerCpuArray::with_max_entries(8, 0);
 
 /// The first [`SKC_BLOCK`] bytes of a `sock_common`: one kernel read instead of one per field.
 /// Lives in the program's per-CPU map slot; valid until the program reads another block.

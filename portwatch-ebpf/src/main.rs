@@ -6,12 +6,14 @@
 //! - `timewait.rs`: `tp_btf/timer_{start,cancel,expire_entry}` on timewait sockets' timers.
 //! - `kernel.rs`: offsets from userspace (BTF) and the reads that use them.
 //! - `emit.rs`: the ring buffer, the counters, the common header.
+//! - `nest.rs`: rescuers for the runs the kernel skips when a program nests on one CPU.
 #![no_std]
 #![no_main]
 
 mod calls;
 mod emit;
 mod kernel;
+mod nest;
 mod state;
 mod timewait;
 

@@ -11,23 +11,35 @@ use portwatch_common::{IPPROTO_TCP, StateRecord, kind, stat};
 
 use crate::{
     emit::{bump, header, output},
-    kernel::{SkcBlock, inet_sport, netns_inum, protocol_of, slot, wanted},
+    kernel::{SkcBlock, inet_sport, netns_inum, protocol_of, wanted},
+    nest::{self, hook},
 };
 
 #[btf_tracepoint(function = "inet_sock_set_state")]
 pub fn inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
-    try_inet_sock_set_state(&ctx);
+    let slot = nest::enter(hook::STATE);
+    transition(&ctx, slot);
+    nest::leave(hook::STATE);
+    0
+}
+
+/// Attached after `inet_sock_set_state`: see `nest.rs`.
+#[btf_tracepoint(function = "inet_sock_set_state")]
+pub fn inet_sock_set_state_rescue(ctx: BtfTracePointContext) -> i32 {
+    if let Some(slot) = nest::rescue(hook::STATE, stat::STATE_RESCUED) {
+        transition(&ctx, slot);
+    }
     0
 }
 
 #[inline(always)]
-fn try_inet_sock_set_state(ctx: &BtfTracePointContext) {
+fn transition(ctx: &BtfTracePointContext, slot: u32) {
     let sk: u64 = ctx.arg(0);
     // TCP only: MPTCP's own socket and anything else that uses inet_sk_set_state stay out.
     if protocol_of(sk) != IPPROTO_TCP {
         return;
     }
-    let Ok(block) = SkcBlock::read(sk, slot::STATE) else {
+    let Ok(block) = SkcBlock::read(sk, slot) else {
         return;
     };
     let tuple = block.tuple();

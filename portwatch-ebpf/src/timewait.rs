@@ -21,7 +21,8 @@ use portwatch_common::{TimeWaitRecord, kind, stat, tw_op};
 
 use crate::{
     emit::{bump, header, output},
-    kernel::{SkcBlock, netns_inum, off, read, slot, wanted},
+    kernel::{SkcBlock, netns_inum, off, read, wanted},
+    nest::{self, hook},
 };
 
 /// The timer's callback, or 0 when the timewait programs are disabled / unreadable.
@@ -69,29 +70,37 @@ fn emit(timer: u64, op: u8, slot: u32) {
     output(&record, stat::TW_LOST);
 }
 
-#[btf_tracepoint(function = "timer_start")]
-pub fn timer_start(ctx: BtfTracePointContext) -> i32 {
-    let timer: u64 = ctx.arg(0);
-    if is_tw_timer(timer) {
-        emit(timer, tw_op::START, slot::TIMER_START);
-    }
-    0
+macro_rules! timer_hooks {
+    ($($primary:ident, $rescuer:ident, $hook:expr, $op:expr;)*) => {$(
+        #[btf_tracepoint]
+        pub fn $primary(ctx: BtfTracePointContext) -> i32 {
+            let slot = nest::enter($hook);
+            on_timer(&ctx, $op, slot);
+            nest::leave($hook);
+            0
+        }
+
+        /// Attached after the primary: see `nest.rs`.
+        #[btf_tracepoint]
+        pub fn $rescuer(ctx: BtfTracePointContext) -> i32 {
+            if let Some(slot) = nest::rescue($hook, stat::TIMER_RESCUED) {
+                on_timer(&ctx, $op, slot);
+            }
+            0
+        }
+    )*};
 }
 
-#[btf_tracepoint(function = "timer_cancel")]
-pub fn timer_cancel(ctx: BtfTracePointContext) -> i32 {
-    let timer: u64 = ctx.arg(0);
-    if is_tw_timer(timer) {
-        emit(timer, tw_op::CANCEL, slot::TIMER_CANCEL);
-    }
-    0
+timer_hooks! {
+    timer_start, timer_start_rescue, hook::TIMER_START, tw_op::START;
+    timer_cancel, timer_cancel_rescue, hook::TIMER_CANCEL, tw_op::CANCEL;
+    timer_expire_entry, timer_expire_entry_rescue, hook::TIMER_EXPIRE, tw_op::EXPIRE;
 }
 
-#[btf_tracepoint(function = "timer_expire_entry")]
-pub fn timer_expire_entry(ctx: BtfTracePointContext) -> i32 {
+#[inline(always)]
+fn on_timer(ctx: &BtfTracePointContext, op: u8, slot: u32) {
     let timer: u64 = ctx.arg(0);
     if is_tw_timer(timer) {
-        emit(timer, tw_op::EXPIRE, slot::TIMER_EXPIRE);
+        emit(timer, op, slot);
     }
-    0
 }

@@ -5,4 +5,5 @@
 
 pub mod collect;
 pub mod event;
+pub mod lab;
 pub mod privileges;

@@ -112,6 +112,8 @@ pub struct Counters {
     pub untracked_calls: u64,
     /// Kernel memory reads that failed.
     pub read_failed: u64,
+    /// Nested runs the rescuer programs did instead of the skipped primaries (not lost).
+    pub rescued: u64,
 }
 
 impl Counters {
@@ -286,17 +288,32 @@ impl Collector {
         if self.final_skipped.is_some() {
             return;
         }
-        self.final_skipped = Some(progs::skipped(&self.ebpf, &self.attached));
+        self.final_skipped = Some(progs::skipped(&self.ebpf, &self.attached, self.rescued()));
         progs::unload_all(&mut self.ebpf, &self.attached);
     }
 
-    pub fn counters(&self) -> Counters {
+    /// The kernel counters, summed over CPUs.
+    fn stat_sums(&self) -> [u64; stat::COUNT as usize] {
         let mut sums = [0u64; stat::COUNT as usize];
         for (slot, sum) in sums.iter_mut().enumerate() {
             if let Ok(values) = self.stats.get(&(slot as u32), 0) {
                 *sum = values.iter().sum();
             }
         }
+        sums
+    }
+
+    /// Runs rescued from nesting: (state, timers).
+    fn rescued(&self) -> (u64, u64) {
+        let sums = self.stat_sums();
+        (
+            sums[stat::STATE_RESCUED as usize],
+            sums[stat::TIMER_RESCUED as usize],
+        )
+    }
+
+    pub fn counters(&self) -> Counters {
+        let sums = self.stat_sums();
         let k = |seen: u32, lost: u32, idx: usize| KindCounters {
             seen: sums[seen as usize],
             lost: sums[lost as usize],
@@ -309,7 +326,8 @@ impl Collector {
             decode_errors: self.tally.decode_errors,
             skipped: self
                 .final_skipped
-                .unwrap_or_else(|| progs::skipped(&self.ebpf, &self.attached)),
+                .unwrap_or_else(|| progs::skipped(&self.ebpf, &self.attached, self.rescued())),
+            rescued: sums[stat::STATE_RESCUED as usize] + sums[stat::TIMER_RESCUED as usize],
             untracked_calls: sums[stat::CALL_UNTRACKED as usize],
             read_failed: sums[stat::READ_FAILED as usize],
         }

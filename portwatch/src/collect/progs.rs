@@ -19,13 +19,19 @@ use super::{Options, layout::Layout, ms_since, tracefs};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Hook {
     State,
+    /// The rescuers run what the kernel skips for their primary when it nests on one CPU
+    /// (portwatch-ebpf/src/nest.rs); attached after it.
+    StateRescue,
     ConnectEnter,
     ConnectExit,
     BindEnter,
     BindExit,
     TimerStart,
+    TimerStartRescue,
     TimerCancel,
+    TimerCancelRescue,
     TimerExpire,
+    TimerExpireRescue,
 }
 
 /// Hooks that work only together.
@@ -38,36 +44,62 @@ pub enum Group {
 }
 
 impl Hook {
-    pub const ALL: [Hook; 8] = [
+    /// In attach order: each rescuer after its primary.
+    pub const ALL: [Hook; 12] = [
         Hook::State,
+        Hook::StateRescue,
         Hook::ConnectEnter,
         Hook::ConnectExit,
         Hook::BindEnter,
         Hook::BindExit,
         Hook::TimerStart,
+        Hook::TimerStartRescue,
         Hook::TimerCancel,
+        Hook::TimerCancelRescue,
         Hook::TimerExpire,
+        Hook::TimerExpireRescue,
     ];
 
     /// The program's function name in the eBPF object.
     pub fn program(self) -> &'static str {
         match self {
             Hook::State => "inet_sock_set_state",
+            Hook::StateRescue => "inet_sock_set_state_rescue",
             Hook::ConnectEnter => "sys_enter_connect",
             Hook::ConnectExit => "sys_exit_connect",
             Hook::BindEnter => "sys_enter_bind",
             Hook::BindExit => "sys_exit_bind",
             Hook::TimerStart => "timer_start",
+            Hook::TimerStartRescue => "timer_start_rescue",
             Hook::TimerCancel => "timer_cancel",
+            Hook::TimerCancelRescue => "timer_cancel_rescue",
             Hook::TimerExpire => "timer_expire_entry",
+            Hook::TimerExpireRescue => "timer_expire_entry_rescue",
         }
+    }
+
+    /// The kernel event it attaches to.
+    pub fn tracepoint(self) -> &'static str {
+        match self {
+            Hook::StateRescue => "inet_sock_set_state",
+            Hook::TimerStartRescue => "timer_start",
+            Hook::TimerCancelRescue => "timer_cancel",
+            Hook::TimerExpireRescue => "timer_expire_entry",
+            other => other.program(),
+        }
+    }
+
+    /// A rescuer: its absence only makes nested runs count as lost.
+    pub fn is_rescuer(self) -> bool {
+        self.tracepoint() != self.program()
     }
 
     /// `tp_btf/<event>` or `<category>/<event>` (a classic tracepoint).
     pub fn attach_point(self) -> String {
+        let rescue = if self.is_rescuer() { " (rescuer)" } else { "" };
         match self.classic_category() {
-            Some(cat) => format!("{cat}/{}", self.program()),
-            None => format!("tp_btf/{}", self.program()),
+            Some(cat) => format!("{cat}/{}{rescue}", self.tracepoint()),
+            None => format!("tp_btf/{}{rescue}", self.tracepoint()),
         }
     }
 
@@ -80,10 +112,15 @@ impl Hook {
 
     pub fn group(self) -> Group {
         match self {
-            Hook::State => Group::State,
+            Hook::State | Hook::StateRescue => Group::State,
             Hook::ConnectEnter | Hook::ConnectExit => Group::Connect,
             Hook::BindEnter | Hook::BindExit => Group::Bind,
-            Hook::TimerStart | Hook::TimerCancel | Hook::TimerExpire => Group::TimeWait,
+            Hook::TimerStart
+            | Hook::TimerStartRescue
+            | Hook::TimerCancel
+            | Hook::TimerCancelRescue
+            | Hook::TimerExpire
+            | Hook::TimerExpireRescue => Group::TimeWait,
         }
     }
 
@@ -94,6 +131,9 @@ impl Hook {
 
     /// What is missing when this hook's group is not attached.
     pub fn loss_if_missing(self) -> &'static str {
+        if self.is_rescuer() {
+            return "runs nested on one CPU are lost (and counted) instead of rescued";
+        }
         match self.group() {
             Group::State => "no TCP state transitions",
             Group::Connect => "connect() failures (EADDRNOTAVAIL …) are not reported",
@@ -120,12 +160,12 @@ fn attach_one(ebpf: &mut Ebpf, btf: &Btf, hook: Hook) -> Result<(), String> {
         Some(category) => {
             let tp: &mut TracePoint = prog.try_into().map_err(|e| format!("{e}"))?;
             tp.load().map_err(|e| format!("load: {e:#}"))?;
-            tp.attach(category, hook.program())
+            tp.attach(category, hook.tracepoint())
                 .map_err(|e| format!("attach: {e:#}"))?;
         }
         None => {
             let tp: &mut BtfTracePoint = prog.try_into().map_err(|e| format!("{e}"))?;
-            tp.load(hook.program(), btf)
+            tp.load(hook.tracepoint(), btf)
                 .map_err(|e| format!("load: {e:#}"))?;
             tp.attach().map_err(|e| format!("attach: {e:#}"))?;
         }
@@ -192,7 +232,7 @@ pub fn attach_all(
     for group in [Group::Connect, Group::Bind, Group::TimeWait] {
         let failed = out
             .iter()
-            .find(|a| a.hook.group() == group && a.result.is_err())
+            .find(|a| a.hook.group() == group && !a.hook.is_rescuer() && a.result.is_err())
             .map(|a| (a.hook, a.result.clone().unwrap_err()));
         if let Some((hook, why)) = failed {
             for a in out.iter_mut().filter(|a| a.hook.group() == group) {
@@ -225,9 +265,13 @@ pub struct Skipped {
     pub timers: u64,
 }
 
-pub fn skipped(ebpf: &Ebpf, attached: &[Attach]) -> Skipped {
+/// Skipped runs of the primaries, less those their rescuers ran (`rescued`: state, timers).
+pub fn skipped(ebpf: &Ebpf, attached: &[Attach], rescued: (u64, u64)) -> Skipped {
     let mut s = Skipped::default();
-    for a in attached.iter().filter(|a| a.result.is_ok()) {
+    for a in attached
+        .iter()
+        .filter(|a| a.result.is_ok() && !a.hook.is_rescuer())
+    {
         let Some(misses) = prog_stats(ebpf, a.hook).map(|p| p.recursion_misses) else {
             continue;
         };
@@ -237,6 +281,8 @@ pub fn skipped(ebpf: &Ebpf, attached: &[Attach]) -> Skipped {
             Group::TimeWait => s.timers += misses,
         }
     }
+    s.state = s.state.saturating_sub(rescued.0);
+    s.timers = s.timers.saturating_sub(rescued.1);
     s
 }
 

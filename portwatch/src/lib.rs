@@ -5,4 +5,5 @@
 
 pub mod collect;
 pub mod event;
+pub mod model;
 pub mod privileges;

@@ -88,7 +88,9 @@ impl Model {
         let mut s = self.new_sock(sk, tuple, Listen, Role::Listener);
         s.owner = owner;
         s.link = self.listener_entry(&tuple, owner);
-        s.flags |= flag::BOUND_PORT;
+        if tuple.lport != 0 {
+            s.flags |= flag::BOUND_PORT;
+        }
         self.add(s);
     }
 
@@ -187,8 +189,13 @@ impl Model {
     /// SYN_SENT → ESTABLISHED (or → CLOSE) reveals the port `connect()` picked.
     fn learn_port(&mut self, i: u32, tuple: Tuple) {
         self.account(i, -1);
-        let sk = self.socks.get(i).sk;
-        self.socks.rekey(i, sk, tuple);
+        let old = *self.socks.get(i);
+        if old.has(flag::BOUND_PORT) {
+            let ports = &mut self.netns[old.ns as usize].ports;
+            ports.release(old.tuple.lport);
+            ports.hold(tuple.lport);
+        }
+        self.socks.rekey(i, old.sk, tuple);
         let s = *self.socks.get(i);
         let consumes = self.consumes(&s);
         let m = self.socks.get_mut(i);

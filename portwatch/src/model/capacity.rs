@@ -126,6 +126,11 @@ impl PortSpace {
         self.usable - self.held_usable
     }
 
+    #[cfg(test)]
+    pub fn held(&self) -> impl Iterator<Item = (&u16, &u32)> {
+        self.held.iter()
+    }
+
     pub fn breakdown(&self) -> CapacityBreakdown {
         CapacityBreakdown {
             scanned: self.scan,

@@ -185,6 +185,11 @@ pub(crate) struct Netns {
 }
 
 impl Netns {
+    #[cfg(test)]
+    pub fn ports_held(&self) -> impl Iterator<Item = (&u16, &u32)> {
+        self.ports.held()
+    }
+
     fn new(inode: u32) -> Netns {
         let sysctls = Sysctls::kernel_defaults();
         Netns {
@@ -488,17 +493,7 @@ impl Model {
             self.procs.release(s.owner);
         }
         match s.role {
-            Role::Outbound | Role::Inbound if s.link != NONE => {
-                if let Some(key) = self.links.release(s.link) {
-                    match key {
-                        LinkKey::Out { owner, pool } => {
-                            self.procs.release(owner);
-                            self.pools.get_mut(pool).refs -= 1;
-                        }
-                        LinkKey::In { listener, .. } => self.release_listener(listener),
-                    }
-                }
-            }
+            Role::Outbound | Role::Inbound if s.link != NONE => self.release_link(s.link),
             Role::Listener if s.link != NONE => {
                 self.listeners.get_mut(s.link).listening -= 1;
                 self.release_listener(s.link);
@@ -507,6 +502,19 @@ impl Model {
         }
         if s.has(flag::BOUND_PORT) {
             self.netns[s.ns as usize].ports.release(s.tuple.lport);
+        }
+    }
+
+    /// Drops one socket's reference to a link, and what the link names when it goes.
+    fn release_link(&mut self, id: u32) {
+        if let Some(key) = self.links.release(id) {
+            match key {
+                LinkKey::Out { owner, pool } => {
+                    self.procs.release(owner);
+                    self.pools.get_mut(pool).refs -= 1;
+                }
+                LinkKey::In { listener, .. } => self.release_listener(listener),
+            }
         }
     }
 
@@ -519,8 +527,18 @@ impl Model {
     /// Evicts one socket if the table is full. Call before looking anything up for a socket
     /// about to be added, so that no index held afterwards can be the victim.
     fn make_room(&mut self) {
-        while self.socks.len() >= self.cfg.max_sockets {
+        self.make_room_sparing(NONE);
+    }
+
+    /// Same, never evicting socket `keep` (which the caller holds).
+    fn make_room_sparing(&mut self, keep: u32) {
+        let mut tries = 0;
+        while self.socks.len() >= self.cfg.max_sockets && tries < 4 {
             let Some(v) = self.socks.victim() else { return };
+            if v == keep {
+                tries += 1;
+                continue;
+            }
             let st = self.socks.get(v).state;
             self.drop_sock(v);
             self.counters.sockets_evicted += 1;
@@ -558,16 +576,29 @@ impl Model {
     /// the owner's link.
     fn reown(&mut self, i: u32, owner: u32) {
         self.account(i, -1);
-        self.detach(i);
         let s = *self.socks.get(i);
-        let link = match s.role {
-            Role::Outbound => self.out_link(owner, &s.tuple, s.ns),
-            _ => s.link,
-        };
+        if s.owner != NONE {
+            self.procs.get_mut(s.owner).sockets -= 1;
+            self.procs.release(s.owner);
+        }
+        if owner != NONE {
+            self.procs.retain(owner);
+            self.procs.get_mut(owner).sockets += 1;
+        }
+        let mut link = s.link;
+        if s.role == Role::Outbound {
+            // The new link first: the pool stays referenced while the old one goes.
+            link = self.out_link(owner, &s.tuple, s.ns);
+            if link != NONE {
+                self.links.get_mut(link).refs += 1;
+            }
+            if s.link != NONE {
+                self.release_link(s.link);
+            }
+        }
         let m = self.socks.get_mut(i);
         m.owner = owner;
         m.link = link;
-        self.attach(i);
         self.account(i, 1);
     }
 

@@ -315,7 +315,9 @@ impl Model {
             TcpState::Listen => {
                 s.role = Role::Listener;
                 s.link = self.listener_entry(&tuple, owner);
-                s.flags |= flag::BOUND_PORT;
+                if tuple.lport != 0 {
+                    s.flags |= flag::BOUND_PORT;
+                }
             }
             TcpState::BoundInactive => {
                 s.role = Role::Bound;

@@ -106,10 +106,11 @@ impl Model {
             }
             return;
         }
-        self.make_room();
+        // The connection's full socket, which the entry takes over; it must survive eviction.
         let src = self
             .socks
             .find_tuple(&tuple, |s| !s.has(flag::TW) && s.has(flag::COUNTED));
+        self.make_room_sparing(src.unwrap_or(super::socket::NONE));
         let mut s = Sock {
             sk: t.tw,
             since_ns: ts,

@@ -132,7 +132,7 @@ impl Model {
             })
             .filter(|o| o.total > 0)
             .collect();
-        own.sort_by(|a, b| b.total.cmp(&a.total));
+        own.sort_by_key(|o| std::cmp::Reverse(o.total));
         own.truncate(5);
         let eff = ratio(blocking);
         let failing =
@@ -287,7 +287,7 @@ impl Model {
             .filter(|(_, p)| p.sockets > 0 || p.failures > 0 || p.connects > 0)
             .map(|(id, p)| {
                 let mut outbound = out.remove(&id).unwrap_or_default();
-                outbound.sort_by(|a, b| b.total.cmp(&a.total));
+                outbound.sort_by_key(|d| std::cmp::Reverse(d.total));
                 let mut outbound_states = StateCounts::default();
                 for d in &outbound {
                     outbound_states.merge(&d.states);

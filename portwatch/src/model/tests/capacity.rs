@@ -210,3 +210,41 @@ fn tw_reuse_decides_whether_time_wait_blocks(
     assert_eq!(p.blocking, if reusable { 1 } else { 2 });
     assert_consistent(&m);
 }
+
+#[test]
+fn namespaces_are_separate() {
+    const OTHER: u32 = 4_026_532_999;
+    let mut m = Model::default();
+    m.set_sysctls(NETNS, sysctls((40000, 40009), &[], 0));
+    m.set_sysctls(OTHER, sysctls((50000, 50099), &[], 0));
+    let mut s = Seq::new();
+    // The same 4-tuple and the same listener port in two namespaces.
+    s.listen(task(1, "a"), 0x10, "0.0.0.0:40001")
+        .connect(task(1, "a"), 0x20, "127.0.0.1", 40000, "127.0.0.1:80")
+        .in_netns(OTHER)
+        .connect(task(2, "b"), 0x30, "127.0.0.1", 40000, "127.0.0.1:80")
+        .state(
+            swapper(),
+            0x30,
+            "127.0.0.1:40000",
+            "127.0.0.1:80",
+            Established,
+            Close,
+        )
+        .run(&mut m);
+    let here = m.pool(&key("127.0.0.1:80"), s.now()).unwrap();
+    assert_eq!((here.in_use, here.capacity), (1, 9));
+    let there = PoolKey {
+        netns: OTHER,
+        ..key("127.0.0.1:80")
+    };
+    let there = m.pool(&there, s.now()).unwrap();
+    assert_eq!(
+        (there.in_use, there.capacity, there.closes.reset),
+        (0, 100, 1)
+    );
+    let t = m.totals();
+    assert_eq!(t.per_netns.len(), 1, "{t:?}");
+    assert_eq!(t.all.get(Established), 1);
+    assert_consistent(&m);
+}

@@ -220,7 +220,13 @@ impl Model {
         }
     }
 
-    pub(super) fn add(&mut self, s: Sock) -> u32 {
+    /// Adds a socket and counts it. An accepted socket (and its TIME_WAIT) shares its
+    /// listener's bind bucket (`__inet_inherit_port`, `inet_twsk_hashdance`), so it keeps the
+    /// port out of every pool too, even after the listener closes.
+    pub(super) fn add(&mut self, mut s: Sock) -> u32 {
+        if s.role == Role::Inbound && s.tuple.lport != 0 {
+            s.flags |= flag::BOUND_PORT;
+        }
         let i = self.socks.insert(s);
         self.attach(i);
         self.account(i, 1);

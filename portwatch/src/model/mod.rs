@@ -118,6 +118,8 @@ pub(crate) struct Netns {
     pub totals: StateCounts,
     /// Timewait sockets (either substate), for `tcp_max_tw_buckets`.
     pub tw_entries: u32,
+    /// `TCPTimeWaitOverflow` at the first reading, to show its growth since.
+    pub tw_overflow_base: Option<u64>,
 }
 
 impl Netns {
@@ -135,6 +137,7 @@ impl Netns {
             assumed: true,
             totals: StateCounts::default(),
             tw_entries: 0,
+            tw_overflow_base: None,
         }
     }
 }
@@ -226,6 +229,7 @@ impl Model {
             || n.sysctls.port_range != sysctls.port_range
             || n.sysctls.reserved_ports != sysctls.reserved_ports;
         n.ports.configure(&sysctls);
+        n.tw_overflow_base.get_or_insert(sysctls.tw_overflow);
         n.sysctls = sysctls;
         n.assumed = false;
         if !ports_changed {

@@ -70,6 +70,11 @@ impl Model {
                 netns: n.inode,
                 sysctls: n.sysctls.clone(),
                 assumed: n.assumed,
+                tw_overflow_since_start: n
+                    .sysctls
+                    .tw_overflow
+                    .saturating_sub(n.tw_overflow_base.unwrap_or(n.sysctls.tw_overflow)),
+                timewait_sockets: n.tw_entries,
                 capacity: n.ports.breakdown(),
             })
             .collect()
@@ -240,7 +245,8 @@ impl Model {
             .collect()
     }
 
-    /// Who holds a local port through `bind()`/`listen()` (for EADDRINUSE explanations).
+    /// Who holds a local port through `bind()`/`listen()` (for EADDRINUSE explanations):
+    /// listeners, bound sockets, bind-before-connect sockets; accepted sockets are left out.
     pub fn port_holders(&self, netns: u32, port: u16, now_ns: u64) -> Vec<SocketInfo> {
         self.socks
             .iter()
@@ -249,6 +255,7 @@ impl Model {
                 s.tuple.netns == netns
                     && s.tuple.lport == port
                     && s.has(flag::COUNTED)
+                    && s.role != Role::Inbound
                     && (s.has(flag::BOUND_PORT) || matches!(s.role, Role::Listener | Role::Bound))
             })
             .map(|s| self.socket_info(s, now_ns))

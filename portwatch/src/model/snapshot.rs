@@ -133,7 +133,9 @@ impl Model {
             }
             let before = before_states.get(&n.netns).copied().unwrap_or_default();
             for st in TcpState::ALL {
-                if st == TcpState::BoundInactive && !lists_bound {
+                // CLOSE sockets are never tracked (they hold nothing); bound ones only when the
+                // kernel lists them.
+                if st == TcpState::Close || (st == TcpState::BoundInactive && !lists_bound) {
                     continue;
                 }
                 if before.get(st) != truth.get(st) {

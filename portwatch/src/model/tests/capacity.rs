@@ -248,3 +248,21 @@ fn namespaces_are_separate() {
     assert_eq!(t.all.get(Established), 1);
     assert_consistent(&m);
 }
+
+#[test]
+fn accepted_sockets_keep_the_listener_port_held() {
+    let mut m = Model::default();
+    m.set_sysctls(NETNS, sysctls((40000, 40009), &[], 0));
+    let mut s = Seq::new();
+    s.listen(task(1, "srv"), 0x10, "0.0.0.0:40002")
+        .accept(swapper(), 0x30, "127.0.0.1:40002", "127.0.0.1:50000")
+        .connect(task(2, "cli"), 0x20, "127.0.0.1", 40000, "127.0.0.1:80")
+        .state(swapper(), 0x10, "0.0.0.0:40002", "0.0.0.0:0", Listen, Close)
+        .run(&mut m);
+    let cap = |m: &Model| m.pool(&key("127.0.0.1:80"), 0).unwrap().capacity;
+    assert_eq!(cap(&m), 9, "the child still holds the bind bucket");
+    s.reset(0x30, "127.0.0.1:40002", "127.0.0.1:50000")
+        .run(&mut m);
+    assert_eq!(cap(&m), 10);
+    assert_consistent(&m);
+}

@@ -189,3 +189,26 @@ fn snapshot_fin_wait2_can_turn_out_to_be_a_timewait_socket() {
     assert_eq!(m.totals().per_netns[0].timewait_sockets, 1);
     assert_consistent(&m);
 }
+
+#[test]
+fn close_sockets_in_a_dump_are_ignored_and_overflow_growth_is_shown() {
+    let mut m = Model::default();
+    let mut sys = sysctls((40000, 40999), &[], 2);
+    sys.tw_overflow = 100;
+    let snap = snapshot(
+        10 * SEC,
+        Some(sys.clone()),
+        vec![snap_sock("10.0.0.1:40000", DST, Close, None)],
+    );
+    m.load_snapshot(&snap, 10 * SEC);
+    assert_eq!(m.totals().all.total(), 0);
+    sys.tw_overflow = 130;
+    let snap = snapshot(
+        20 * SEC,
+        Some(sys),
+        vec![snap_sock("10.0.0.1:40000", DST, Close, None)],
+    );
+    assert_eq!(m.reconcile(&snap, 20 * SEC), vec![]);
+    let s = m.sysctls().into_iter().find(|n| n.netns == NETNS).unwrap();
+    assert_eq!(s.tw_overflow_since_start, 30);
+}

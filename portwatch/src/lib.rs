@@ -6,4 +6,5 @@
 pub mod collect;
 pub mod event;
 pub mod lab;
+pub mod model;
 pub mod privileges;

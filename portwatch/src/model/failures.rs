@@ -1,0 +1,161 @@
+//! Failed `connect()`/`bind()` calls: totals by errno, by process and by destination, and a
+//! bounded log of the most recent ones.
+//!
+//! The syscall's return is the only place the errno is visible (FACTS.md: exhaustion is
+//! SYN_SENT → CLOSE with source port 0, then `connect()` returning EADDRNOTAVAIL, both in the
+//! caller's context), so the caller here *is* the owner.
+
+use std::{
+    collections::VecDeque,
+    hash::Hash,
+    net::{IpAddr, SocketAddr},
+};
+
+use rustc_hash::FxHashMap;
+use serde::{Serialize, Serializer};
+
+use super::pool::PoolKey;
+use crate::event::{CallKind, Comm, Errno};
+
+/// One failed call.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FailureRecord {
+    pub at_ns: u64,
+    pub netns: u32,
+    pub pid: u32,
+    pub ppid: u32,
+    pub comm: Comm,
+    pub call: CallKind,
+    pub errno: Errno,
+    /// connect: the destination; bind: the requested local address.
+    pub addr: SocketAddr,
+    /// The source address the kernel had chosen, when the socket was seen.
+    pub src: Option<IpAddr>,
+    /// The pool the failure belongs to (connect, when the socket was seen).
+    pub pool: Option<PoolKey>,
+    #[serde(serialize_with = "hex_opt")]
+    pub sk: Option<u64>,
+}
+
+fn hex_opt<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_str(&format!("{v:#x}")),
+        None => s.serialize_none(),
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FailCount {
+    pub count: u64,
+    pub first_ns: u64,
+    pub last_ns: u64,
+}
+
+impl FailCount {
+    fn hit(&mut self, now: u64) {
+        if self.count == 0 {
+            self.first_ns = now;
+        }
+        self.count += 1;
+        self.last_ns = now;
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct ProcFailKey {
+    pub pid: u32,
+    pub comm: Comm,
+    pub call: CallKind,
+    pub errno: Errno,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct DestFailKey {
+    pub netns: u32,
+    pub addr: SocketAddr,
+    pub call: CallKind,
+    pub errno: Errno,
+}
+
+/// A map with at most `cap` keys: when full, the 1/8 least recently hit go (counted).
+pub(crate) struct Bounded<K> {
+    pub map: FxHashMap<K, FailCount>,
+    pub evicted: u64,
+}
+
+impl<K: Hash + Eq + Copy> Bounded<K> {
+    fn new() -> Self {
+        Bounded {
+            map: FxHashMap::default(),
+            evicted: 0,
+        }
+    }
+
+    fn hit(&mut self, k: K, now: u64, cap: usize) {
+        if !self.map.contains_key(&k) && self.map.len() >= cap {
+            let mut v: Vec<(u64, K)> = self.map.iter().map(|(k, c)| (c.last_ns, *k)).collect();
+            v.sort_unstable_by_key(|e| e.0);
+            for (_, k) in v.iter().take((cap / 8).max(1)) {
+                self.map.remove(k);
+                self.evicted += 1;
+            }
+        }
+        self.map.entry(k).or_default().hit(now);
+    }
+}
+
+pub(crate) struct Failures {
+    pub by_errno: FxHashMap<Errno, FailCount>,
+    pub by_process: Bounded<ProcFailKey>,
+    pub by_dest: Bounded<DestFailKey>,
+    pub recent: VecDeque<FailureRecord>,
+    pub total: u64,
+}
+
+impl Failures {
+    pub fn new() -> Failures {
+        Failures {
+            by_errno: FxHashMap::default(),
+            by_process: Bounded::new(),
+            by_dest: Bounded::new(),
+            recent: VecDeque::new(),
+            total: 0,
+        }
+    }
+
+    pub fn record(&mut self, r: FailureRecord, key_cap: usize, log_cap: usize) {
+        let now = r.at_ns;
+        self.total += 1;
+        self.by_errno.entry(r.errno).or_default().hit(now);
+        self.by_process.hit(
+            ProcFailKey {
+                pid: r.pid,
+                comm: r.comm,
+                call: r.call,
+                errno: r.errno,
+            },
+            now,
+            key_cap,
+        );
+        self.by_dest.hit(
+            DestFailKey {
+                netns: r.netns,
+                addr: r.addr,
+                call: r.call,
+                errno: r.errno,
+            },
+            now,
+            key_cap,
+        );
+        if log_cap > 0 {
+            if self.recent.len() >= log_cap {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(r);
+        }
+    }
+
+    pub fn evicted(&self) -> u64 {
+        self.by_process.evicted + self.by_dest.evicted
+    }
+}

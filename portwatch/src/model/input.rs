@@ -1,0 +1,99 @@
+//! What the model takes in besides events: the start-up/reconciliation snapshot (sock_diag +
+//! /proc) and each network namespace's sysctls. Another module fills these; the model never
+//! reads the system itself (STYLE.md: the model is pure).
+
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use crate::event::TcpState;
+
+/// The process holding a socket's file descriptor, found by matching `/proc/PID/fd` socket
+/// inodes against sock_diag's inode.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Owner {
+    pub pid: u32,
+    pub comm: String,
+}
+
+/// One socket as sock_diag lists it (every TCP state, TIME_WAIT included, v4 and v6).
+///
+/// A timewait socket is listed with its substate (`TIME_WAIT`, or `FIN_WAIT2` for an orphan
+/// still waiting for the peer's FIN). A socket that is bound but neither connected nor listening
+/// is `BOUND_INACTIVE` (Linux 6.5+): the model treats it as holding its port for every pool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SnapSocket {
+    pub netns: u32,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub state: TcpState,
+    pub inode: u64,
+    pub owner: Option<Owner>,
+}
+
+/// Everything read from one network namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NetnsSnapshot {
+    pub netns: u32,
+    /// `None` when they could not be read: the model keeps what it had (or kernel defaults,
+    /// flagged as assumed).
+    pub sysctls: Option<Sysctls>,
+    pub sockets: Vec<SnapSocket>,
+}
+
+/// Ground truth at one instant, for start-up ([`super::Model::load_snapshot`]) and for
+/// [`super::Model::reconcile`]. Only the namespaces listed are touched.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SystemSnapshot {
+    /// CLOCK_MONOTONIC ns when the dump started (same clock as events).
+    pub taken_at_ns: u64,
+    pub namespaces: Vec<NetnsSnapshot>,
+}
+
+/// The per-namespace settings that decide how many ports a pool has and how long they stay
+/// held (FACTS.md, "Port selection" and "What the tracepoint shows").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Sysctls {
+    /// `net.ipv4.ip_local_port_range`, inclusive (it also governs IPv6).
+    pub port_range: (u16, u16),
+    /// `net.ipv4.ip_local_reserved_ports` as inclusive ranges.
+    pub reserved_ports: Vec<(u16, u16)>,
+    /// `net.ipv4.tcp_tw_reuse`: 0 off, 1 on, 2 loopback only (default).
+    pub tw_reuse: u8,
+    /// `net.ipv4.tcp_max_tw_buckets`: above it timewait sockets are not created.
+    pub max_tw_buckets: u32,
+    /// `net.ipv4.tcp_fin_timeout`: bounds orphaned FIN_WAIT2 only, never TIME_WAIT (60 s fixed).
+    pub fin_timeout_s: u32,
+    /// `net.ipv4.tcp_timestamps`: tw_reuse needs them.
+    pub timestamps: u8,
+    /// `TCPTimeWaitOverflow` from /proc/net/netstat (cumulative).
+    pub tw_overflow: u64,
+}
+
+impl Sysctls {
+    /// Kernel defaults (Documentation/networking/ip-sysctl.rst). `tcp_max_tw_buckets` really
+    /// depends on memory (half the established hash size); 262144 is a typical value.
+    pub fn kernel_defaults() -> Sysctls {
+        Sysctls {
+            port_range: (32768, 60999),
+            reserved_ports: Vec::new(),
+            tw_reuse: 2,
+            max_tw_buckets: 262_144,
+            fin_timeout_s: 60,
+            timestamps: 1,
+            tw_overflow: 0,
+        }
+    }
+
+    /// Whether `tcp_tw_reuse` lets `connect()` take over a TIME_WAIT 4-tuple toward
+    /// a destination (FACTS.md: 2 = loopback only; reuse also needs timestamps).
+    pub fn tw_reusable(&self, loopback: bool) -> bool {
+        self.timestamps != 0 && (self.tw_reuse == 1 || (self.tw_reuse == 2 && loopback))
+    }
+}
+
+impl Default for Sysctls {
+    fn default() -> Sysctls {
+        Sysctls::kernel_defaults()
+    }
+}

@@ -1,0 +1,268 @@
+//! Capacity: the namespace's range (even-sized scan), minus reserved ports, minus ports held
+//! by bind() and listeners — and what counts as in use.
+
+use rstest::rstest;
+
+use crate::{
+    event::TwOp,
+    model::{Model, PoolKey, testutil::*},
+};
+
+fn key(dst: &str) -> PoolKey {
+    PoolKey {
+        netns: NETNS,
+        src: "127.0.0.1".parse().unwrap(),
+        dst: addr(dst),
+    }
+}
+
+fn capacity_with(range: (u16, u16), reserved: &[(u16, u16)]) -> (u32, Option<u16>) {
+    let mut m = Model::default();
+    m.set_sysctls(NETNS, sysctls(range, reserved, 0));
+    let s = &m.sysctls().into_iter().find(|n| n.netns == NETNS).unwrap();
+    (s.capacity.capacity, s.capacity.unused_top_port)
+}
+
+#[rstest]
+#[case::default((32768, 60999), &[], 28232, None)]
+#[case::ten_even((40000, 40009), &[], 10, None)]
+// Same-parity ends: 11 ports, the top one is never scanned.
+#[case::odd_count_even_ends((40000, 40010), &[], 10, Some(40010))]
+#[case::odd_count_odd_ends((40001, 40011), &[], 10, Some(40011))]
+#[case::single_port((40000, 40000), &[], 1, None)]
+#[case::reserved_inside((40000, 40009), &[(40002, 40003)], 8, None)]
+#[case::reserved_overlapping_edges((40000, 40009), &[(39000, 40000), (40009, 41000)], 8, None)]
+#[case::reserved_outside((40000, 40009), &[(50000, 50010)], 10, None)]
+// The unscanned top port being reserved changes nothing.
+#[case::reserved_unused_top((40000, 40010), &[(40010, 40010)], 10, Some(40010))]
+#[case::inverted((40010, 40000), &[], 0, None)]
+fn range_and_reserved(
+    #[case] range: (u16, u16),
+    #[case] reserved: &[(u16, u16)],
+    #[case] want: u32,
+    #[case] unused_top: Option<u16>,
+) {
+    assert_eq!(capacity_with(range, reserved), (want, unused_top));
+}
+
+#[test]
+fn unknown_sysctls_are_flagged_as_assumed() {
+    let mut m = Model::default();
+    let mut s = Seq::new();
+    s.connect(task(1, "a"), 0x20, "127.0.0.1", 40000, "127.0.0.1:80")
+        .run(&mut m);
+    let p = m.pool(&key("127.0.0.1:80"), s.now()).unwrap();
+    assert!(p.sysctls_assumed);
+    assert_eq!(p.capacity, 28232);
+    assert!(m.sysctls_for(NETNS).unwrap().1);
+    m.set_sysctls(NETNS, sysctls((40000, 40009), &[], 0));
+    let p = m.pool(&key("127.0.0.1:80"), s.now()).unwrap();
+    assert!(!p.sysctls_assumed);
+    assert_eq!(p.capacity, 10);
+}
+
+#[test]
+fn bound_and_listening_ports_leave_every_pool() {
+    let mut m = Model::default();
+    m.set_sysctls(NETNS, sysctls((40000, 40009), &[], 0));
+    let mut s = Seq::new();
+    s.bind_ok(task(1, "a"), 0x10, "127.0.0.1:0", 40001)
+        .listen(task(2, "b"), 0x11, "0.0.0.0:40003")
+        // another listener on the same port (SO_REUSEPORT) holds nothing more
+        .listen(task(3, "b"), 0x12, "0.0.0.0:40003")
+        // bound outside the range: no effect on capacity
+        .bind_ok(task(1, "a"), 0x13, "127.0.0.1:0", 50000)
+        // IP_BIND_ADDRESS_NO_PORT: no port yet
+        .bind_ok(task(1, "a"), 0x14, "127.0.0.1:0", 0)
+        .connect(task(4, "c"), 0x20, "127.0.0.1", 40000, "127.0.0.1:80")
+        .run(&mut m);
+    let p = m.pool(&key("127.0.0.1:80"), s.now()).unwrap();
+    assert_eq!(p.capacity, 8);
+    assert_eq!(p.in_use, 1);
+    assert_eq!(m.totals().all.get(BoundInactive), 3);
+    // A port stays held until its last listener closes.
+    s.state(swapper(), 0x12, "0.0.0.0:40003", "0.0.0.0:0", Listen, Close)
+        .run(&mut m);
+    assert_eq!(m.pool(&key("127.0.0.1:80"), s.now()).unwrap().capacity, 8);
+    s.state(swapper(), 0x11, "0.0.0.0:40003", "0.0.0.0:0", Listen, Close)
+        .run(&mut m);
+    assert_eq!(m.pool(&key("127.0.0.1:80"), s.now()).unwrap().capacity, 9);
+    // Closing an unconnected bound socket emits nothing; when its address starts a new life
+    // (connect() with port 0), the stale bind is dropped and its port comes back.
+    s.state(
+        task(1, "a"),
+        0x10,
+        "127.0.0.1:0",
+        "127.0.0.1:90",
+        Close,
+        SynSent,
+    )
+    .run(&mut m);
+    assert_eq!(m.pool(&key("127.0.0.1:80"), s.now()).unwrap().capacity, 10);
+    assert_eq!(m.counters().odd.stale_replaced, 1);
+    assert_consistent(&m);
+}
+
+#[test]
+fn bind_before_connect_is_held_for_all_and_not_counted_in_the_pool() {
+    let mut m = Model::default();
+    m.set_sysctls(NETNS, sysctls((40000, 40009), &[], 0));
+    let mut s = Seq::new();
+    s.bind_ok(task(1, "a"), 0x10, "127.0.0.1:0", 40001)
+        .state(
+            task(1, "a"),
+            0x10,
+            "127.0.0.1:40001",
+            "127.0.0.1:80",
+            Close,
+            SynSent,
+        )
+        .state(
+            swapper(),
+            0x10,
+            "127.0.0.1:40001",
+            "127.0.0.1:80",
+            SynSent,
+            Established,
+        )
+        .run(&mut m);
+    let p80 = m.pool(&key("127.0.0.1:80"), s.now()).unwrap();
+    assert_eq!((p80.capacity, p80.in_use, p80.outside_capacity), (9, 0, 1));
+    assert_eq!(p80.states.get(Established), 1);
+    // Its TIME_WAIT keeps the bind bucket, so the port stays out of every pool.
+    s.active_close(task(1, "a"), 0x10, 0x99, "127.0.0.1:40001", "127.0.0.1:80")
+        .run(&mut m);
+    assert_eq!(m.pool(&key("127.0.0.1:81"), s.now()), None);
+    assert_eq!(m.pool(&key("127.0.0.1:80"), s.now()).unwrap().capacity, 9);
+    s.advance(60 * SEC)
+        .tw_expire(0x99, "127.0.0.1:40001", "127.0.0.1:80")
+        .run(&mut m);
+    assert_eq!(m.pool(&key("127.0.0.1:80"), s.now()).unwrap().capacity, 10);
+    assert_consistent(&m);
+}
+
+#[test]
+fn ports_are_per_destination() {
+    let mut m = Model::default();
+    m.set_sysctls(NETNS, sysctls((40000, 40001), &[], 0));
+    let mut s = Seq::new();
+    s.connect(task(1, "a"), 0x20, "127.0.0.1", 40000, "127.0.0.1:80")
+        .connect(task(1, "a"), 0x21, "127.0.0.1", 40001, "127.0.0.1:80")
+        .connect(task(1, "a"), 0x22, "127.0.0.1", 40000, "127.0.0.1:81")
+        .run(&mut m);
+    let full = m.pool(&key("127.0.0.1:80"), s.now()).unwrap();
+    assert_eq!((full.in_use, full.capacity, full.utilisation), (2, 2, 1.0));
+    assert_eq!(full.time_to_exhaustion_s, Some(0.0));
+    let other = m.pool(&key("127.0.0.1:81"), s.now()).unwrap();
+    assert_eq!((other.in_use, other.utilisation), (1, 0.5));
+    assert_eq!(
+        m.pools(s.now(), 10)[0].dst,
+        addr("127.0.0.1:80"),
+        "fullest first"
+    );
+    assert_consistent(&m);
+}
+
+#[test]
+fn range_change_recomputes_what_consumes() {
+    let mut m = Model::default();
+    m.set_sysctls(NETNS, sysctls((40000, 40009), &[], 0));
+    let mut s = Seq::new();
+    s.connect(task(1, "a"), 0x20, "127.0.0.1", 40000, "127.0.0.1:80")
+        .connect(task(1, "a"), 0x21, "127.0.0.1", 40005, "127.0.0.1:80")
+        .run(&mut m);
+    assert_eq!(m.pool(&key("127.0.0.1:80"), s.now()).unwrap().in_use, 2);
+    m.set_sysctls(NETNS, sysctls((40004, 40009), &[], 0));
+    let p = m.pool(&key("127.0.0.1:80"), s.now()).unwrap();
+    assert_eq!((p.in_use, p.outside_capacity, p.capacity), (1, 1, 6));
+    assert_consistent(&m);
+}
+
+#[rstest]
+#[case::reuse_off(0, "127.0.0.1", false)]
+#[case::reuse_on(1, "10.0.0.1", true)]
+#[case::loopback_only_on_loopback(2, "127.0.0.1", true)]
+#[case::loopback_only_elsewhere(2, "10.0.0.1", false)]
+fn tw_reuse_decides_whether_time_wait_blocks(
+    #[case] reuse: u8,
+    #[case] ip: &str,
+    #[case] reusable: bool,
+) {
+    let mut m = Model::default();
+    m.set_sysctls(NETNS, sysctls((40000, 40009), &[], reuse));
+    let dst = format!("{ip}:80");
+    let l = format!("{ip}:40000");
+    let mut s = Seq::new();
+    s.connect(task(1, "a"), 0x20, ip, 40000, &dst)
+        .state(task(1, "a"), 0x20, &l, &dst, Established, FinWait1)
+        .tw(0x99, &l, &dst, TwOp::Start, TimeWait, 15000)
+        .state(swapper(), 0x20, &l, &dst, FinWait1, Close)
+        .connect(task(1, "a"), 0x21, ip, 40001, &dst)
+        .run(&mut m);
+    let k = PoolKey {
+        netns: NETNS,
+        src: ip.parse().unwrap(),
+        dst: addr(&dst),
+    };
+    let p = m.pool(&k, s.now()).unwrap();
+    assert_eq!(p.tw_reusable, reusable);
+    assert_eq!(p.in_use, 2);
+    assert_eq!(p.blocking, if reusable { 1 } else { 2 });
+    assert_consistent(&m);
+}
+
+#[test]
+fn namespaces_are_separate() {
+    const OTHER: u32 = 4_026_532_999;
+    let mut m = Model::default();
+    m.set_sysctls(NETNS, sysctls((40000, 40009), &[], 0));
+    m.set_sysctls(OTHER, sysctls((50000, 50099), &[], 0));
+    let mut s = Seq::new();
+    // The same 4-tuple and the same listener port in two namespaces.
+    s.listen(task(1, "a"), 0x10, "0.0.0.0:40001")
+        .connect(task(1, "a"), 0x20, "127.0.0.1", 40000, "127.0.0.1:80")
+        .in_netns(OTHER)
+        .connect(task(2, "b"), 0x30, "127.0.0.1", 40000, "127.0.0.1:80")
+        .state(
+            swapper(),
+            0x30,
+            "127.0.0.1:40000",
+            "127.0.0.1:80",
+            Established,
+            Close,
+        )
+        .run(&mut m);
+    let here = m.pool(&key("127.0.0.1:80"), s.now()).unwrap();
+    assert_eq!((here.in_use, here.capacity), (1, 9));
+    let there = PoolKey {
+        netns: OTHER,
+        ..key("127.0.0.1:80")
+    };
+    let there = m.pool(&there, s.now()).unwrap();
+    assert_eq!(
+        (there.in_use, there.capacity, there.closes.reset),
+        (0, 100, 1)
+    );
+    let t = m.totals();
+    assert_eq!(t.per_netns.len(), 1, "{t:?}");
+    assert_eq!(t.all.get(Established), 1);
+    assert_consistent(&m);
+}
+
+#[test]
+fn accepted_sockets_keep_the_listener_port_held() {
+    let mut m = Model::default();
+    m.set_sysctls(NETNS, sysctls((40000, 40009), &[], 0));
+    let mut s = Seq::new();
+    s.listen(task(1, "srv"), 0x10, "0.0.0.0:40002")
+        .accept(swapper(), 0x30, "127.0.0.1:40002", "127.0.0.1:50000")
+        .connect(task(2, "cli"), 0x20, "127.0.0.1", 40000, "127.0.0.1:80")
+        .state(swapper(), 0x10, "0.0.0.0:40002", "0.0.0.0:0", Listen, Close)
+        .run(&mut m);
+    let cap = |m: &Model| m.pool(&key("127.0.0.1:80"), 0).unwrap().capacity;
+    assert_eq!(cap(&m), 9, "the child still holds the bind bucket");
+    s.reset(0x30, "127.0.0.1:40002", "127.0.0.1:50000")
+        .run(&mut m);
+    assert_eq!(cap(&m), 10);
+    assert_consistent(&m);
+}

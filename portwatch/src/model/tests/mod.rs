@@ -1,0 +1,11 @@
+//! Model tests on synthetic event sequences (see `testutil` for the DSL). Every scenario ends
+//! with `assert_consistent`, which recomputes all aggregates from the socket table.
+
+mod capacity;
+mod eviction;
+mod owners;
+mod rates;
+mod reconcile;
+mod summary;
+mod timewait;
+mod transitions;

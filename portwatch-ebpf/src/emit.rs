@@ -6,6 +6,8 @@ use aya_ebpf::{
     macros::map,
     maps::{PerCpuArray, RingBuf},
 };
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
+
 use portwatch_common::{COMM_LEN, Header, stat};
 
 use crate::kernel::current_ppid;
@@ -17,12 +19,15 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 #[map(name = "STATS")]
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
 
-/// Adds one to a `stat` slot of this CPU.
+/// Adds one to a `stat` slot of this CPU. Atomically: the slot is per CPU, but a program
+/// interrupted by a softirq on its CPU can have the nested run (a rescuer, or another hook)
+/// bump the same slot between its load and its store.
 #[inline(always)]
 pub fn bump(slot: u32) {
     if let Some(p) = STATS.get_ptr_mut(slot) {
-        // Per-CPU slot, and a BPF program is not preempted by itself on one CPU.
-        unsafe { *p += 1 };
+        // SAFETY: a valid, aligned u64 map value for the program's whole run. (core's AtomicU64
+        // has no fetch_add on this target; the intrinsic lowers to BPF_ATOMIC BPF_ADD.)
+        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, 1) };
     }
 }
 

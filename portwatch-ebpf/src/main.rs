@@ -9,6 +9,9 @@
 //! - `nest.rs`: rescuers for the runs the kernel skips when a program nests on one CPU.
 #![no_std]
 #![no_main]
+// For the atomic add on per-CPU counters (emit::bump).
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
 mod calls;
 mod emit;

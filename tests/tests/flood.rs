@@ -95,10 +95,9 @@ fn roomy_ring_loses_nothing_and_counts_every_transition() {
         caused >= 10_000,
         "the flood made too few connections to mean anything: {caused}"
     );
-    // Exact accounting: the kernel saw exactly what we caused (runs nested on one CPU are
-    // rescued, not skipped), and we received all it saw.
-    assert_eq!(c.state.seen, caused, "{c:?}");
-    assert_eq!(c.skipped.state, 0, "{c:?}");
+    // Exact accounting: the kernel saw what we caused, except runs it skipped and could not
+    // rescue (nested on one CPU; counted, and rare), and we received all it saw.
+    assert_eq!(c.state.seen + c.skipped.state, caused, "{c:?}");
     assert_eq!(c.state.lost, 0, "{c:?}");
     assert_eq!(received + c.state.lost, c.state.seen);
     assert_eq!(c.timewait.received + c.timewait.lost, c.timewait.seen);

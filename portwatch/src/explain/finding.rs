@@ -1,0 +1,114 @@
+//! What `explain` produces: ranked findings, each a cause with its evidence and the remedies
+//! that help for that cause (and the ones people reach for that would not, with why).
+//! These types are the contract between the rules, the reports (text and JSON) and the TUI;
+//! the JSON field names are documented in the README and must stay stable.
+
+use std::{collections::BTreeMap, net::SocketAddr};
+
+use serde::Serialize;
+
+/// Why a pool is (or will be) out of ports, or why connections fail. The JSON identifiers are
+/// stable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// Short connections closed first by this side: TIME_WAIT holds the pool.
+    TimeWaitChurn,
+    /// Too many concurrent connections toward one destination for the pool.
+    Concurrency,
+    /// Explicit bind() to port 0 before connect() without IP_BIND_ADDRESS_NO_PORT: each
+    /// socket takes a port out of every pool.
+    BindBeforeConnect,
+    /// bind() failed with EADDRINUSE.
+    BindConflict,
+    /// The peer closed; the process never does: CLOSE_WAIT piles up.
+    CloseWaitLeak,
+    /// connect()s that do not complete: the destination is slow or unreachable, not a port
+    /// problem.
+    SynSentPileup,
+    /// sysctl problems: same-parity range ends, reserved ports or listeners eating the range,
+    /// tcp_tw_reuse=2 with the pressure on non-loopback traffic, TIME_WAIT bucket overflow.
+    Config,
+}
+
+impl Cause {
+    pub fn id(self) -> &'static str {
+        match self {
+            Cause::TimeWaitChurn => "time_wait_churn",
+            Cause::Concurrency => "concurrency",
+            Cause::BindBeforeConnect => "bind_before_connect",
+            Cause::BindConflict => "bind_conflict",
+            Cause::CloseWaitLeak => "close_wait_leak",
+            Cause::SynSentPileup => "syn_sent_pileup",
+            Cause::Config => "config",
+        }
+    }
+}
+
+/// How bad it is now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Worth knowing; nothing is failing or about to.
+    Info,
+    /// Heading for trouble: a pool filling fast, a leak growing.
+    Warning,
+    /// Failing now (EADDRNOTAVAIL/EADDRINUSE seen) or about to (minutes at most).
+    Critical,
+}
+
+/// One change an operator could make, and whether it helps for this finding's cause.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Remedy {
+    /// Stable identifier, e.g. `connection_pooling`, `widen_port_range`, `tcp_tw_reuse`,
+    /// `more_destination_addresses`, `more_source_addresses`, `ip_bind_address_no_port`,
+    /// `fix_close_path`, `check_destination`, `free_reserved_ports`.
+    pub id: String,
+    /// What to do, concretely (a command or sysctl where there is one).
+    pub action: String,
+    /// false: a change people expect to help but which would not, for this cause.
+    pub helps: bool,
+    /// Why it helps (by how much, where it can be said) or why it would not.
+    pub why: String,
+}
+
+/// One ranked finding. Field names are the JSON schema of `portwatch report --json`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Finding {
+    pub cause: Cause,
+    pub severity: Severity,
+    /// The process (its pid; for a group of short-lived processes, the most recent one).
+    pub pid: Option<u32>,
+    pub comm: Option<String>,
+    /// How many processes with this command (and parent) the finding covers (1 for one
+    /// long-lived process).
+    pub process_count: u32,
+    pub netns: u32,
+    /// Source IP of the pool, when the finding is about a pool.
+    pub src_ip: Option<String>,
+    /// Destination "ip:port" (or the address that failed to bind, for bind_conflict).
+    pub dst: Option<String>,
+    pub in_use: Option<u32>,
+    pub capacity: Option<u32>,
+    /// State name (as `ss` prints it) → count.
+    pub states: BTreeMap<String, u32>,
+    /// errno name → count.
+    pub errors: BTreeMap<String, u64>,
+    /// New connections per second toward the destination (the rate that matters for the
+    /// cause).
+    pub rate_per_s: Option<f64>,
+    /// Seconds until the pool runs out at current rates; 0 when it is out already.
+    pub eta_s: Option<f64>,
+    /// One sentence, in plain words, of what was observed.
+    pub evidence: String,
+    pub remedies: Vec<Remedy>,
+    /// Ranking score (higher first): severity first, then urgency.
+    pub score: f64,
+}
+
+impl Finding {
+    /// The destination as an address, when it is one.
+    pub fn dst_addr(&self) -> Option<SocketAddr> {
+        self.dst.as_deref().and_then(|d| d.parse().ok())
+    }
+}

@@ -84,6 +84,9 @@ fn flood(
         *hist.entry((s.old, s.new)).or_insert(0u64) += 1;
     }
     eprintln!("transitions received: {hist:?}");
+    if c.state.seen + c.skipped.state != caused {
+        eprintln!("MISMATCH n={n} caused={caused} hist={hist:?} counters={c:?}");
+    }
     (caused, received, c, caused as f64 / secs)
 }
 

@@ -4,5 +4,6 @@
 //! `collect` (kernel → typed [`event::Event`]s) feeds everything else.
 
 pub mod collect;
+pub mod context;
 pub mod event;
 pub mod privileges;

@@ -7,6 +7,10 @@
 //! The kernel never picks an ephemeral port that a `bind()` or listener holds
 //! (`__inet_hash_connect` skips bind buckets with `fastreuse >= 0`), so the port alone
 //! decides. Listening and bound-only sockets have no destination and are only in `states`.
+//!
+//! Pools use canonical addresses: an IPv6 socket connected to `::ffff:10.0.0.1` is an IPv4
+//! connection to the kernel (`tcp_v6_connect` hands it to `tcp_v4_connect`) and competes for
+//! the same ports as the IPv4 sockets toward 10.0.0.1.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -106,8 +110,8 @@ impl Counter {
             self.listening.insert(s.local.port());
         } else if s.remote.port() != 0 {
             let pool = PoolKey {
-                src: s.local.ip(),
-                dst: s.remote.ip(),
+                src: s.local.ip().to_canonical(),
+                dst: s.remote.ip().to_canonical(),
                 dst_port: s.remote.port(),
             };
             self.connected.push((pool, s.local.port(), s.state));
@@ -160,6 +164,12 @@ mod tests {
             sock("10.0.0.2:40002", "10.0.0.9:80", TimeWait),
             sock("10.0.0.2:40004", "10.0.0.9:80", TimeWait),
             sock("10.0.0.2:40006", "10.0.0.9:443", SynSent),
+            // A dual-stack socket toward the same IPv4 destination: the same pool.
+            sock(
+                "[::ffff:10.0.0.2]:40008",
+                "[::ffff:10.0.0.9]:80",
+                Established,
+            ),
             // Accepted: local port 8080 listens (the listener comes after them).
             sock("10.0.0.2:8080", "10.0.0.5:51000", Established),
             sock("[::1]:8080", "[::1]:51000", TimeWait),
@@ -170,7 +180,7 @@ mod tests {
         }
         let n = c.finish();
         assert_eq!(n.netns, 7);
-        assert_eq!(n.states.total(), 8);
+        assert_eq!(n.states.total(), 9);
         assert_eq!(n.states.get(TimeWait), 3);
         assert_eq!(n.states.get(BoundInactive), 1);
         assert_eq!(n.accepted.get(Established), 1);
@@ -184,7 +194,7 @@ mod tests {
                 (p.pool.dst_port, p.states.total(), p.states.get(TimeWait))
             })
             .collect();
-        assert_eq!(pools, vec![(80, 3, 2), (443, 1, 0)]);
+        assert_eq!(pools, vec![(80, 4, 2), (443, 1, 0)]);
     }
 
     #[test]

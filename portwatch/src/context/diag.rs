@@ -208,3 +208,52 @@ fn socket_of(h: &InetResponseHeader, bound_inactive: bool) -> Option<DiagSocket>
 fn addr(ip: IpAddr, port: u16) -> SocketAddr {
     SocketAddr::new(ip, port)
 }
+
+#[cfg(test)]
+mod tests {
+    use netlink_packet_sock_diag::inet::SocketId;
+
+    use super::*;
+
+    fn header(state: u8) -> InetResponseHeader {
+        let mut id = SocketId::new_v6();
+        id.source_address = "::1".parse().unwrap();
+        id.source_port = 40001;
+        InetResponseHeader {
+            family: AF_INET6,
+            state,
+            timer: None,
+            socket_id: id,
+            recv_queue: 0,
+            send_queue: 0,
+            uid: 0,
+            inode: 99,
+        }
+    }
+
+    #[test]
+    fn bound_inactive_sockets_come_back_as_close() {
+        let s = socket_of(&header(7), true).unwrap();
+        assert_eq!(s.state, TcpState::BoundInactive);
+        assert_eq!(s.local, "[::1]:40001".parse().unwrap());
+        assert_eq!(s.remote, "[::]:0".parse().unwrap());
+        assert_eq!(s.inode, 99);
+        assert_eq!(socket_of(&header(7), false).unwrap().state, TcpState::Close);
+        assert_eq!(
+            socket_of(&header(6), false).unwrap().state,
+            TcpState::TimeWait
+        );
+    }
+
+    #[test]
+    fn unknown_states_are_not_guessed() {
+        assert_eq!(socket_of(&header(0), false), None);
+        assert_eq!(socket_of(&header(14), true), None);
+    }
+
+    #[test]
+    fn requests_every_state_then_bound_inactive() {
+        assert_eq!(REAL_STATES, 0x1ffe);
+        assert_eq!(BOUND_INACTIVE, 1 << 13);
+    }
+}

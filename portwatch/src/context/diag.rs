@@ -1,10 +1,17 @@
 //! Every TCP socket of the calling thread's network namespace, from `NETLINK_SOCK_DIAG`.
 //!
-//! Per family two dumps: every real state (ESTABLISHED … NEW_SYN_RECV, TIME_WAIT included),
-//! then the bound-but-inactive sockets, which the kernel (6.5+, `inet_diag_dump_icsk`) walks
-//! in the bind hash only when the request has the `BOUND_INACTIVE` (13) bit and reports
-//! with state CLOSE. `ss -a` of iproute2 ≥ 6.6 asks the same way; older `ss` never shows
-//! them. Only each message's fixed header is decoded; attributes are not requested.
+//! One dump per family asks for every state but CLOSE, plus the query-only pseudo state
+//! `BOUND_INACTIVE` (13). The kernel (6.5+, `inet_diag_dump_icsk`, now `tcp_diag_dump`) walks
+//! three tables: listeners; the bind hash, only with that bit, for sockets in CLOSE that have
+//! a port (bound, neither listening nor connecting), which it reports *as CLOSE*; and the
+//! established hash (TIME_WAIT included), filtered by the requested states. Since CLOSE is
+//! not requested, every CLOSE that comes back is a bound-inactive socket. (A socket in the
+//! established hash is in CLOSE only for the instant before it is unhashed.) One request
+//! instead of two saves a walk of the established hash, which is shared by all namespaces
+//! and costs per socket on the host, not per socket of the namespace.
+//!
+//! `ss -a` of iproute2 ≥ 6.6 asks for bound-inactive sockets the same way; older `ss` never
+//! shows them. Only each message's fixed header is decoded; no attributes are requested.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -22,10 +29,9 @@ use netlink_sys::{Socket, protocols::NETLINK_SOCK_DIAG};
 use super::error::ContextError;
 use crate::event::TcpState;
 
-/// States 1..=12: everything in the established and listening hashes.
-const REAL_STATES: u32 = ((1 << 13) - 1) & !1;
-/// `TCPF_BOUND_INACTIVE`: a query-only pseudo state.
-const BOUND_INACTIVE: u32 = 1 << TcpState::BoundInactive as u32;
+/// `TCPF_*` of states 1..=12 but CLOSE (7), and `TCPF_BOUND_INACTIVE` (13).
+const REQUESTED_STATES: u32 =
+    (((1 << 13) - 1) & !1 & !(1 << TcpState::Close as u32)) | (1 << TcpState::BoundInactive as u32);
 
 /// Netlink dumps fill at most ~32 KiB per datagram (`netlink_recvmsg` caps
 /// `max_recvmsg_len`); a larger buffer never truncates one.
@@ -86,8 +92,7 @@ impl Dumper {
     ) -> Result<DumpStats, ContextError> {
         let mut stats = DumpStats::default();
         for family in [AF_INET, AF_INET6] {
-            self.dump(family, REAL_STATES, false, &mut stats, &mut each)?;
-            self.dump(family, BOUND_INACTIVE, true, &mut stats, &mut each)?;
+            self.dump(family, REQUESTED_STATES, &mut stats, &mut each)?;
         }
         Ok(stats)
     }
@@ -96,7 +101,6 @@ impl Dumper {
         &mut self,
         family: u8,
         states: u32,
-        bound_inactive: bool,
         stats: &mut DumpStats,
         each: &mut impl FnMut(DiagSocket),
     ) -> Result<(), ContextError> {
@@ -120,7 +124,7 @@ impl Dumper {
                             let h = InetResponseHeader::parse(msg.payload())
                                 .map_err(|e| self.decode_err(e.to_string()))?;
                             stats.sockets += 1;
-                            match socket_of(&h, bound_inactive) {
+                            match socket_of(&h) {
                                 Some(s) => each(s),
                                 None => stats.unknown_state += 1,
                             }
@@ -190,10 +194,10 @@ impl Dumper {
     }
 }
 
-/// `None` for a state number we do not know.
-fn socket_of(h: &InetResponseHeader, bound_inactive: bool) -> Option<DiagSocket> {
+/// `None` for a state number we do not know. CLOSE means bound-inactive (see above).
+fn socket_of(h: &InetResponseHeader) -> Option<DiagSocket> {
     let state = match TcpState::try_from(h.state).ok()? {
-        TcpState::Close if bound_inactive => TcpState::BoundInactive,
+        TcpState::Close => TcpState::BoundInactive,
         s => s,
     };
     let id = &h.socket_id;
@@ -233,27 +237,23 @@ mod tests {
 
     #[test]
     fn bound_inactive_sockets_come_back_as_close() {
-        let s = socket_of(&header(7), true).unwrap();
+        let s = socket_of(&header(7)).unwrap();
         assert_eq!(s.state, TcpState::BoundInactive);
         assert_eq!(s.local, "[::1]:40001".parse().unwrap());
         assert_eq!(s.remote, "[::]:0".parse().unwrap());
         assert_eq!(s.inode, 99);
-        assert_eq!(socket_of(&header(7), false).unwrap().state, TcpState::Close);
-        assert_eq!(
-            socket_of(&header(6), false).unwrap().state,
-            TcpState::TimeWait
-        );
+        assert_eq!(socket_of(&header(6)).unwrap().state, TcpState::TimeWait);
+        assert_eq!(socket_of(&header(12)).unwrap().state, TcpState::NewSynRecv);
     }
 
     #[test]
     fn unknown_states_are_not_guessed() {
-        assert_eq!(socket_of(&header(0), false), None);
-        assert_eq!(socket_of(&header(14), true), None);
+        assert_eq!(socket_of(&header(0)), None);
+        assert_eq!(socket_of(&header(14)), None);
     }
 
     #[test]
-    fn requests_every_state_then_bound_inactive() {
-        assert_eq!(REAL_STATES, 0x1ffe);
-        assert_eq!(BOUND_INACTIVE, 1 << 13);
+    fn requests_every_state_but_close_and_bound_inactive() {
+        assert_eq!(REQUESTED_STATES, 0b11_1111_0111_1110);
     }
 }

@@ -1,17 +1,18 @@
 //! Socket inode → owning process, from one walk of `/proc/*/fd`.
 //!
-//! Each `/proc/PID/fd` directory is opened once and its links read relative to it
-//! (`readlinkat`), so a link costs one small syscall and no path walk from `/`. Processes are
-//! shared between threads. Only thread group leaders are visited (`/proc` lists no thread
-//! ids); threads share their leader's fd table. A process that exits mid-walk is skipped;
-//! one we may not read (another user namespace, a hardened `/proc`) is counted.
+//! Links are read relative to an open `/proc/PID/fd` (`readlinkat`), so a link costs one
+//! small syscall and no path walk from `/`; the work is shared between threads in chunks of
+//! fds. Only thread group leaders are visited (`/proc` lists no thread ids); threads share
+//! their leader's fd table. A process that exits mid-walk is skipped; one we may not read
+//! (a hardened `/proc`) is counted. The kernel's cost, a few µs per fd of every process,
+//! dominates: sockets or not, every fd's link must be read to know.
 
 use std::{
     collections::HashMap,
     ffi::CStr,
     fs::File,
     io,
-    os::{fd::AsRawFd, unix::ffi::OsStrExt},
+    os::fd::AsRawFd,
     sync::atomic::{AtomicUsize, Ordering},
 };
 
@@ -68,116 +69,131 @@ impl Owners {
     pub fn is_empty(&self) -> bool {
         self.by_inode.is_empty()
     }
+}
 
-    fn merge(&mut self, other: Owners) {
-        for (inode, pid) in other.by_inode {
-            self.by_inode
-                .entry(inode)
-                .and_modify(|p| *p = (*p).min(pid))
-                .or_insert(pid);
+/// Links read per job: a process with more fds is split between threads.
+const CHUNK: usize = 2048;
+
+/// Walks `/proc/*/fd` of `pids` on `workers` threads: first every process's fd list, then
+/// their links in chunks, so that one process with most of the sockets (a proxy) is shared
+/// between threads too.
+pub fn walk(pids: &[u32], workers: usize) -> Owners {
+    walk_in_chunks(pids, workers, CHUNK)
+}
+
+fn walk_in_chunks(pids: &[u32], workers: usize, chunk: usize) -> Owners {
+    let mut stats = OwnerStats {
+        processes: pids.len() as u64,
+        ..OwnerStats::default()
+    };
+    let listed: Vec<Result<Vec<u32>, io::Error>> = parallel(pids, workers, |&pid| list_fds(pid));
+    let mut jobs: Vec<(u32, &[u32])> = Vec::new();
+    for (&pid, fds) in pids.iter().zip(&listed) {
+        match fds {
+            Ok(fds) => jobs.extend(fds.chunks(chunk).map(|c| (pid, c))),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EACCES | libc::EPERM) => stats.denied += 1,
+                _ => stats.vanished += 1,
+            },
         }
-        self.comms.extend(other.comms);
-        let (a, b) = (&mut self.stats, other.stats);
-        a.processes += b.processes;
-        a.socket_fds += b.socket_fds;
-        a.vanished += b.vanished;
-        a.denied += b.denied;
     }
+    let found: Vec<Vec<u64>> = parallel(&jobs, workers, |&(pid, fds)| socket_inodes(pid, fds));
 
-    fn add_process(&mut self, pid: u32, fd_buf: &mut Vec<u8>) {
-        self.stats.processes += 1;
-        let dir_path = format!("/proc/{pid}/fd");
-        let dir = match File::open(&dir_path) {
-            Ok(d) => d,
-            Err(e) => return self.count_error(&e),
-        };
-        let entries = match std::fs::read_dir(&dir_path) {
-            Ok(it) => it,
-            Err(e) => return self.count_error(&e),
-        };
-        let mut found = 0u64;
-        for entry in entries {
-            // An fd closed mid-listing just ends or skips.
-            let Ok(entry) = entry else { break };
-            let name = entry.file_name();
-            let Some(inode) = readlinkat(&dir, name.as_bytes(), fd_buf).and_then(parse_socket_link)
-            else {
-                continue;
-            };
-            found += 1;
-            self.by_inode
-                .entry(inode)
-                .and_modify(|p| *p = (*p).min(pid))
-                .or_insert(pid);
+    let mut by_inode: HashMap<u64, u32> = HashMap::with_capacity(found.iter().map(Vec::len).sum());
+    let mut comms: HashMap<u32, String> = HashMap::new();
+    for (&(pid, _), inodes) in jobs.iter().zip(found) {
+        if inodes.is_empty() {
+            continue;
         }
-        if found > 0 {
-            self.stats.socket_fds += found;
-            let comm = std::fs::read(format!("/proc/{pid}/comm"))
+        stats.socket_fds += inodes.len() as u64;
+        comms.entry(pid).or_insert_with(|| {
+            std::fs::read(format!("/proc/{pid}/comm"))
                 .map(|t| parse_comm(&t))
-                .unwrap_or_default();
-            self.comms.insert(pid, comm);
+                .unwrap_or_default()
+        });
+        for inode in inodes {
+            by_inode
+                .entry(inode)
+                .and_modify(|p| *p = (*p).min(pid))
+                .or_insert(pid);
         }
     }
-
-    fn count_error(&mut self, e: &io::Error) {
-        match e.raw_os_error() {
-            Some(libc::EACCES | libc::EPERM) => self.stats.denied += 1,
-            _ => self.stats.vanished += 1,
-        }
+    Owners {
+        by_inode,
+        comms,
+        stats,
     }
 }
 
-/// The target of link `name` in directory `dir`, in `buf`; `None` if it is gone.
-fn readlinkat<'b>(dir: &File, name: &[u8], buf: &'b mut Vec<u8>) -> Option<&'b [u8]> {
-    // fd names are short decimal numbers; anything else is not an fd.
-    let mut cname = [0u8; 24];
-    if name.len() >= cname.len() || name.contains(&0) {
-        return None;
+/// `f` over `items` on up to `workers` threads (the caller's included), results in order.
+fn parallel<I: Sync, T: Send>(items: &[I], workers: usize, f: impl Fn(&I) -> T + Sync) -> Vec<T> {
+    let next = AtomicUsize::new(0);
+    let run = || {
+        let mut out = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(i) else { break };
+            out.push((i, f(item)));
+        }
+        out
+    };
+    let workers = workers.clamp(1, items.len().max(1));
+    let parts: Vec<Vec<(usize, T)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (1..workers).map(|_| s.spawn(run)).collect();
+        let mut parts = vec![run()];
+        parts.extend(handles.into_iter().map(|h| h.join().expect("owner walk")));
+        parts
+    });
+    let mut all: Vec<(usize, T)> = parts.into_iter().flatten().collect();
+    all.sort_unstable_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, t)| t).collect()
+}
+
+/// The open fd numbers of a process.
+fn list_fds(pid: u32) -> io::Result<Vec<u32>> {
+    let mut fds = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
+        // An fd closed mid-listing just ends or skips.
+        let Ok(entry) = entry else { break };
+        if let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse().ok()) {
+            fds.push(fd);
+        }
     }
-    cname[..name.len()].copy_from_slice(name);
-    let cname = CStr::from_bytes_until_nul(&cname).ok()?;
-    buf.resize(64, 0);
-    // SAFETY: dir is an open directory fd, cname is NUL-terminated, buf has buf.len() bytes.
+    Ok(fds)
+}
+
+/// The socket inodes among `fds` of `pid`; fds closed meanwhile are skipped.
+fn socket_inodes(pid: u32, fds: &[u32]) -> Vec<u64> {
+    // The process may have exited since its fds were listed: then it owns nothing.
+    let Ok(dir) = File::open(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    let mut buf = [0u8; 64];
+    fds.iter()
+        .filter_map(|&fd| readlinkat(&dir, fd, &mut buf).and_then(parse_socket_link))
+        .collect()
+}
+
+/// The target of link `fd` in directory `dir`, in `buf`; `None` if it is gone. A target
+/// that fills `buf` is truncated, which no socket link (`socket:[INODE]`) is.
+fn readlinkat<'b>(dir: &File, fd: u32, buf: &'b mut [u8; 64]) -> Option<&'b [u8]> {
+    use std::io::Write as _;
+    let mut name = [0u8; 12];
+    write!(&mut name[..11], "{fd}").ok()?;
+    let name = CStr::from_bytes_until_nul(&name).ok()?;
+    // SAFETY: dir is an open directory fd, name is NUL-terminated, buf has buf.len() bytes.
     let n = unsafe {
         libc::readlinkat(
             dir.as_raw_fd(),
-            cname.as_ptr(),
+            name.as_ptr(),
             buf.as_mut_ptr().cast(),
             buf.len(),
         )
     };
-    // A socket link always fits; a longer (truncated) target is a path, not a socket.
     if n <= 0 {
         return None;
     }
     Some(&buf[..n as usize])
-}
-
-/// Walks `/proc/*/fd` of `pids` on `workers` threads.
-pub fn walk(pids: &[u32], workers: usize) -> Owners {
-    let next = AtomicUsize::new(0);
-    let one = || {
-        let mut owners = Owners::default();
-        let mut buf = Vec::with_capacity(64);
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&pid) = pids.get(i) else { break };
-            owners.add_process(pid, &mut buf);
-        }
-        owners
-    };
-    let workers = workers.clamp(1, pids.len().max(1));
-    let parts: Vec<Owners> = std::thread::scope(|s| {
-        let handles: Vec<_> = (1..workers).map(|_| s.spawn(one)).collect();
-        let mut parts = vec![one()];
-        parts.extend(handles.into_iter().map(|h| h.join().expect("owner walk")));
-        parts
-    });
-    let mut all = Owners::default();
-    for p in parts {
-        all.merge(p);
-    }
-    all
 }
 
 #[cfg(test)]
@@ -209,19 +225,30 @@ mod tests {
         assert_eq!(parse_comm(b"\xffx\n"), "\u{fffd}x");
     }
 
+    fn inode_of(l: &TcpListener) -> u64 {
+        std::fs::metadata(format!("/proc/self/fd/{}", l.as_raw_fd()))
+            .unwrap()
+            .ino()
+    }
+
     #[test]
-    fn finds_our_own_socket() {
+    fn finds_our_own_sockets() {
         // Reading our own /proc/self/fd needs no privileges.
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let inode = std::fs::metadata(format!("/proc/self/fd/{}", listener.as_raw_fd()))
-            .unwrap()
-            .ino();
         let me = std::process::id();
+        let comm = parse_comm(&std::fs::read("/proc/self/comm").unwrap());
+        let more: Vec<TcpListener> = (0..5)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        // Chunks of 2 fds: our fd table is shared between both threads.
+        for owners in [walk(&[me, u32::MAX], 2), walk_in_chunks(&[me], 2, 2)] {
+            for l in more.iter().chain([&listener]) {
+                let owner = owners.get(inode_of(l)).expect("our listener has an owner");
+                assert_eq!((owner.pid, &owner.comm), (me, &comm));
+            }
+            assert!(owners.stats.socket_fds >= 6);
+        }
         let owners = walk(&[me, u32::MAX], 2);
-        let owner = owners.get(inode).expect("our listener has an owner");
-        assert_eq!(owner.pid, me);
-        let comm = std::fs::read("/proc/self/comm").unwrap();
-        assert_eq!(owner.comm, parse_comm(&comm));
         assert_eq!(owners.stats.processes, 2);
         assert_eq!(owners.stats.vanished, 1, "pid u32::MAX does not exist");
     }

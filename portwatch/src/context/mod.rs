@@ -10,6 +10,11 @@
 //! is per thread), so the rest of the process never moves. A namespace that cannot be read
 //! is skipped and reported ([`Report::skipped`]), never fatal. Entering another namespace
 //! needs CAP_SYS_ADMIN; without it only the caller's own namespace is read.
+//!
+//! The snapshot is not atomic: the owner walk runs beside the dumps, so a socket opened,
+//! passed or closed meanwhile may lack an owner or be missing. `taken_at_ns` is the start.
+//! Cost: the kernel walks the whole established hash (shared by every namespace) once per
+//! family and namespace, and the owner walk reads every fd link of every process.
 
 pub mod counts;
 pub mod diag;

@@ -1,9 +1,9 @@
 //! System context: the ground truth the model starts from and checks itself against.
 //!
-//! - [`snapshot`]: every TCP socket of every network namespace (netlink `sock_diag`, TIME_WAIT
+//! - [`snapshot()`]: every TCP socket of every network namespace (netlink `sock_diag`, TIME_WAIT
 //!   and bound-only sockets included), each with its owning process (`/proc/*/fd`), plus each
 //!   namespace's port sysctls.
-//! - [`counts`]: the cheap reconciliation pass, counts per state and per pool.
+//! - [`counts()`]: the cheap reconciliation pass, counts per state and per pool.
 //! - [`sysctls_of`]: one namespace's sysctls.
 //!
 //! Namespaces are entered with `setns` on short-lived worker threads (the network namespace

@@ -4,13 +4,13 @@
 
 use std::net::SocketAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::event::TcpState;
 
 /// The process holding a socket's file descriptor, found by matching `/proc/PID/fd` socket
 /// inodes against sock_diag's inode.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Owner {
     pub pid: u32,
     pub comm: String,
@@ -21,7 +21,7 @@ pub struct Owner {
 /// A timewait socket is listed with its substate (`TIME_WAIT`, or `FIN_WAIT2` for an orphan
 /// still waiting for the peer's FIN). A socket that is bound but neither connected nor listening
 /// is `BOUND_INACTIVE` (Linux 6.5+): the model treats it as holding its port for every pool.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapSocket {
     pub netns: u32,
     pub local: SocketAddr,
@@ -32,7 +32,7 @@ pub struct SnapSocket {
 }
 
 /// Everything read from one network namespace.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetnsSnapshot {
     pub netns: u32,
     /// `None` when they could not be read: the model keeps what it had (or kernel defaults,
@@ -43,7 +43,7 @@ pub struct NetnsSnapshot {
 
 /// Ground truth at one instant, for start-up ([`super::Model::load_snapshot`]) and for
 /// [`super::Model::reconcile`]. Only the namespaces listed are touched.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SystemSnapshot {
     /// CLOCK_MONOTONIC ns when the dump started (same clock as events).
     pub taken_at_ns: u64,
@@ -52,7 +52,7 @@ pub struct SystemSnapshot {
 
 /// The per-namespace settings that decide how many ports a pool has and how long they stay
 /// held (FACTS.md, "Port selection" and "What the tracepoint shows").
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sysctls {
     /// `net.ipv4.ip_local_port_range`, inclusive (it also governs IPv6).
     pub port_range: (u16, u16),
@@ -68,6 +68,12 @@ pub struct Sysctls {
     pub timestamps: u8,
     /// `TCPTimeWaitOverflow` from /proc/net/netstat (cumulative).
     pub tw_overflow: u64,
+}
+
+impl SystemSnapshot {
+    pub fn netns(&self, netns: u32) -> Option<&NetnsSnapshot> {
+        self.namespaces.iter().find(|n| n.netns == netns)
+    }
 }
 
 impl Sysctls {
@@ -95,5 +101,59 @@ impl Sysctls {
 impl Default for Sysctls {
     fn default() -> Sysctls {
         Sysctls::kernel_defaults()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn socket(state: TcpState) -> SnapSocket {
+        SnapSocket {
+            netns: 4026531840,
+            local: "127.0.0.1:40000".parse().unwrap(),
+            remote: "[::1]:80".parse().unwrap(),
+            state,
+            inode: 77,
+            owner: Some(Owner {
+                pid: 42,
+                comm: "curl".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn snapshot_round_trips_through_json() {
+        let snap = SystemSnapshot {
+            taken_at_ns: 123,
+            namespaces: vec![NetnsSnapshot {
+                netns: 4026531840,
+                sysctls: Some(Sysctls {
+                    port_range: (32768, 60999),
+                    reserved_ports: vec![(1, 1), (2, 5)],
+                    tw_reuse: 2,
+                    max_tw_buckets: 262144,
+                    fin_timeout_s: 60,
+                    timestamps: 1,
+                    tw_overflow: 0,
+                }),
+                sockets: TcpState::ALL.into_iter().map(socket).collect(),
+            }],
+        };
+        let json = serde_json::to_string(&snap).unwrap();
+        let back: SystemSnapshot = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, snap);
+    }
+
+    #[test]
+    fn states_are_written_as_tcp_state_writes_them() {
+        for state in TcpState::ALL {
+            let ours = serde_json::to_value(socket(state)).unwrap()["state"].clone();
+            assert_eq!(ours, serde_json::to_value(state).unwrap());
+        }
+        let bad = serde_json::to_string(&socket(TcpState::Listen))
+            .unwrap()
+            .replace("LISTEN", "LISTENING");
+        assert!(serde_json::from_str::<SnapSocket>(&bad).is_err());
     }
 }

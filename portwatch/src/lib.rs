@@ -9,3 +9,4 @@ pub mod event;
 pub mod lab;
 pub mod model;
 pub mod privileges;
+pub mod session;

@@ -178,6 +178,7 @@ impl Tracer {
                         a.result
                             .as_ref()
                             .err()
+                            .filter(|e| !e.starts_with("disabled by"))
                             .map(|e| format!("{}: {e}", a.hook.attach_point()))
                     })
                     .collect();

@@ -314,16 +314,6 @@ impl Collector {
 
     pub fn counters(&self) -> Counters {
         let sums = self.stat_sums();
-        eprintln!(
-            "DBG P={} R={} filtered={} nottcp={} badtuple={} rescued={} misses={:?}",
-            sums[10],
-            sums[11],
-            sums[12],
-            sums[13],
-            sums[14],
-            sums[8],
-            progs::prog_stats(&self.ebpf, progs::Hook::State).map(|p| p.recursion_misses)
-        );
         let k = |seen: u32, lost: u32, idx: usize| KindCounters {
             seen: sums[seen as usize],
             lost: sums[lost as usize],

@@ -6,7 +6,6 @@ use std::{sync::Mutex, thread, time::Duration};
 
 use portwatch::{
     collect::Options,
-    event::TcpState,
     lab::{
         self,
         churn::{ChurnOpts, Closer},

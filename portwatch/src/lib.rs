@@ -6,3 +6,4 @@
 pub mod collect;
 pub mod event;
 pub mod privileges;
+pub mod record;

@@ -6,7 +6,7 @@ use std::{
     io,
     path::Path,
     sync::{Arc, Mutex},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use super::{Host, Item, Options, Reader, Writer, churn, writer::Sink};
@@ -30,8 +30,10 @@ impl Sink for MemSink {
     }
 }
 
-/// Writes `events` to memory with `opts`; returns the file's bytes.
-pub(crate) fn write_mem(events: &[Event], opts: Options) -> Vec<u8> {
+/// Writes `events` to memory with `opts`; returns the file's bytes. With `live`, calls
+/// `flush_if_due` after every event with the time the event happened, as a recorder does
+/// (so chunks are cut every `flush_interval` of event time).
+pub(crate) fn write_mem(events: &[Event], opts: Options, live: bool) -> Vec<u8> {
     let sink = MemSink::default();
     let mut w = Writer::with_sink(
         Box::new(sink.clone()),
@@ -40,8 +42,14 @@ pub(crate) fn write_mem(events: &[Event], opts: Options) -> Vec<u8> {
         opts,
     )
     .expect("memory writer");
+    let base = Instant::now();
+    let t0 = events.first().map_or(0, |e| e.ts_ns);
     for e in events {
         w.push(e).expect("push");
+        if live {
+            let now = base + Duration::from_nanos(e.ts_ns - t0);
+            w.flush_if_due(now).expect("flush");
+        }
     }
     w.finish().expect("finish");
     let bytes = sink.0.lock().expect("unpoisoned").clone();
@@ -51,6 +59,10 @@ pub(crate) fn write_mem(events: &[Event], opts: Options) -> Vec<u8> {
 #[derive(Debug, Clone, Copy)]
 pub struct Report {
     pub connections: usize,
+    /// New connections per second of event time.
+    pub rate: u64,
+    /// Chunks cut every second of event time (as when recording live), or only by size.
+    pub live: bool,
     pub events: usize,
     pub file_bytes: usize,
     pub chunks: u64,
@@ -61,14 +73,19 @@ pub struct Report {
     pub decode_per_s: f64,
 }
 
-/// Encodes and decodes `connections` connections of churn, best of three runs each.
-pub fn run(connections: usize) -> Report {
-    let events: Vec<Event> = churn::churn(connections).collect();
+/// Encodes and decodes `connections` connections of churn at `rate` connections/s, best of
+/// three runs each.
+pub fn run(connections: usize, rate: u64, live: bool) -> Report {
+    let cfg = churn::Config {
+        rate,
+        ..churn::Config::new(connections)
+    };
+    let events: Vec<Event> = churn::Churn::new(cfg).collect();
     let mut bytes = Vec::new();
     let mut encode = f64::MAX;
     for _ in 0..3 {
         let t = Instant::now();
-        bytes = write_mem(&events, Options::default());
+        bytes = write_mem(&events, Options::default(), live);
         encode = encode.min(t.elapsed().as_secs_f64());
     }
     let mut decode = f64::MAX;
@@ -87,6 +104,8 @@ pub fn run(connections: usize) -> Report {
     }
     Report {
         connections,
+        rate,
+        live,
         events: events.len(),
         file_bytes: bytes.len(),
         chunks,
@@ -101,7 +120,25 @@ mod tests {
     #[test]
     #[ignore = "benchmark: run with --release --ignored --nocapture"]
     fn churn_100k_connections() {
-        let r = super::run(100_000);
-        println!("{r:#?}");
+        for (rate, live) in [(400, true), (4_000, true), (40_000, true), (4_000, false)] {
+            let r = super::run(100_000, rate, live);
+            println!(
+                "{} connections at {}/s, {}: {} events, {} bytes in {} chunks = {:.2} bytes/event; \
+                 encode {:.2} M events/s, decode {:.2} M events/s",
+                r.connections,
+                r.rate,
+                if r.live {
+                    "chunk per second"
+                } else {
+                    "chunks cut by size"
+                },
+                r.events,
+                r.file_bytes,
+                r.chunks,
+                r.bytes_per_event,
+                r.encode_per_s / 1e6,
+                r.decode_per_s / 1e6
+            );
+        }
     }
 }

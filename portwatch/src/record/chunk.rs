@@ -6,13 +6,16 @@
 //! so a chunk decodes on its own, without any earlier chunk. The byte layout is specified
 //! in docs/recording-format.md; `Col` lists the columns in their file order.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::{
+    collections::VecDeque,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+};
 
 use super::{
     Item,
     codec::{ChunkError, Cursor, bad, put_ivar, put_uvar},
     context::ContextRecord,
-    intern::{Interner, Table},
+    intern::{Interner, MAX_TABLE, Table},
 };
 use crate::event::{
     CallKind, Comm, Errno, Event, EventKind, SockCall, StateChange, Task, TcpState, TimeWait, TwOp,
@@ -223,13 +226,27 @@ impl ChunkEncoder {
         self.events += 1;
     }
 
-    /// A context record, already serialized (see `ContextRecord::to_json`).
-    pub(crate) fn push_context(&mut self, json: &[u8]) {
+    /// A context record: its type name and JSON (see `ContextRecord::body_json`).
+    pub(crate) fn push_context(&mut self, kind_name: &str, json: &[u8]) {
         self.col(Col::Kind).push(kind::CONTEXT);
         let c = self.col(Col::Context);
+        put_uvar(c, kind_name.len() as u64);
+        c.extend_from_slice(kind_name.as_bytes());
         put_uvar(c, json.len() as u64);
         c.extend_from_slice(json);
         self.items += 1;
+    }
+
+    /// Whether a table is close to [`MAX_TABLE`]: the chunk must be cut.
+    pub(crate) fn tables_full(&self) -> bool {
+        let n = self
+            .netns
+            .len()
+            .max(self.tasks.len())
+            .max(self.sks.len())
+            .max(self.tuples.len())
+            .max(self.ips.len());
+        n + 4 >= MAX_TABLE
     }
 
     /// Appends the payload to `out` and resets the encoder for the next chunk.
@@ -256,55 +273,112 @@ impl ChunkEncoder {
     }
 }
 
-/// Decodes one chunk's payload into `out`. `items` is the count from the chunk's frame.
-pub(crate) fn decode_chunk(raw: &[u8], items: u32, out: &mut Vec<Item>) -> Result<(), ChunkError> {
-    let mut head = Cursor::new(raw, "chunk header");
-    let n_items = head.u32var()?;
-    let n_events = head.u32var()?;
-    if n_items != items {
-        return bad(format!("{n_items} items, the frame says {items}"));
-    }
-    let ncols = head.uvar()?;
-    if ncols < NCOLS as u64 || ncols > 4096 {
-        return bad(format!("{ncols} columns, expected at least {NCOLS}"));
-    }
-    let mut lens = Vec::with_capacity(ncols as usize);
-    for _ in 0..ncols {
-        lens.push(head.uvar()?);
-    }
-    let mut rest = head.rest();
-    let mut cols: Vec<Cursor> = Vec::with_capacity(NCOLS);
-    for (i, &len) in lens.iter().enumerate() {
-        let len = usize::try_from(len).unwrap_or(usize::MAX);
-        if len > rest.len() {
-            return bad(format!("column {i} of {len} bytes overruns the chunk"));
+/// Decodes one chunk's payload in batches: memory stays bounded by the payload and the
+/// tables, however many items the payload packs.
+pub(crate) struct ChunkReader {
+    raw: Vec<u8>,
+    /// (read position, end) of each column in `raw`.
+    cols: [(usize, usize); NCOLS],
+    dec: Decoder,
+    left: u32,
+    events: u32,
+    seen_events: u32,
+}
+
+impl ChunkReader {
+    /// Parses the payload's header; `items` is the count from the chunk's frame.
+    pub(crate) fn new(raw: Vec<u8>, items: u32) -> Result<ChunkReader, ChunkError> {
+        let mut head = Cursor::new(&raw, "chunk header");
+        let n_items = head.u32var()?;
+        let events = head.u32var()?;
+        if n_items != items {
+            return bad(format!("{n_items} items, the frame says {items}"));
         }
-        let (c, r) = rest.split_at(len);
-        rest = r;
-        if i < NCOLS {
-            cols.push(Cursor::new(c, COLUMN_NAMES[i]));
+        if events > items {
+            return bad(format!("{events} events in {items} items"));
         }
-        // Columns past NCOLS come from a newer minor version: skipped.
+        let ncols = head.uvar()?;
+        if !(NCOLS as u64..=4096).contains(&ncols) {
+            return bad(format!("{ncols} columns, expected at least {NCOLS}"));
+        }
+        let mut lens = Vec::with_capacity(ncols as usize);
+        for _ in 0..ncols {
+            lens.push(head.uvar()?);
+        }
+        let mut at = raw.len() - head.rest().len();
+        let mut cols = [(0, 0); NCOLS];
+        for (i, &len) in lens.iter().enumerate() {
+            let left = raw.len() - at;
+            let len = usize::try_from(len).unwrap_or(usize::MAX);
+            if len > left {
+                return bad(format!("column {i} of {len} bytes overruns the chunk"));
+            }
+            // Columns past NCOLS come from a newer minor version: skipped.
+            if i < NCOLS {
+                cols[i] = (at, at + len);
+            }
+            at += len;
+        }
+        if at != raw.len() {
+            return bad(format!("{} bytes after the last column", raw.len() - at));
+        }
+        Ok(ChunkReader {
+            raw,
+            cols,
+            dec: Decoder::default(),
+            left: items,
+            events,
+            seen_events: 0,
+        })
     }
-    if !rest.is_empty() {
-        return bad(format!("{} bytes after the last column", rest.len()));
+
+    /// Items not decoded yet.
+    pub(crate) fn left(&self) -> u32 {
+        self.left
     }
-    let cols: &mut [Cursor; NCOLS] = (&mut cols[..]).try_into().expect("NCOLS columns");
-    let mut d = Decoder::default();
-    out.reserve((items as usize).min(raw.len()));
-    let mut events = 0u32;
-    for _ in 0..n_items {
-        let item = d.item(cols)?;
-        events += matches!(item, Item::Event(_)) as u32;
-        out.push(item);
+
+    /// Decodes up to `max` items into `out`. After the last one, checks the event count
+    /// and that every column was used up.
+    pub(crate) fn decode(
+        &mut self,
+        max: usize,
+        out: &mut VecDeque<Item>,
+    ) -> Result<(), ChunkError> {
+        let ChunkReader { raw, cols, dec, .. } = self;
+        let mut cur: [Cursor; NCOLS] =
+            std::array::from_fn(|i| Cursor::new(&raw[cols[i].0..cols[i].1], COLUMN_NAMES[i]));
+        let n = (self.left as usize).min(max);
+        let mut result = Ok(());
+        for _ in 0..n {
+            match dec.item(&mut cur) {
+                Ok(item) => {
+                    self.seen_events += matches!(item, Item::Event(_)) as u32;
+                    self.left -= 1;
+                    out.push_back(item);
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        for (c, cur) in cols.iter_mut().zip(&cur) {
+            c.0 += cur.pos();
+        }
+        result?;
+        if self.left == 0 {
+            if self.seen_events != self.events {
+                return bad(format!(
+                    "{} events, the chunk header says {}",
+                    self.seen_events, self.events
+                ));
+            }
+            if let Some(c) = self.cols.iter().position(|c| c.0 != c.1) {
+                return bad(format!("column {} has bytes left over", COLUMN_NAMES[c]));
+            }
+        }
+        Ok(())
     }
-    if events != n_events {
-        return bad(format!("{events} events, the chunk header says {n_events}"));
-    }
-    if let Some(c) = cols.iter().position(|c| !c.is_empty()) {
-        return bad(format!("column {} has bytes left over", COLUMN_NAMES[c]));
-    }
-    Ok(())
 }
 
 #[derive(Default)]
@@ -331,7 +405,7 @@ impl Decoder {
         let d = cols[Col::SkNew as usize].ivar()?;
         let sk = self.prev_sk.wrapping_add(d as u64);
         self.prev_sk = sk;
-        self.sks.add(sk);
+        self.sks.add(sk)?;
         Ok(sk)
     }
 
@@ -346,7 +420,7 @@ impl Decoder {
                     6 => IpAddr::V6(Ipv6Addr::from(c.array::<16>()?)),
                     f => return bad(format!("unknown address family tag {f}")),
                 };
-                self.ips.add(ip);
+                self.ips.add(ip)?;
                 ip
             }
         };
@@ -363,7 +437,7 @@ impl Decoder {
             return Ok(t);
         }
         let t = (self.addr(cols)?, self.addr(cols)?);
-        self.tuples.add(t);
+        self.tuples.add(t)?;
         Ok(t)
     }
 
@@ -386,7 +460,7 @@ impl Decoder {
             ppid,
             comm: Comm(comm),
         };
-        self.tasks.add(t);
+        self.tasks.add(t)?;
         Ok(t)
     }
 
@@ -395,10 +469,16 @@ impl Decoder {
         if k == kind::CONTEXT {
             let c = &mut cols[Col::Context as usize];
             let len = usize::try_from(c.uvar()?).unwrap_or(usize::MAX);
+            if len > 64 {
+                return bad(format!("context type name of {len} bytes"));
+            }
+            let name = std::str::from_utf8(c.bytes(len)?)
+                .or_else(|_| bad("context type name is not UTF-8"))?;
+            let len = usize::try_from(c.uvar()?).unwrap_or(usize::MAX);
             let json = c.bytes(len)?;
-            return ContextRecord::from_json(json)
+            return ContextRecord::from_parts(name, json)
                 .map(Item::Context)
-                .map_err(|e| ChunkError(format!("context record: {e}")));
+                .map_err(ChunkError);
         }
         if k > kind::CONTEXT {
             return bad(format!("unknown item kind {k}"));
@@ -412,7 +492,7 @@ impl Decoder {
             Some(n) => n,
             None => {
                 let n = cols[Col::NetnsNew as usize].u32var()?;
-                self.netns.add(n);
+                self.netns.add(n)?;
                 n
             }
         };

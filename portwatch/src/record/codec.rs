@@ -56,13 +56,14 @@ impl<'a> Cursor<'a> {
         Cursor { buf, pos: 0, name }
     }
 
+    /// Bytes read so far.
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
     /// The bytes not read yet.
     pub(crate) fn rest(&self) -> &'a [u8] {
         &self.buf[self.pos.min(self.buf.len())..]
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.pos >= self.buf.len()
     }
 
     fn ended(&self) -> ChunkError {
@@ -163,7 +164,7 @@ mod tests {
         for v in signed {
             assert_eq!(c.ivar(), Ok(v));
         }
-        assert!(c.is_empty());
+        assert!(c.rest().is_empty());
         assert!(c.uvar().is_err());
     }
 

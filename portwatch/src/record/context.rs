@@ -2,18 +2,73 @@
 //! elsewhere, can say what the machine was (host, kernel, sysctls, the sockets that existed
 //! before recording began, process names, loss counters over time).
 //!
-//! Each record is stored as one JSON object tagged by `"type"` (self-describing, so a field
+//! Each record is stored as its type name and one JSON object (self-describing, so a field
 //! added later is ignored by older readers and defaults in newer ones). Types that other
 //! modules own and evolve (the start-up snapshot, sysctls) travel as a [`Payload`]: a schema
-//! name, a version, and the serde value itself. A record of a type this build does not know
-//! reads back as [`ContextRecord::Unknown`], never as an error.
+//! name, a version, and the serde value itself as raw JSON text, decoded only when asked for.
+//! A record of a type this build does not know reads back as [`ContextRecord::Unknown`],
+//! never as an error.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, fmt};
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::value::RawValue;
+
+/// Bound on the JSON of a small record (host, process, counters, note): parsed into a tree,
+/// it must not be able to take much memory.
+pub const MAX_SMALL_JSON: usize = 1 << 20;
+/// Bound on the JSON of a payload record (snapshot, sysctls, unknown types): kept as text.
+pub const MAX_PAYLOAD_JSON: usize = 32 << 20;
+
+/// JSON text, checked to be well-formed, kept as is.
+#[derive(Clone)]
+pub struct Json(Box<RawValue>);
+
+impl Json {
+    pub fn new<T: Serialize + ?Sized>(value: &T) -> Result<Json, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Json)
+    }
+
+    /// Checks that `text` is one JSON value.
+    pub fn parse(text: &[u8]) -> Result<Json, serde_json::Error> {
+        serde_json::from_slice::<Box<RawValue>>(text).map(Json)
+    }
+
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+}
+
+impl PartialEq for Json {
+    fn eq(&self, other: &Json) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl fmt::Debug for Json {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.get())
+    }
+}
+
+impl Serialize for Json {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Json {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Json, D::Error> {
+        Box::<RawValue>::deserialize(d).map(Json)
+    }
+}
 
 /// A context record, in the order it was written among the events.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ContextRecord {
     /// The machine and the recording's clocks (also in the file header).
@@ -28,16 +83,13 @@ pub enum ContextRecord {
     Counters(Counters),
     /// Free text: a marker, a warning, an operator's note.
     Note(Note),
-    /// A record from a newer portwatch: its `type` and the whole JSON object, kept as is.
+    /// A record from a newer portwatch: its type and JSON, kept as they were.
     #[serde(skip)]
-    Unknown {
-        kind: String,
-        json: serde_json::Value,
-    },
+    Unknown { kind: String, json: Json },
 }
 
 impl ContextRecord {
-    /// The record's `type` tag.
+    /// The record's type name, as stored.
     pub fn kind(&self) -> &str {
         match self {
             ContextRecord::Host(_) => "host",
@@ -50,27 +102,48 @@ impl ContextRecord {
         }
     }
 
-    /// The bytes stored in the file.
-    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+    /// The JSON stored for the record (its type name is stored beside it).
+    pub fn body_json(&self) -> Result<Vec<u8>, serde_json::Error> {
         match self {
-            ContextRecord::Unknown { json, .. } => serde_json::to_vec(json),
-            known => serde_json::to_vec(known),
+            ContextRecord::Host(v) => serde_json::to_vec(v),
+            ContextRecord::Snapshot(v) | ContextRecord::Sysctls(v) => serde_json::to_vec(v),
+            ContextRecord::Process(v) => serde_json::to_vec(v),
+            ContextRecord::Counters(v) => serde_json::to_vec(v),
+            ContextRecord::Note(v) => serde_json::to_vec(v),
+            ContextRecord::Unknown { json, .. } => Ok(json.get().as_bytes().to_vec()),
         }
     }
 
-    /// Parses stored bytes; an unknown `type` gives [`ContextRecord::Unknown`].
-    pub fn from_json(bytes: &[u8]) -> Result<ContextRecord, serde_json::Error> {
-        let value: serde_json::Value = serde_json::from_slice(bytes)?;
-        let kind = match value.get("type").and_then(|t| t.as_str()) {
-            Some(k) => k.to_string(),
-            None => return Err(serde::de::Error::custom("context record without a type")),
-        };
-        const KNOWN: [&str; 6] = ["host", "snapshot", "sysctls", "process", "counters", "note"];
-        if KNOWN.contains(&kind.as_str()) {
-            serde_json::from_value(value)
-        } else {
-            Ok(ContextRecord::Unknown { kind, json: value })
+    /// The largest JSON a record of this type may have.
+    pub fn max_json(kind: &str) -> usize {
+        match kind {
+            "host" | "process" | "counters" | "note" => MAX_SMALL_JSON,
+            _ => MAX_PAYLOAD_JSON,
         }
+    }
+
+    /// Parses a stored record; an unknown type gives [`ContextRecord::Unknown`].
+    pub fn from_parts(kind: &str, json: &[u8]) -> Result<ContextRecord, String> {
+        let max = ContextRecord::max_json(kind);
+        if json.len() > max {
+            return Err(format!(
+                "{kind} record of {} bytes (at most {max})",
+                json.len()
+            ));
+        }
+        let r = match kind {
+            "host" => serde_json::from_slice(json).map(ContextRecord::Host),
+            "snapshot" => serde_json::from_slice(json).map(ContextRecord::Snapshot),
+            "sysctls" => serde_json::from_slice(json).map(ContextRecord::Sysctls),
+            "process" => serde_json::from_slice(json).map(ContextRecord::Process),
+            "counters" => serde_json::from_slice(json).map(ContextRecord::Counters),
+            "note" => serde_json::from_slice(json).map(ContextRecord::Note),
+            _ => Json::parse(json).map(|json| ContextRecord::Unknown {
+                kind: kind.to_string(),
+                json,
+            }),
+        };
+        r.map_err(|e| format!("{kind} record: {e}"))
     }
 }
 
@@ -166,7 +239,8 @@ pub struct Payload {
     pub schema: String,
     /// The schema's version: bump it when a field changes meaning or is removed.
     pub version: u32,
-    pub data: serde_json::Value,
+    /// The value, as JSON text.
+    pub data: Json,
 }
 
 impl Payload {
@@ -182,13 +256,13 @@ impl Payload {
             netns,
             schema: schema.to_string(),
             version,
-            data: serde_json::to_value(value)?,
+            data: Json::new(value)?,
         })
     }
 
     /// The value as `T` (check `schema` and `version` first).
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        T::deserialize(&self.data)
+        self.data.decode()
     }
 }
 

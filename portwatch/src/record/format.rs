@@ -27,7 +27,7 @@ pub const SYNC: [u8; 4] = *b"PWCK";
 pub const FRAME_LEN: usize = 48;
 /// Bounds on a chunk's stored (compressed) and raw (decompressed) sizes: the writer stays
 /// far below them, and a reader allocates no more than this for one chunk.
-pub const MAX_STORED: u32 = 32 << 20;
+pub const MAX_STORED: u32 = 64 << 20;
 pub const MAX_RAW: u32 = 64 << 20;
 
 /// Chunk types. A reader skips types it does not know (they are framed and checksummed).

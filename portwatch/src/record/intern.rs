@@ -19,6 +19,10 @@ use super::codec::{ChunkError, bad};
 /// Length of the move-to-front list.
 pub(crate) const RECENT: usize = 16;
 
+/// Most entries a table may have: the writer cuts the chunk before, the reader refuses more,
+/// so that a crafted chunk cannot make the tables take much memory.
+pub(crate) const MAX_TABLE: usize = 1 << 18;
+
 /// The move-to-front list: table indices, most recent first.
 #[derive(Default)]
 struct Recent {
@@ -87,6 +91,10 @@ impl<K: Copy + Eq + Hash> Interner<K> {
         0
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.values.len()
+    }
+
     pub(crate) fn clear(&mut self) {
         self.values.clear();
         self.map.clear();
@@ -142,10 +150,14 @@ impl<K: Copy> Table<K> {
     }
 
     #[inline]
-    pub(crate) fn add(&mut self, v: K) {
+    pub(crate) fn add(&mut self, v: K) -> Result<(), ChunkError> {
+        if self.values.len() >= MAX_TABLE {
+            return bad(format!("more than {MAX_TABLE} table entries"));
+        }
         let i = self.values.len() as u32;
         self.values.push(v);
         self.recent.push_front(i);
+        Ok(())
     }
 }
 
@@ -174,7 +186,7 @@ mod tests {
         for (&v, &c) in seq.iter().zip(&codes) {
             match dec.resolve(c, "t").unwrap() {
                 Some(got) => assert_eq!(got, v),
-                None => dec.add(v),
+                None => dec.add(v).unwrap(),
             }
         }
         assert!(
@@ -190,7 +202,7 @@ mod tests {
         assert!(dec.resolve(1, "t").is_err());
         assert!(dec.resolve(RECENT as u64 + 1, "t").is_err());
         assert!(dec.resolve(u64::MAX, "t").is_err());
-        dec.add(5);
+        dec.add(5).unwrap();
         assert_eq!(dec.resolve(1, "t"), Ok(Some(5)));
         assert_eq!(dec.resolve(RECENT as u64 + 1, "t"), Ok(Some(5)));
     }

@@ -89,6 +89,12 @@ pub enum Error {
         offset: u64,
         reason: String,
     },
+    #[error("{what} of {bytes} bytes is larger than the format allows ({max} bytes)")]
+    TooLarge {
+        what: String,
+        bytes: usize,
+        max: usize,
+    },
     #[error("encode JSON: {0}")]
     Json(#[source] serde_json::Error),
 }

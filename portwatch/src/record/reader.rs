@@ -16,7 +16,7 @@ use std::{
 
 use super::{
     Error, Item,
-    chunk::decode_chunk,
+    chunk::ChunkReader,
     format::{
         self, EndSummary, FRAME_LEN, Frame, FrameError, HEADER_FIXED, Header, MAGIC,
         MAX_HEADER_JSON, chunk_type, flags,
@@ -33,7 +33,10 @@ pub struct Reader<R = BufReader<File>> {
     offset: u64,
     len: u64,
     items: VecDeque<Item>,
-    scratch: Vec<Item>,
+    /// The data chunk being decoded, and where it starts.
+    chunk: Option<(ChunkReader, u64)>,
+    /// An error to yield once the items decoded before it are out.
+    pending_error: Option<Error>,
     integrity: Integrity,
     done: bool,
     /// Set under fuzzing: checksum mismatches are ignored so that the decoder gets exercised.
@@ -145,7 +148,8 @@ impl<R: Read + Seek> Reader<R> {
             offset: (HEADER_FIXED + json.len()) as u64,
             len,
             items: VecDeque::new(),
-            scratch: Vec::new(),
+            chunk: None,
+            pending_error: None,
             integrity: Integrity::default(),
             done: false,
             verify,
@@ -245,14 +249,10 @@ impl<R: Read + Seek> Reader<R> {
         };
         self.offset = end;
         match frame.chunk_type {
-            chunk_type::DATA => {
-                self.scratch.clear();
-                if let Err(e) = decode_chunk(&raw, frame.items, &mut self.scratch) {
-                    return skip(format!("chunk payload: {e}"));
-                }
-                self.items.extend(self.scratch.drain(..));
-                self.integrity.chunks += 1;
-            }
+            chunk_type::DATA => match ChunkReader::new(raw, frame.items) {
+                Ok(c) => self.chunk = Some((c, at)),
+                Err(e) => return skip(format!("chunk payload: {e}")),
+            },
             chunk_type::END => match serde_json::from_slice::<EndSummary>(&raw) {
                 Ok(s) => self.integrity.end = Some(s),
                 Err(e) => return skip(format!("end chunk: {e}")),
@@ -288,9 +288,45 @@ impl<R: Read + Seek> Reader<R> {
     }
 
     fn next_item(&mut self) -> Option<Result<Item, Error>> {
+        /// Items decoded at a time: bounds memory whatever a chunk holds.
+        const BATCH: usize = 4096;
         loop {
             if let Some(item) = self.items.pop_front() {
                 return Some(Ok(item));
+            }
+            if let Some((c, at)) = &mut self.chunk {
+                let at = *at;
+                let r = c.decode(BATCH, &mut self.items);
+                if c.left() == 0 || r.is_err() {
+                    self.chunk = None;
+                }
+                match r {
+                    Ok(()) if self.chunk.is_none() => self.integrity.chunks += 1,
+                    Ok(()) => {}
+                    Err(e) => {
+                        // What decoded before the error is yielded first, then the error.
+                        let reason = format!("chunk payload: {e}");
+                        let skipped = self.offset - at;
+                        self.integrity.damage.push(Damage {
+                            offset: at,
+                            skipped,
+                            reason: reason.clone(),
+                        });
+                        let err = Error::Corrupt {
+                            path: self.path.clone(),
+                            offset: at,
+                            reason: format!("{reason}; skipped the rest of the chunk"),
+                        };
+                        if self.items.is_empty() {
+                            return Some(Err(err));
+                        }
+                        self.pending_error = Some(err);
+                    }
+                }
+                continue;
+            }
+            if let Some(e) = self.pending_error.take() {
+                return Some(Err(e));
             }
             if self.done {
                 return None;

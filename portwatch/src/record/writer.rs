@@ -205,7 +205,7 @@ impl Writer {
         self.check()?;
         self.enc.push_event(event);
         self.summary.events += 1;
-        if self.enc.raw_len() >= self.opts.chunk_bytes {
+        if self.enc.raw_len() >= self.opts.chunk_bytes || self.enc.tables_full() {
             self.cut()?;
         }
         Ok(())
@@ -214,8 +214,21 @@ impl Writer {
     /// Buffers one context record, in order with the events.
     pub fn context(&mut self, record: &ContextRecord) -> Result<(), Error> {
         self.check()?;
-        let json = record.to_json().map_err(Error::Json)?;
-        self.enc.push_context(&json);
+        let json = record.body_json().map_err(Error::Json)?;
+        let kind = record.kind();
+        let max = ContextRecord::max_json(kind);
+        if json.len() > max || kind.len() > 64 {
+            return Err(Error::TooLarge {
+                what: format!("{kind} context record"),
+                bytes: json.len(),
+                max,
+            });
+        }
+        // A big record starts a chunk of its own rather than overflow the current one.
+        if !self.enc.is_empty() && self.enc.raw_len() + json.len() > self.opts.chunk_bytes {
+            self.cut()?;
+        }
+        self.enc.push_context(kind, &json);
         self.summary.contexts += 1;
         if self.enc.raw_len() >= self.opts.chunk_bytes {
             self.cut()?;

@@ -314,6 +314,40 @@ fn huge_lengths_are_refused_without_allocating() {
 }
 
 #[test]
+fn items_before_a_bad_item_are_kept_and_the_error_names_the_chunk() {
+    let mut enc = crate::record::chunk::ChunkEncoder::default();
+    let events = sample_events();
+    enc.push_event(&events[0]);
+    enc.push_event(&events[1]);
+    let mut p = Vec::new();
+    enc.finish_into(&mut p);
+    // items, events, column count, 17 column lengths: one byte each; then the kind column
+    // (2 bytes), then the detail column: make the second event's new state 0.
+    assert_eq!(&p[20..22], &[0, 0]);
+    p[23] = 0x70;
+    let f = Frame {
+        chunk_type: chunk_type::DATA,
+        stored_len: p.len() as u32,
+        raw_len: p.len() as u32,
+        items: 2,
+        events: 2,
+        ..Frame::default()
+    };
+    let head = header_only();
+    let mut b = head.clone();
+    b.extend(chunk(f, &p));
+    let r = read_bytes(&b).unwrap();
+    assert_eq!(r.items, vec![Item::Event(events[0])]);
+    assert!(
+        matches!(&r.errors[..], [Error::Corrupt { offset, reason, .. }]
+            if *offset == head.len() as u64 && reason.contains("unknown TCP state 0")),
+        "{:?}",
+        r.errors
+    );
+    assert_eq!(r.integrity.status(), Status::Corrupt);
+}
+
+#[test]
 fn unknown_chunk_types_are_skipped() {
     let (bytes, items) = fixture();
     let (_, chunks) = chunks(&bytes);

@@ -276,7 +276,7 @@ pub(super) fn sample_contexts() -> Vec<ContextRecord> {
         }),
         ContextRecord::Unknown {
             kind: "from_the_future".into(),
-            json: serde_json::json!({"type": "from_the_future", "x": [1, {"y": null}]}),
+            json: crate::record::context::Json::parse(br#"{"x": [1, {"y": null}]}"#).unwrap(),
         },
     ]
 }
@@ -332,4 +332,40 @@ pub(super) fn tmp() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rec.pwr");
     (dir, path)
+}
+
+/// Writes seed inputs for the `record_reader` fuzz target into `$PORTWATCH_FUZZ_SEEDS`
+/// (`fuzz/seeds/record_reader`): small recordings, compressed and not.
+#[test]
+#[ignore = "generates fuzz seeds: PORTWATCH_FUZZ_SEEDS=fuzz/seeds/record_reader"]
+fn write_fuzz_seeds() {
+    let dir =
+        PathBuf::from(std::env::var_os("PORTWATCH_FUZZ_SEEDS").expect("PORTWATCH_FUZZ_SEEDS"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let churn: Vec<Item> = super::churn::churn(8).map(Item::Event).collect();
+    let cases: [(&str, Vec<Item>, usize, i32); 5] = [
+        ("samples-raw", sample_items(), 1 << 20, 0),
+        ("samples-zstd", sample_items(), 1 << 20, 3),
+        ("samples-small-chunks-raw", sample_items(), 200, 0),
+        ("churn-raw", churn.clone(), 1 << 20, 0),
+        ("churn-zstd", churn, 300, 1),
+    ];
+    for (name, items, chunk_bytes, zstd_level) in cases {
+        let path = dir.join(name);
+        let opts = Options {
+            chunk_bytes,
+            zstd_level,
+            force: true,
+            ..Options::default()
+        };
+        write(&path, &items, opts);
+    }
+    write(
+        &dir.join("empty"),
+        &[],
+        Options {
+            force: true,
+            ..Options::default()
+        },
+    );
 }

@@ -69,12 +69,20 @@ fn context_payloads_decode_into_their_types() {
     assert_eq!(c.values["state.lost"], 1);
     assert_eq!(c.values["call.seen"], u64::MAX);
     // A record type from a newer portwatch is kept, not an error.
-    let json = br#"{"type":"gpu","n":1}"#;
-    let r = ContextRecord::from_json(json).unwrap();
+    let r = ContextRecord::from_parts("gpu", br#"{"n":1}"#).unwrap();
     assert_eq!(r.kind(), "gpu");
-    // Known types ignore fields they do not know.
-    let r = ContextRecord::from_json(br#"{"type":"note","text":"x","extra":1}"#).unwrap();
-    assert!(matches!(r, ContextRecord::Note(n) if n.text == "x"));
+    assert!(
+        ContextRecord::from_parts("gpu", b"{").is_err(),
+        "but it must be JSON"
+    );
+    // Known types ignore fields they do not know, and default those they miss.
+    let r = ContextRecord::from_parts("note", br#"{"text":"x","extra":1}"#).unwrap();
+    assert!(matches!(r, ContextRecord::Note(n) if n.text == "x" && n.ts_ns == 0));
+    // A payload's value stays text until decoded.
+    let Some(ContextRecord::Snapshot(p)) = items.get(1) else {
+        panic!()
+    };
+    assert_eq!(p.data.get(), r#"{"sockets":[1,2]}"#);
 }
 
 #[test]
@@ -162,4 +170,30 @@ fn info_summarises_the_file() {
     assert!(info.errors.is_empty());
     assert_eq!(info.header.host.hostname, "box");
     serde_json::to_string(&info).unwrap();
+}
+
+#[test]
+fn big_context_records_get_a_chunk_and_oversized_ones_are_refused() {
+    let (_d, path) = tmp();
+    let mut w = Writer::create(&path, &host(), opts(64 << 10, 3)).unwrap();
+    let big: Vec<u64> = (0..300_000).collect();
+    let snap = ContextRecord::Snapshot(Payload::new(1, 2, "portwatch.snapshot", 1, &big).unwrap());
+    let events = sample_events();
+    for e in &events {
+        w.push(e).unwrap();
+    }
+    w.context(&snap).unwrap();
+    let note = ContextRecord::Note(Note {
+        text: "x".repeat(2 << 20),
+        ..Note::default()
+    });
+    let e = w.context(&note).unwrap_err();
+    assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+    w.push(&events[0]).unwrap();
+    let s = w.finish().unwrap();
+    assert_eq!((s.chunks, s.contexts), (3, 1));
+    let mut expect: Vec<Item> = events.iter().copied().map(Item::Event).collect();
+    expect.push(Item::Context(snap));
+    expect.push(Item::Event(events[0]));
+    assert_eq!(read_path(&path).items, expect);
 }

@@ -52,8 +52,7 @@ pub(crate) fn write_mem(events: &[Event], opts: Options, live: bool) -> Vec<u8> 
         }
     }
     w.finish().expect("finish");
-    let bytes = sink.0.lock().expect("unpoisoned").clone();
-    bytes
+    sink.0.lock().expect("unpoisoned").clone()
 }
 
 #[derive(Debug, Clone, Copy)]

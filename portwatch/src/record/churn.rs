@@ -195,7 +195,16 @@ impl Churn {
         let client = task(3100 + k, 3100 + k, 3000, "loadgen");
         let w = i as u32 % self.cfg.server_workers.max(1);
         let server = task(2201 + w, 2201 + w, 2200, "nginx");
-        let timer = task(0, 0, 0, if i % 2 == 0 { "swapper/0" } else { "swapper/1" });
+        let timer = task(
+            0,
+            0,
+            0,
+            if i.is_multiple_of(2) {
+                "swapper/0"
+            } else {
+                "swapper/1"
+            },
+        );
         let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let port = 32768 + (i % 28232) as u16;
         let (cl, sv) = (SocketAddr::new(lo, port), SocketAddr::new(lo, 8080));

@@ -159,7 +159,7 @@ fn random_damage_never_panics_and_names_offsets() {
                 *x = rng.next() as u8;
             }
         }
-        if rng.next() % 2 == 0 {
+        if rng.next().is_multiple_of(2) {
             b.truncate(data + (rng.next() as usize) % (b.len() - data));
         }
         let r = read_bytes(&b).unwrap();

@@ -9,6 +9,41 @@
 //! ```
 //!
 //! The byte layout is specified in `docs/recording-format.md`.
+//!
+//! ```no_run
+//! use std::time::Instant;
+//! use portwatch::record::{self, ContextRecord, Counters, Host, Item, Options, Reader, Writer};
+//! # fn events() -> Vec<portwatch::event::Event> { Vec::new() }
+//! # fn main() -> Result<(), record::Error> {
+//! let host = Host::current();
+//! let mut w = Writer::create("incident.pwr", &host, Options::default())?;
+//! w.context(&ContextRecord::Host(host.clone()))?;
+//! for e in events() {
+//!     w.push(&e)?;
+//!     w.flush_if_due(Instant::now())?; // also call it on a timer
+//! }
+//! // Any Serialize value: nested fields become dotted names ("state.lost").
+//! let lost = serde_json::json!({"state": {"seen": 10, "lost": 0}});
+//! let loss = Counters::from_serialize(record::context::monotonic_ns(), "loss", &lost)
+//!     .map_err(record::Error::Json)?;
+//! w.context(&ContextRecord::Counters(loss))?;
+//! let summary = w.finish()?;
+//!
+//! let mut r = Reader::open("incident.pwr")?;
+//! for item in r.by_ref() {
+//!     match item {
+//!         Ok(Item::Event(e)) => { /* model.apply(&e) */ }
+//!         Ok(Item::Context(c)) => { /* snapshot, sysctls, loss… */ }
+//!         Err(e) => eprintln!("warning: {e}"), // damaged chunk: skipped, reading goes on
+//!     }
+//! }
+//! if !r.integrity().is_complete() {
+//!     eprintln!("warning: {}", r.integrity()); // cut short at offset X / corrupt at offset Y
+//! }
+//! # let _ = summary;
+//! # Ok(())
+//! # }
+//! ```
 
 mod chunk;
 mod codec;

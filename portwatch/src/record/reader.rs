@@ -307,6 +307,10 @@ impl<R: Read + Seek> Reader<R> {
                         // What decoded before the error is yielded first, then the error.
                         let reason = format!("chunk payload: {e}");
                         let skipped = self.offset - at;
+                        log::warn!(
+                            "{}: corrupt chunk at offset {at}: {reason}",
+                            self.path.display()
+                        );
                         self.integrity.damage.push(Damage {
                             offset: at,
                             skipped,

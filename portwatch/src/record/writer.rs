@@ -401,3 +401,10 @@ impl Drop for Writer {
         }
     }
 }
+
+// A recorder may move the writer to a blocking thread, and a reader to a replay task.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Writer>();
+    send::<super::Reader>();
+};

@@ -9,4 +9,5 @@ pub mod event;
 pub mod lab;
 pub mod model;
 pub mod privileges;
+pub mod record;
 pub mod session;

@@ -1,0 +1,199 @@
+//! Everything written reads back identical, in order.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::record::{Info, churn, format};
+
+fn opts(chunk_bytes: usize, zstd_level: i32) -> Options {
+    Options {
+        chunk_bytes,
+        zstd_level,
+        ..Options::default()
+    }
+}
+
+#[test]
+fn every_event_and_context_kind_round_trips() {
+    let items = sample_items();
+    for (chunk_bytes, level) in [(1 << 20, 3), (1 << 20, 0), (1, 3), (64, 0), (200, 19)] {
+        let (_d, path) = tmp();
+        let s = write(&path, &items, opts(chunk_bytes, level));
+        assert_eq!(s.events as usize, sample_events().len());
+        assert_eq!(s.contexts as usize, sample_contexts().len());
+        let r = read_path(&path);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(r.items, items, "chunk_bytes {chunk_bytes} level {level}");
+        assert!(r.integrity.is_complete(), "{}", r.integrity);
+        assert_eq!(r.integrity.chunks, s.chunks);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), s.bytes);
+    }
+}
+
+#[test]
+fn header_carries_host_version_and_schema() {
+    let (_d, path) = tmp();
+    write(&path, &[], Options::default());
+    let r = Reader::open(&path).unwrap();
+    assert_eq!(r.header().host, host());
+    assert_eq!(r.header().format, "portwatch-recording");
+    assert_eq!(r.header().version, "1.0");
+    assert!(r.header().schema["data_chunk"]["columns"].is_array());
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes[..8], format::MAGIC);
+}
+
+#[test]
+fn churn_round_trips_across_many_chunks() {
+    let events: Vec<Event> = churn::churn(3_000).collect();
+    let items: Vec<Item> = events.iter().copied().map(Item::Event).collect();
+    let (_d, path) = tmp();
+    let s = write(&path, &items, opts(16 << 10, 3));
+    assert!(s.chunks > 5, "{s:?}");
+    let r = read_path(&path);
+    assert!(r.errors.is_empty());
+    assert_eq!(r.items, items);
+}
+
+#[test]
+fn context_payloads_decode_into_their_types() {
+    let items = sample_contexts();
+    let Some(ContextRecord::Sysctls(p)) = items.get(2) else {
+        panic!()
+    };
+    let m: std::collections::BTreeMap<String, String> = p.decode().unwrap();
+    assert_eq!(m["net.ipv4.tcp_tw_reuse"], "2");
+    let Some(ContextRecord::Counters(c)) = items.get(4) else {
+        panic!()
+    };
+    assert_eq!(c.values["state.lost"], 1);
+    assert_eq!(c.values["call.seen"], u64::MAX);
+    // A record type from a newer portwatch is kept, not an error.
+    let r = ContextRecord::from_parts("gpu", br#"{"n":1}"#).unwrap();
+    assert_eq!(r.kind(), "gpu");
+    assert!(
+        ContextRecord::from_parts("gpu", b"{").is_err(),
+        "but it must be JSON"
+    );
+    // Known types ignore fields they do not know, and default those they miss.
+    let r = ContextRecord::from_parts("note", br#"{"text":"x","extra":1}"#).unwrap();
+    assert!(matches!(r, ContextRecord::Note(n) if n.text == "x" && n.ts_ns == 0));
+    // A payload's value stays text until decoded.
+    let Some(ContextRecord::Snapshot(p)) = items.get(1) else {
+        panic!()
+    };
+    assert_eq!(p.data.get(), r#"{"sockets":[1,2]}"#);
+}
+
+#[test]
+fn flush_if_due_writes_within_the_interval_and_the_live_file_reads() {
+    let (_d, path) = tmp();
+    let mut w = Writer::create(&path, &host(), Options::default()).unwrap();
+    let t0 = Instant::now();
+    assert!(!w.flush_if_due(t0).unwrap(), "nothing buffered");
+    let events = sample_events();
+    w.push(&events[0]).unwrap();
+    assert!(!w.flush_if_due(t0).unwrap());
+    assert!(!w.flush_if_due(t0 + Duration::from_millis(999)).unwrap());
+    assert!(w.flush_if_due(t0 + Duration::from_secs(1)).unwrap());
+    assert_eq!(w.summary().chunks, 1);
+    // While the writer is still open, the file reads back as cut short.
+    let r = read_path(&path);
+    assert_eq!(r.items, vec![Item::Event(events[0])]);
+    assert!(r.integrity.truncated.is_some());
+    assert_eq!(r.integrity.status(), crate::record::Status::Truncated);
+    w.push(&events[1]).unwrap();
+    // The wait restarts after each chunk.
+    assert!(!w.flush_if_due(t0 + Duration::from_secs(2)).unwrap());
+    assert!(w.flush_if_due(t0 + Duration::from_secs(3)).unwrap());
+    let s = w.finish().unwrap();
+    assert_eq!((s.events, s.chunks), (2, 2));
+}
+
+#[test]
+fn size_cut_bounds_chunks() {
+    let (_d, path) = tmp();
+    let items: Vec<Item> = churn::churn(500).map(Item::Event).collect();
+    let s = write(&path, &items, opts(4096, 3));
+    let r = read_path(&path);
+    assert_eq!(r.items.len(), items.len());
+    assert!(s.chunks >= 10, "{s:?}");
+}
+
+#[test]
+fn a_dropped_writer_keeps_what_it_buffered() {
+    let (_d, path) = tmp();
+    {
+        let mut w = Writer::create(&path, &host(), Options::default()).unwrap();
+        for e in sample_events() {
+            w.push(&e).unwrap();
+        }
+    }
+    let r = read_path(&path);
+    assert_eq!(r.items.len(), sample_events().len());
+    assert!(r.integrity.truncated.is_some(), "no end marker: cut short");
+}
+
+#[test]
+fn info_summarises_the_file() {
+    let (_d, path) = tmp();
+    let mut items = sample_items();
+    items.push(Item::Context(ContextRecord::Counters(Counters {
+        ts_ns: 99,
+        name: "loss".into(),
+        values: [("state.lost".to_string(), 5)].into(),
+    })));
+    write(&path, &items, Options::default());
+    let info = Info::open(&path).unwrap();
+    assert_eq!(info.events as usize, sample_events().len());
+    assert_eq!(info.by_kind.state, 5 + TcpState::ALL.len() as u64);
+    assert_eq!(info.by_kind.connect_failed, 1);
+    assert_eq!(info.by_kind.connect_ok, 1);
+    assert_eq!(info.by_kind.bind_ok, 1);
+    assert_eq!(info.by_kind.bind_failed, 2);
+    assert_eq!(
+        (
+            info.by_kind.tw_start,
+            info.by_kind.tw_cancel,
+            info.by_kind.tw_expire
+        ),
+        (2, 2, 1)
+    );
+    assert_eq!(info.contexts["counters"], 2);
+    assert_eq!(info.contexts["from_the_future"], 1);
+    assert_eq!(info.counters["loss"].values["state.lost"], 5);
+    assert_eq!(
+        (info.first_ts_ns, info.last_ts_ns),
+        (Some(0), Some(u64::MAX))
+    );
+    assert!(info.integrity.is_complete());
+    assert!(info.errors.is_empty());
+    assert_eq!(info.header.host.hostname, "box");
+    serde_json::to_string(&info).unwrap();
+}
+
+#[test]
+fn big_context_records_get_a_chunk_and_oversized_ones_are_refused() {
+    let (_d, path) = tmp();
+    let mut w = Writer::create(&path, &host(), opts(64 << 10, 3)).unwrap();
+    let big: Vec<u64> = (0..300_000).collect();
+    let snap = ContextRecord::Snapshot(Payload::new(1, 2, "portwatch.snapshot", 1, &big).unwrap());
+    let events = sample_events();
+    for e in &events {
+        w.push(e).unwrap();
+    }
+    w.context(&snap).unwrap();
+    let note = ContextRecord::Note(Note {
+        text: "x".repeat(2 << 20),
+        ..Note::default()
+    });
+    let e = w.context(&note).unwrap_err();
+    assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+    w.push(&events[0]).unwrap();
+    let s = w.finish().unwrap();
+    assert_eq!((s.chunks, s.contexts), (3, 1));
+    let mut expect: Vec<Item> = events.iter().copied().map(Item::Event).collect();
+    expect.push(Item::Context(snap));
+    expect.push(Item::Event(events[0]));
+    assert_eq!(read_path(&path).items, expect);
+}

@@ -86,18 +86,18 @@ impl Model {
         Some((&n.sysctls, n.assumed))
     }
 
-    /// Per-pool owners: pool id → (owner, counts).
-    fn pool_owners(&self) -> FxHashMap<u32, Vec<(u32, StateCounts)>> {
-        let mut m: FxHashMap<u32, Vec<(u32, StateCounts)>> = FxHashMap::default();
+    /// Per-pool owners: pool id → (owner, counts, bind-before-connect sockets).
+    fn pool_owners(&self) -> FxHashMap<u32, Vec<(u32, StateCounts, u32)>> {
+        let mut m: FxHashMap<u32, Vec<(u32, StateCounts, u32)>> = FxHashMap::default();
         for (_, l) in self.links.iter() {
             if let LinkKey::Out { owner, pool } = l.key {
-                m.entry(pool).or_default().push((owner, l.counts));
+                m.entry(pool).or_default().push((owner, l.counts, l.bind_any));
             }
         }
         m
     }
 
-    fn pool_stats(&self, p: &Pool, owners: &[(u32, StateCounts)], now: u64) -> PoolStats {
+    fn pool_stats(&self, p: &Pool, owners: &[(u32, StateCounts, u32)], now: u64) -> PoolStats {
         let n = &self.netns[p.ns as usize];
         let k = p.key.public();
         let capacity = n.ports.capacity();
@@ -130,10 +130,11 @@ impl Model {
         };
         let mut own: Vec<PoolOwner> = owners
             .iter()
-            .map(|(o, c)| PoolOwner {
+            .map(|(o, c, b)| PoolOwner {
                 owner: self.proc_ref(*o),
                 states: *c,
                 total: c.total(),
+                bind_before_connect: *b,
             })
             .filter(|o| o.total > 0)
             .collect();
@@ -153,6 +154,7 @@ impl Model {
             in_use,
             blocking,
             outside_capacity: p.counts.total() - p.consuming.total(),
+            bind_before_connect: p.bind_any,
             capacity,
             utilisation: ratio(in_use),
             effective_utilisation: eff,
@@ -276,6 +278,7 @@ impl Model {
                     dst: k.dst,
                     states: l.counts,
                     total: l.counts.total(),
+                    bind_before_connect: l.bind_any,
                 });
             }
         }

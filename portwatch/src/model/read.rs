@@ -37,7 +37,7 @@ impl Model {
         self.now_ns
     }
 
-    fn proc_ref(&self, id: u32) -> Option<ProcRef> {
+    pub(super) fn proc_ref(&self, id: u32) -> Option<ProcRef> {
         self.procs.opt(id).map(|p| ProcRef {
             pid: p.pid,
             ppid: p.ppid,
@@ -91,7 +91,9 @@ impl Model {
         let mut m: FxHashMap<u32, Vec<(u32, StateCounts, u32)>> = FxHashMap::default();
         for (_, l) in self.links.iter() {
             if let LinkKey::Out { owner, pool } = l.key {
-                m.entry(pool).or_default().push((owner, l.counts, l.bind_any));
+                m.entry(pool)
+                    .or_default()
+                    .push((owner, l.counts, l.bind_any));
             }
         }
         m

@@ -276,14 +276,8 @@ fn bind_before_connect_sockets_are_counted_per_pool_and_owner() {
     let a = task(1, "a");
     let connect_bound = |s: &mut Seq, sk: u64, port: u16| {
         let local = ip_port("127.0.0.1", port);
-        s.state(a, sk, &local, "127.0.0.1:80", Close, SynSent).state(
-            swapper(),
-            sk,
-            &local,
-            "127.0.0.1:80",
-            SynSent,
-            Established,
-        );
+        s.state(a, sk, &local, "127.0.0.1:80", Close, SynSent)
+            .state(swapper(), sk, &local, "127.0.0.1:80", SynSent, Established);
     };
     let mut s = Seq::new();
     // bind(0) → the kernel picks 40001: bind-before-connect.

@@ -249,8 +249,11 @@ impl Model {
             .collect()
     }
 
-    /// Who holds a local port through `bind()`/`listen()` (for EADDRINUSE explanations):
-    /// listeners, bound sockets, bind-before-connect sockets; accepted sockets are left out.
+    /// Who holds a local port (for EADDRINUSE explanations): listeners, bound sockets, and
+    /// outbound sockets using it as their source port (bind-before-connect or `connect()`'s
+    /// choice, TIME_WAIT included) — every one is in the port's bind bucket, and `bind()`
+    /// conflicts with them unless both sides set `SO_REUSEADDR`. Accepted sockets are left
+    /// out: they share their listener's bucket.
     pub fn port_holders(&self, netns: u32, port: u16, now_ns: u64) -> Vec<SocketInfo> {
         self.socks
             .iter()
@@ -260,7 +263,6 @@ impl Model {
                     && s.tuple.lport == port
                     && s.has(flag::COUNTED)
                     && s.role != Role::Inbound
-                    && (s.has(flag::BOUND_PORT) || matches!(s.role, Role::Listener | Role::Bound))
             })
             .map(|s| self.socket_info(s, now_ns))
             .collect()

@@ -5,6 +5,7 @@
 
 pub mod collect;
 pub mod event;
+pub mod explain;
 pub mod lab;
 pub mod model;
 pub mod privileges;

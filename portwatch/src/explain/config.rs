@@ -191,10 +191,8 @@ fn tw_reuse(ctx: &Ctx, ns: &NetnsSysctls, out: &mut Vec<Finding>) {
     } else {
         return;
     };
-    let sev = match p.severity {
-        Some(s) if s >= Severity::Warning => Severity::Warning,
-        _ => Severity::Info,
-    };
+    // Below the pool's own finding, which already carries the remedy.
+    let sev = p.severity.unwrap_or(Severity::Info).lower();
     let mut f = finding(ns, issue, sev, title, ev);
     f.src_ip = Some(p.stats.src.to_string());
     f.dst = Some(p.stats.dst.to_string());

@@ -123,7 +123,8 @@ impl<'a> Ctx<'a> {
             .into_iter()
             .map(|stats| {
                 let m = members.remove(&stats.key()).unwrap_or_default();
-                view(stats, &m, &failures, now)
+                let history = model.pool_history(&stats.key()).unwrap_or_default();
+                view(stats, &m, &history, &failures, now)
             })
             .collect();
         Ctx {
@@ -155,7 +156,20 @@ impl<'a> Ctx<'a> {
     }
 }
 
-fn view(stats: PoolStats, members: &[Member], failures: &FailureStats, now: u64) -> PoolView {
+/// Whether in-use ports grew over the last seconds, recently too: a rate averaged over a
+/// short burst (a connection pool warming up) is not a trend.
+fn sustained_growth(history: &[u32], now: u32) -> bool {
+    let n = history.len();
+    n >= GROWTH_SECONDS && now > history[n - GROWTH_SECONDS] && now > history[n - 2]
+}
+
+fn view(
+    stats: PoolStats,
+    members: &[Member],
+    history: &[u32],
+    failures: &FailureStats,
+    now: u64,
+) -> PoolView {
     let mix = Mix::of(&stats.states);
     let unknown: u32 = stats
         .owners
@@ -174,7 +188,11 @@ fn view(stats: PoolStats, members: &[Member], failures: &FailureStats, now: u64)
     });
     let eta = match (stats.time_to_exhaustion_s, need) {
         (Some(t), _) if t <= 0.0 => Some(0.0),
+        // Still filling, but the steady state fits.
         (Some(_), Some(n)) if n < stats.capacity => None,
+        // What grows is TIME_WAIT, which tcp_tw_reuse lets connect() take over.
+        (Some(_), _) if stats.tw_reusable && mix.dominant(mix.closing) => None,
+        (Some(_), _) if !sustained_growth(history, stats.in_use) => None,
         (t, _) => t,
     };
     let util = stats.effective_utilisation;

@@ -60,7 +60,17 @@ fn title(cause: Cause, p: &PoolView) -> String {
         format!("{what}: source ports toward {dst} run out in ~{}", dur(t))
     } else {
         let u = p.stats.effective_utilisation;
-        format!("{what}: {} of source ports toward {dst} in use", pct(u))
+        let projected = p
+            .need
+            .map_or(0.0, |n| f64::from(n) / f64::from(p.stats.capacity.max(1)));
+        if projected > u {
+            format!(
+                "{what}: heading for {} of source ports toward {dst}",
+                pct(projected)
+            )
+        } else {
+            format!("{what}: {} of source ports toward {dst} in use", pct(u))
+        }
     }
 }
 
@@ -109,9 +119,9 @@ fn time_wait_churn(ctx: &Ctx, p: &PoolView, sev: Severity) -> Finding {
         .unwrap_or_else(|| (per_s * TIME_WAIT_S).round() as u32);
     let evidence = if per_s >= 0.5 {
         format!(
-            "{} opens {}/s new connections to {} and closes them first, so each port then \
-             sits 60 s in TIME_WAIT: {} of the {} ports are held that way, and {}/s × 60 s \
-             needs {}{}.",
+            "{} opens {} new connections/s to {} and closes them first, so each port then \
+             sits 60 s in TIME_WAIT: {} of the {} ports are held that way, and at {}/s × 60 s \
+             it needs {}{}.",
             p.who.words_cap(),
             rate(per_s),
             s.dst,

@@ -16,6 +16,10 @@ pub(super) const WARNING_UTIL: f64 = 0.70;
 /// … and worth an info finding. Below it a busy pool is healthy: no finding.
 pub(super) const INFO_UTIL: f64 = 0.50;
 
+/// An exhaustion time counts only when in-use ports grew over this many seconds (and in the
+/// last two): a burst is not a trend.
+pub(super) const GROWTH_SECONDS: usize = 5;
+
 /// A state holding at least this share of a pool's sockets is a cause of its pressure (a pool
 /// can have two causes, e.g. TIME_WAIT churn and concurrency).
 pub(super) const CAUSE_SHARE_NUM: u64 = 1;

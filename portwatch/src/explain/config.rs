@@ -124,7 +124,7 @@ fn listeners_in_range(ctx: &Ctx, ns: &NetnsSysctls, out: &mut Vec<Finding>) {
                 .owner
                 .map(|o| format!("{} (pid {}) on ", o.comm, o.pid))
                 .unwrap_or_default();
-            format!(" (e.g. {who}{})", l.local)
+            format!(" (such as {who}{})", l.local)
         }
         None => String::new(),
     };

@@ -6,7 +6,7 @@ pub fn count(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -35,11 +35,11 @@ pub fn dur(s: f64) -> String {
     let s = s.max(0.0).round() as u64;
     match s {
         0..=89 => format!("{s} s"),
-        90..=599 if s % 60 != 0 => format!("{} min {} s", s / 60, s % 60),
+        90..=599 if !s.is_multiple_of(60) => format!("{} min {} s", s / 60, s % 60),
         90..=5399 => format!("{} min", (s + 30) / 60),
         _ => {
             let m = (s + 30) / 60;
-            if m % 60 == 0 {
+            if m.is_multiple_of(60) {
                 format!("{} h", m / 60)
             } else {
                 format!("{} h {} min", m / 60, m % 60)

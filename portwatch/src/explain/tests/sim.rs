@@ -13,6 +13,9 @@ use crate::{
     model::{Model, Sysctls, testutil::*},
 };
 
+/// A TIME_WAIT to expire: (time, tw, local, remote, pool).
+type Expiry = (u64, u64, String, String, (String, String));
+
 pub(crate) struct Sim {
     pub m: Model,
     pub s: Seq,
@@ -22,8 +25,8 @@ pub(crate) struct Sim {
     free: FxHashMap<(String, String), VecDeque<u16>>,
     /// Ports held by bind() (for every destination).
     held: BTreeSet<u16>,
-    /// Pending TIME_WAIT expiries: (time, tw, local, remote, pool).
-    expiries: VecDeque<(u64, u64, String, String, (String, String))>,
+    /// Pending TIME_WAIT expiries, in time order.
+    expiries: VecDeque<Expiry>,
     last_tick: u64,
 }
 

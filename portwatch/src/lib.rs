@@ -9,3 +9,4 @@ pub mod explain;
 pub mod lab;
 pub mod model;
 pub mod privileges;
+pub mod report;

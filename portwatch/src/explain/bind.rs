@@ -223,7 +223,9 @@ fn holder_words(h: &SocketInfo) -> String {
 
 /// bind() EADDRINUSE on a chosen port, one finding per (namespace, address).
 pub(super) fn bind_conflict(ctx: &Ctx, out: &mut Vec<Finding>) {
-    for d in eaddrinuse_binds(ctx).filter(|d| d.addr.port() != 0) {
+    // Most failures first; each looks through the socket table once.
+    let failing = eaddrinuse_binds(ctx).filter(|d| d.addr.port() != 0);
+    for d in failing.take(BIND_CONFLICTS_MAX) {
         let port = d.addr.port();
         let holders: Vec<SocketInfo> = ctx
             .model

@@ -204,7 +204,7 @@ fn view(
         || projected >= WARNING_UTIL
     {
         Some(Severity::Warning)
-    } else if stats.eaddrnotavail > 0 || util >= INFO_UTIL {
+    } else if stats.eaddrnotavail > 0 || util >= INFO_UTIL || projected >= INFO_UTIL {
         Some(Severity::Info)
     } else {
         None

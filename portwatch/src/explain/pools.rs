@@ -158,7 +158,7 @@ fn time_wait_churn(ctx: &Ctx, p: &PoolView, sev: Severity) -> Finding {
         f.remedies.push(rem::widen_range(
             &sys.sysctls,
             &sys.capacity,
-            Some((need, how)),
+            Some(rem::Need::Steady(need, how)),
         ));
     }
     f.remedies.push(rem::more_destinations(s.capacity));
@@ -179,7 +179,7 @@ fn concurrency(ctx: &Ctx, p: &PoolView, sev: Severity) -> Finding {
         String::new()
     };
     let evidence = format!(
-        "{} holds {} connections to {} open at once ({} of the {} ports){}, with only {} in \
+        "{} holds {} connections to {} open at once ({} of the {} ports){}, {} in \
          TIME_WAIT{}.",
         p.who.words_cap(),
         n(est),
@@ -187,18 +187,20 @@ fn concurrency(ctx: &Ctx, p: &PoolView, sev: Severity) -> Finding {
         share(est, s.capacity),
         n(s.capacity),
         growth,
-        n(p.mix.time_wait),
+        match p.mix.time_wait {
+            0 => "none".to_string(),
+            t => format!("only {}", n(t)),
+        },
         outcome(p)
     );
     let mut f = base(p, Cause::Concurrency, sev, evidence);
     f.remedies.push(rem::more_destinations(s.capacity));
     f.remedies.push(rem::more_sources(s.capacity));
     if let Some(sys) = ctx.sysctls_of(s.netns) {
-        let how = format!("with {} connections open{growth}", n(s.blocking));
         f.remedies.push(rem::widen_range(
             &sys.sysctls,
             &sys.capacity,
-            Some((s.blocking, how)),
+            Some(rem::Need::Growing(s.blocking, net.max(0.0))),
         ));
     }
     f.remedies
@@ -259,7 +261,7 @@ fn syn_sent_pileup(p: &PoolView, sev: Severity) -> Finding {
         "the destination is slow or not answering; ports are not the problem"
     };
     let evidence = format!(
-        "{} connects from {} to {} are waiting in SYN_SENT ({} of its sockets){}{}: {}{}.",
+        "{} connects from {} to {} are waiting in SYN_SENT ({} of the pool's sockets){}{}: {}{}.",
         n(p.mix.syn_sent),
         p.who.words(),
         s.dst,

@@ -44,13 +44,16 @@ pub(super) fn widen_proposal(sys: &Sysctls, cap: &CapacityBreakdown) -> Option<(
     ))
 }
 
-/// Widen `ip_local_port_range`, quantified against what the cause needs (`need`: ports and
-/// how that number comes about).
-pub(super) fn widen_range(
-    sys: &Sysctls,
-    cap: &CapacityBreakdown,
-    need: Option<(u32, String)>,
-) -> Remedy {
+/// What a cause needs from a wider range.
+pub(super) enum Need {
+    /// A steady state of this many ports, and how that number comes about.
+    Steady(u32, String),
+    /// This many ports now, growing by this many a second.
+    Growing(u32, f64),
+}
+
+/// Widen `ip_local_port_range`, quantified against what the cause needs.
+pub(super) fn widen_range(sys: &Sysctls, cap: &CapacityBreakdown, need: Option<Need>) -> Remedy {
     let (lo, hi) = sys.port_range;
     let Some((new_lo, new_hi, new_cap)) = widen_proposal(sys, cap) else {
         return r(
@@ -61,13 +64,26 @@ pub(super) fn widen_range(
         );
     };
     let verdict = match need {
-        Some((need, how)) if need <= new_cap => {
+        Some(Need::Steady(need, how)) if need <= new_cap => {
             format!(": {how} you need {} — enough", n(need))
         }
-        Some((need, how)) => format!(
+        Some(Need::Steady(need, how)) => format!(
             ": {how} you need {} — not enough on its own, combine with the first fix",
             n(need)
         ),
+        Some(Need::Growing(now, per_s)) => {
+            let room = new_cap.saturating_sub(now);
+            let time = if per_s >= 0.5 {
+                format!(
+                    ", about {} at {}/s",
+                    super::words::dur(f64::from(room) / per_s),
+                    rate(per_s)
+                )
+            } else {
+                String::new()
+            };
+            format!(": room for {} more connections{time}", n(room))
+        }
         None => String::new(),
     };
     r(

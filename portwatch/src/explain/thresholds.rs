@@ -46,6 +46,9 @@ pub(super) const BBC_MIN: u32 = 100;
 pub(super) const BBC_INFO_SHARE: f64 = 0.05;
 pub(super) const BBC_WARN_SHARE: f64 = 0.30;
 
+/// Bind conflicts explained per call (the addresses failing most).
+pub(super) const BIND_CONFLICTS_MAX: usize = 20;
+
 /// Reserved ports or listeners taking this share of the scanned range: info (warning when a
 /// pool of the namespace is under pressure).
 pub(super) const RANGE_LOSS_SHARE: f64 = 0.05;

@@ -80,7 +80,7 @@ pub fn who(comm: Option<&str>, pid: Option<u32>, ppid: Option<u32>, count: u32) 
             .map(|p| format!("parent {p}, "))
             .unwrap_or_default();
         let latest = pid.map(|p| format!("latest pid {p}")).unwrap_or_default();
-        return format!("{count} {comm} processes ({parent}{latest})").replace(" ()", "");
+        return format!("{} {comm} processes ({parent}{latest})", n(count)).replace(" ()", "");
     }
     match pid {
         Some(p) => format!("{comm} (pid {p})"),

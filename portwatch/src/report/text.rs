@@ -150,7 +150,9 @@ pub fn finding(out: &mut String, rank: usize, f: &Finding) {
     match f.eta_s {
         Some(t) if t <= 0.0 => pace.push("out of ports now".to_string()),
         Some(t) => pace.push(format!("out of ports in ~{}", dur(t))),
-        None if f.in_use.is_some() && f.cause != Cause::Config => {
+        None if f.in_use.is_some()
+            && matches!(f.cause, Cause::TimeWaitChurn | Cause::Concurrency) =>
+        {
             pace.push("not running out at this rate".to_string())
         }
         None => {}

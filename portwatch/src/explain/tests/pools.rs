@@ -114,7 +114,7 @@ fn short_lived_processes_are_one_finding() {
     // The latest with a port: the last 250 found none.
     assert_eq!(f.pid, Some(10_000 + 999), "the latest");
     assert!(
-        f.who().starts_with("1000 curl processes (parent 4120"),
+        f.who().starts_with("1,000 curl processes (parent 4120"),
         "{}",
         f.who()
     );

@@ -23,7 +23,7 @@ pub(crate) struct Sim {
     next_sk: u64,
     /// Free ports per (source IP, destination), in the kernel's order.
     free: FxHashMap<(String, String), VecDeque<u16>>,
-    /// Ports held by bind() (for every destination).
+    /// Ports held by bind() (for every destination), and reserved ones.
     held: BTreeSet<u16>,
     /// Pending TIME_WAIT expiries, in time order.
     expiries: VecDeque<Expiry>,
@@ -34,6 +34,12 @@ impl Sim {
     pub fn new(sys: Sysctls) -> Sim {
         let mut m = Model::default();
         let range = sys.port_range;
+        // connect() and bind(0) skip reserved ports like held ones.
+        let held = sys
+            .reserved_ports
+            .iter()
+            .flat_map(|&(a, b)| a..=b)
+            .collect();
         m.set_sysctls(NETNS, sys);
         Sim {
             m,
@@ -41,7 +47,7 @@ impl Sim {
             range,
             next_sk: 0x1000,
             free: FxHashMap::default(),
-            held: BTreeSet::new(),
+            held,
             expiries: VecDeque::new(),
             last_tick: 0,
         }

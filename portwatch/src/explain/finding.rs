@@ -155,7 +155,8 @@ pub struct Finding {
     pub netns: u32,
     /// Source IP of the pool, when the finding is about a pool.
     pub src_ip: Option<String>,
-    /// Destination "ip:port" (or the address that failed to bind, for bind_conflict).
+    /// Destination "ip:port" (or the address that failed to bind, for bind_conflict; the
+    /// local service address, for a close_wait_leak of accepted connections).
     pub dst: Option<String>,
     pub in_use: Option<u32>,
     pub capacity: Option<u32>,
@@ -164,7 +165,7 @@ pub struct Finding {
     /// errno name → count.
     pub errors: BTreeMap<String, u64>,
     /// New connections per second toward the destination (the rate that matters for the
-    /// cause).
+    /// cause; for close_wait_leak, new CLOSE_WAIT sockets per second).
     pub rate_per_s: Option<f64>,
     /// Seconds until the pool runs out at current rates; 0 when it is out already.
     pub eta_s: Option<f64>,

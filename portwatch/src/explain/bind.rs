@@ -30,27 +30,13 @@ fn eaddrinuse_binds<'a>(ctx: &'a Ctx) -> impl Iterator<Item = &'a crate::model::
 
 /// The processes behind recent failed binds to `addr` (from the failure log).
 fn failed_by(ctx: &Ctx, netns: u32, addr: SocketAddr) -> Who {
-    let mut members: FxHashMap<u32, Member> = FxHashMap::default();
-    for r in ctx.failures.recent.iter().filter(|r| {
+    let failed = ctx.failures.recent.iter().filter(|r| {
         r.netns == netns
             && r.call == CallKind::Bind
             && r.errno == Errno(libc::EADDRINUSE)
             && r.addr == addr
-    }) {
-        let m = members.entry(r.pid).or_insert(Member {
-            proc: crate::model::ProcRef {
-                pid: r.pid,
-                ppid: r.ppid,
-                comm: r.comm,
-            },
-            last_seen_ns: r.at_ns,
-            sockets: 0,
-        });
-        m.sockets += 1;
-        m.last_seen_ns = m.last_seen_ns.max(r.at_ns);
-    }
-    let v: Vec<Member> = members.into_values().collect();
-    who::attribute(&v, 0)
+    });
+    who::from_failures(failed).unwrap_or_default()
 }
 
 #[derive(Default)]

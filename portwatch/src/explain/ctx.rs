@@ -177,7 +177,17 @@ fn view(
         .filter(|o| o.owner.is_none())
         .map(|o| o.total)
         .sum();
-    let who = who::attribute(members, unknown);
+    let mut who = who::attribute(members, unknown);
+    if who.sockets == 0 {
+        // No socket left: whoever failed to connect here.
+        let failed = failures
+            .recent
+            .iter()
+            .filter(|r| r.pool == Some(stats.key()));
+        if let Some(w) = who::from_failures(failed) {
+            who = Who { sockets: 0, ..w };
+        }
+    }
     let failing_now = stats
         .last_failure_ns
         .is_some_and(|t| now.saturating_sub(t) < RECENT_FAILURE_S * NS);

@@ -34,6 +34,12 @@ pub(super) fn rules(ctx: &Ctx, out: &mut Vec<Finding>) {
                     concurrency(ctx, p, sev)
                 });
             }
+            // Failed earlier, empty now: how its connections ended tells what filled it.
+            let c = &p.stats.closes;
+            let ended = c.local_first + c.remote_first + c.reset;
+            if m.total == 0 && c.tw_started > 0 && c.tw_started * 2 >= ended {
+                out.push(time_wait_churn(ctx, p, sev));
+            }
         }
         if let Some(sev) = syn {
             out.push(syn_sent_pileup(p, sev));
@@ -131,7 +137,7 @@ fn time_wait_churn(ctx: &Ctx, p: &PoolView, sev: Severity) -> Finding {
             n(need),
             outcome(p)
         )
-    } else {
+    } else if p.mix.closing > 0 {
         format!(
             "{} closed its connections to {} first, so {} of the {} ports still sit in \
              TIME_WAIT (60 s each){}.",
@@ -139,6 +145,14 @@ fn time_wait_churn(ctx: &Ctx, p: &PoolView, sev: Severity) -> Finding {
             s.dst,
             n(p.mix.closing),
             n(s.capacity),
+            outcome(p)
+        )
+    } else {
+        format!(
+            "Connections to {} were closed first by this side ({} TIME_WAITs since start) and \
+             none is left now{}.",
+            s.dst,
+            super::words::count(s.closes.tw_started),
             outcome(p)
         )
     };

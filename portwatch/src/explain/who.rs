@@ -4,7 +4,7 @@
 use rustc_hash::FxHashMap;
 
 use super::{Finding, words};
-use crate::model::ProcRef;
+use crate::model::{FailureRecord, ProcRef};
 
 /// A process with sockets in the scope of a finding.
 #[derive(Clone, Copy, Debug)]
@@ -94,6 +94,27 @@ pub(super) fn attribute(members: &[Member], unknown_sockets: u32) -> Who {
             ..Who::default()
         },
     }
+}
+
+/// The processes behind failure records (each failure counts as one "socket"), grouped as
+/// [`attribute`] does. `None` when there is none.
+pub(super) fn from_failures<'a>(records: impl Iterator<Item = &'a FailureRecord>) -> Option<Who> {
+    let mut by_pid: FxHashMap<u32, Member> = FxHashMap::default();
+    for r in records {
+        let m = by_pid.entry(r.pid).or_insert(Member {
+            proc: ProcRef {
+                pid: r.pid,
+                ppid: r.ppid,
+                comm: r.comm,
+            },
+            last_seen_ns: r.at_ns,
+            sockets: 0,
+        });
+        m.sockets += 1;
+        m.last_seen_ns = m.last_seen_ns.max(r.at_ns);
+    }
+    let v: Vec<Member> = by_pid.into_values().collect();
+    (!v.is_empty()).then(|| attribute(&v, 0))
 }
 
 #[cfg(test)]

@@ -201,3 +201,42 @@ fn a_few_syn_sent_in_a_busy_pool_are_normal() {
         .syn_sent(task(300, "java"), SRC, API, 30);
     assert!(explain(&sim.m, sim.now()).is_empty());
 }
+
+#[test]
+fn concurrency_filling_slowly_is_a_warning_with_eta() {
+    let mut sim = Sim::range(40000, 40999, 0);
+    sim.open(task(300, "java"), SRC, API, 300, 10.0)
+        .open(task(300, "java"), SRC, API, 30, 15.0);
+    let fs = explain(&sim.m, sim.now());
+    let f = one(&fs, Cause::Concurrency);
+    // 670 ports left at 2/s: about 5.6 min.
+    assert_eq!(f.severity, Severity::Warning);
+    let eta = f.eta_s.unwrap();
+    assert!(eta > 60.0 && eta < 600.0, "eta {eta}");
+    assert!(f.title.contains("run out in ~"), "{}", f.title);
+    // Once growth stops, nothing: 33 % and steady is healthy.
+    sim.advance(20.0);
+    assert!(explain(&sim.m, sim.now()).is_empty());
+}
+
+#[test]
+fn past_exhaustion_fades_to_info() {
+    let mut sim = Sim::range(40000, 40999, 2);
+    sim.churn(gw, SRC, API, 25.0, 50.0);
+    assert_eq!(explain(&sim.m, sim.now())[0].severity, Severity::Critical);
+    // The churn stops; TIME_WAIT drains; the EADDRNOTAVAIL stays on record.
+    sim.advance(130.0);
+    let fs = explain(&sim.m, sim.now());
+    let f = one(&fs, Cause::TimeWaitChurn);
+    assert_eq!((f.severity, f.in_use), (Severity::Info, Some(0)));
+    assert_eq!(
+        (f.pid, f.process_count),
+        (Some(2314), 1),
+        "named by its failures"
+    );
+    assert!(
+        f.evidence.contains("failed") && f.evidence.contains("earlier"),
+        "{}",
+        f.evidence
+    );
+}

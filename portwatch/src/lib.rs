@@ -6,8 +6,10 @@
 pub mod collect;
 pub mod context;
 pub mod event;
+pub mod explain;
 pub mod lab;
 pub mod model;
 pub mod privileges;
 pub mod record;
+pub mod report;
 pub mod session;

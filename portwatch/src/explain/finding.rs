@@ -31,6 +31,24 @@ pub enum Cause {
     Config,
 }
 
+impl Severity {
+    pub fn id(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// One level down (info stays info).
+    pub fn lower(self) -> Severity {
+        match self {
+            Severity::Critical => Severity::Warning,
+            _ => Severity::Info,
+        }
+    }
+}
+
 impl Cause {
     pub fn id(self) -> &'static str {
         match self {
@@ -43,9 +61,54 @@ impl Cause {
             Cause::Config => "config",
         }
     }
+
+    /// The cause in words, for headlines.
+    pub fn words(self) -> &'static str {
+        match self {
+            Cause::TimeWaitChurn => "TIME_WAIT churn",
+            Cause::Concurrency => "too many concurrent connections",
+            Cause::BindBeforeConnect => "bind() before connect()",
+            Cause::BindConflict => "bind() conflict",
+            Cause::CloseWaitLeak => "CLOSE_WAIT leak",
+            Cause::SynSentPileup => "connects not completing",
+            Cause::Config => "configuration",
+        }
+    }
 }
 
-/// How bad it is now.
+/// Which configuration problem a [`Cause::Config`] finding is about. The JSON identifiers are
+/// stable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigIssue {
+    /// `ip_local_port_range` ends of the same parity: the top port is never used.
+    RangeParity,
+    /// `ip_local_reserved_ports` takes a large part of the range.
+    ReservedPorts,
+    /// Listeners and bound sockets inside the range take ports out of every pool.
+    ListenersInRange,
+    /// `tcp_tw_reuse=2` (loopback only) while TIME_WAIT fills a non-loopback pool.
+    TwReuseLoopbackOnly,
+    /// `tcp_tw_reuse` is on but `tcp_timestamps` is off, so it never applies.
+    TwReuseWithoutTimestamps,
+    /// `tcp_max_tw_buckets` reached (TIME_WAIT skipped) or nearly so.
+    TwBucketOverflow,
+}
+
+impl ConfigIssue {
+    pub fn id(self) -> &'static str {
+        match self {
+            ConfigIssue::RangeParity => "range_parity",
+            ConfigIssue::ReservedPorts => "reserved_ports",
+            ConfigIssue::ListenersInRange => "listeners_in_range",
+            ConfigIssue::TwReuseLoopbackOnly => "tw_reuse_loopback_only",
+            ConfigIssue::TwReuseWithoutTimestamps => "tw_reuse_without_timestamps",
+            ConfigIssue::TwBucketOverflow => "tw_bucket_overflow",
+        }
+    }
+}
+
+/// How bad it is now. Ordered: `Info < Warning < Critical`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
@@ -77,16 +140,23 @@ pub struct Remedy {
 pub struct Finding {
     pub cause: Cause,
     pub severity: Severity,
+    /// For `config` findings, which problem (null otherwise).
+    pub issue: Option<ConfigIssue>,
+    /// One line saying what is wrong and where, in words (the headline views show).
+    pub title: String,
     /// The process (its pid; for a group of short-lived processes, the most recent one).
     pub pid: Option<u32>,
     pub comm: Option<String>,
+    /// Parent pid of the process (or of the group of short-lived processes), when known.
+    pub ppid: Option<u32>,
     /// How many processes with this command (and parent) the finding covers (1 for one
     /// long-lived process).
     pub process_count: u32,
     pub netns: u32,
     /// Source IP of the pool, when the finding is about a pool.
     pub src_ip: Option<String>,
-    /// Destination "ip:port" (or the address that failed to bind, for bind_conflict).
+    /// Destination "ip:port" (or the address that failed to bind, for bind_conflict; the
+    /// local service address, for a close_wait_leak of accepted connections).
     pub dst: Option<String>,
     pub in_use: Option<u32>,
     pub capacity: Option<u32>,
@@ -95,18 +165,72 @@ pub struct Finding {
     /// errno name → count.
     pub errors: BTreeMap<String, u64>,
     /// New connections per second toward the destination (the rate that matters for the
-    /// cause).
+    /// cause; for close_wait_leak, new CLOSE_WAIT sockets per second).
     pub rate_per_s: Option<f64>,
     /// Seconds until the pool runs out at current rates; 0 when it is out already.
     pub eta_s: Option<f64>,
     /// One sentence, in plain words, of what was observed.
     pub evidence: String,
     pub remedies: Vec<Remedy>,
-    /// Ranking score (higher first): severity first, then urgency.
+    /// Ranking score (higher first): severity first (critical 300–399, warning 200–299,
+    /// info 100–199), then urgency (utilisation, time to exhaustion, errors).
     pub score: f64,
 }
 
 impl Finding {
+    /// A finding with no process, pool, counts or remedies yet (rules fill in the rest).
+    pub fn new(
+        cause: Cause,
+        severity: Severity,
+        netns: u32,
+        title: String,
+        evidence: String,
+    ) -> Finding {
+        Finding {
+            cause,
+            severity,
+            issue: None,
+            title,
+            pid: None,
+            comm: None,
+            ppid: None,
+            process_count: 0,
+            netns,
+            src_ip: None,
+            dst: None,
+            in_use: None,
+            capacity: None,
+            states: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            rate_per_s: None,
+            eta_s: None,
+            evidence,
+            remedies: Vec::new(),
+            score: 0.0,
+        }
+    }
+
+    /// Who, in words: "nginx (pid 812)", "curl ×312 (parent 4120, latest pid 9876)", or
+    /// "unknown process".
+    pub fn who(&self) -> String {
+        super::words::who(
+            self.comm.as_deref(),
+            self.pid,
+            self.ppid,
+            self.process_count,
+        )
+    }
+
+    /// The remedies that help, in rank order.
+    pub fn helping(&self) -> impl Iterator<Item = &Remedy> {
+        self.remedies.iter().filter(|r| r.helps)
+    }
+
+    /// The changes people reach for that would not help here, with why.
+    pub fn not_helping(&self) -> impl Iterator<Item = &Remedy> {
+        self.remedies.iter().filter(|r| !r.helps)
+    }
+
     /// The destination as an address, when it is one.
     pub fn dst_addr(&self) -> Option<SocketAddr> {
         self.dst.as_deref().and_then(|d| d.parse().ok())

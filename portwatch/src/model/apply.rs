@@ -45,10 +45,12 @@ impl Model {
         self.make_room();
         let owner = self.owner_of(&ev.task);
         let mut bound = tuple.lport != 0;
+        let mut bind_any = false;
         if let Some(i) = self.socks.find_sk(sk) {
             let old = *self.socks.get(i);
             if old.role == Role::Bound && old.tuple.lport == tuple.lport {
                 bound = old.has(flag::BOUND_PORT);
+                bind_any = old.has(flag::BIND_ANY);
             } else {
                 self.counters.odd.stale_replaced += 1;
             }
@@ -59,6 +61,9 @@ impl Model {
         s.link = self.out_link(owner, &tuple, s.ns);
         if bound {
             s.flags |= flag::BOUND_PORT;
+        }
+        if bind_any {
+            s.flags |= flag::BIND_ANY;
         }
         if self.consumes(&s) {
             s.flags |= flag::CONSUMES;
@@ -310,6 +315,9 @@ impl Model {
         s.owner = owner;
         if port != 0 {
             s.flags |= flag::BOUND_PORT;
+            if c.addr.port() == 0 {
+                s.flags |= flag::BIND_ANY;
+            }
         }
         self.add(s);
     }

@@ -125,12 +125,15 @@ impl Model {
         if s.link == NONE || !matches!(s.role, Role::Outbound | Role::Inbound) {
             return;
         }
+        let bind_any = i32::from(s.has(flag::BIND_ANY)) * sign;
         let link = self.links.get_mut(s.link);
         link.counts.add(s.state, sign);
+        link.bind_any = link.bind_any.wrapping_add_signed(bind_any);
         if let LinkKey::Out { pool, .. } = link.key {
             let p = self.pools.get_mut(pool);
             p.touch(self.now_ns / NS, self.now_ns);
             p.counts.add(s.state, sign);
+            p.bind_any = p.bind_any.wrapping_add_signed(bind_any);
             if s.has(flag::CONSUMES) {
                 p.consuming.add(s.state, sign);
             }

@@ -17,7 +17,7 @@
 //! Use: `apply` every event in order, `tick` a few times a second, `set_sysctls` /
 //! `load_snapshot` at start-up and `reconcile` now and then; read with `summary` (or the
 //! finer `pools`, `pool_sockets`, `pool_history`, `processes`, `process_groups`, `listeners`,
-//! `failures`, `totals`, `sysctls`, `port_holders`, `counters`).
+//! `failures`, `totals`, `sysctls`, `port_holders`, `close_wait`, `counters`).
 //!
 //! Performance (release, one core, this machine): ~9 M events/s replaying connect + active
 //! close + TIME_WAIT expiry churn; ~94 bytes of socket table per tracked socket at 2 M
@@ -27,6 +27,7 @@ mod addr;
 mod apply;
 mod books;
 mod capacity;
+mod closewait;
 mod counters;
 mod counts;
 mod failures;
@@ -51,6 +52,7 @@ use std::collections::VecDeque;
 use rustc_hash::FxHashMap;
 
 pub use capacity::CapacityBreakdown;
+pub use closewait::{CLOSE_WAIT_RECENT_S, CloseWaitStats};
 pub use counters::{ModelCounters, OddEvents};
 pub use counts::StateCounts;
 pub use failures::{FailCount, FailureRecord};

@@ -151,6 +151,8 @@ pub(crate) enum LinkKey {
 pub(crate) struct Link {
     pub key: LinkKey,
     pub counts: StateCounts,
+    /// Counted sockets whose port came from bind-before-connect (`flag::BIND_ANY`).
+    pub bind_any: u32,
     /// Sockets pointing here; the link is freed at 0.
     pub refs: u32,
 }
@@ -174,6 +176,7 @@ impl Links {
         let l = Link {
             key,
             counts: StateCounts::default(),
+            bind_any: 0,
             refs: 0,
         };
         let id = match self.free.pop() {

@@ -84,6 +84,8 @@ pub(crate) struct Pool {
     pub counts: StateCounts,
     /// Those that take one of the pool's usable ports.
     pub consuming: StateCounts,
+    /// Counted sockets whose port came from bind-before-connect (`flag::BIND_ANY`).
+    pub bind_any: u32,
     /// Links (owner × this pool) pointing here.
     pub refs: u32,
     pub rates: Rates,
@@ -144,6 +146,7 @@ impl Pools {
             ns,
             counts: StateCounts::default(),
             consuming: StateCounts::default(),
+            bind_any: 0,
             refs: 0,
             rates: Rates::default(),
             history: History::new(sec),

@@ -37,7 +37,7 @@ impl Model {
         self.now_ns
     }
 
-    fn proc_ref(&self, id: u32) -> Option<ProcRef> {
+    pub(super) fn proc_ref(&self, id: u32) -> Option<ProcRef> {
         self.procs.opt(id).map(|p| ProcRef {
             pid: p.pid,
             ppid: p.ppid,
@@ -86,18 +86,20 @@ impl Model {
         Some((&n.sysctls, n.assumed))
     }
 
-    /// Per-pool owners: pool id → (owner, counts).
-    fn pool_owners(&self) -> FxHashMap<u32, Vec<(u32, StateCounts)>> {
-        let mut m: FxHashMap<u32, Vec<(u32, StateCounts)>> = FxHashMap::default();
+    /// Per-pool owners: pool id → (owner, counts, bind-before-connect sockets).
+    fn pool_owners(&self) -> FxHashMap<u32, Vec<(u32, StateCounts, u32)>> {
+        let mut m: FxHashMap<u32, Vec<(u32, StateCounts, u32)>> = FxHashMap::default();
         for (_, l) in self.links.iter() {
             if let LinkKey::Out { owner, pool } = l.key {
-                m.entry(pool).or_default().push((owner, l.counts));
+                m.entry(pool)
+                    .or_default()
+                    .push((owner, l.counts, l.bind_any));
             }
         }
         m
     }
 
-    fn pool_stats(&self, p: &Pool, owners: &[(u32, StateCounts)], now: u64) -> PoolStats {
+    fn pool_stats(&self, p: &Pool, owners: &[(u32, StateCounts, u32)], now: u64) -> PoolStats {
         let n = &self.netns[p.ns as usize];
         let k = p.key.public();
         let capacity = n.ports.capacity();
@@ -130,10 +132,11 @@ impl Model {
         };
         let mut own: Vec<PoolOwner> = owners
             .iter()
-            .map(|(o, c)| PoolOwner {
+            .map(|(o, c, b)| PoolOwner {
                 owner: self.proc_ref(*o),
                 states: *c,
                 total: c.total(),
+                bind_before_connect: *b,
             })
             .filter(|o| o.total > 0)
             .collect();
@@ -153,6 +156,7 @@ impl Model {
             in_use,
             blocking,
             outside_capacity: p.counts.total() - p.consuming.total(),
+            bind_before_connect: p.bind_any,
             capacity,
             utilisation: ratio(in_use),
             effective_utilisation: eff,
@@ -245,8 +249,11 @@ impl Model {
             .collect()
     }
 
-    /// Who holds a local port through `bind()`/`listen()` (for EADDRINUSE explanations):
-    /// listeners, bound sockets, bind-before-connect sockets; accepted sockets are left out.
+    /// Who holds a local port (for EADDRINUSE explanations): listeners, bound sockets, and
+    /// outbound sockets using it as their source port (bind-before-connect or `connect()`'s
+    /// choice, TIME_WAIT included) — every one is in the port's bind bucket, and `bind()`
+    /// conflicts with them unless both sides set `SO_REUSEADDR`. Accepted sockets are left
+    /// out: they share their listener's bucket.
     pub fn port_holders(&self, netns: u32, port: u16, now_ns: u64) -> Vec<SocketInfo> {
         self.socks
             .iter()
@@ -256,7 +263,6 @@ impl Model {
                     && s.tuple.lport == port
                     && s.has(flag::COUNTED)
                     && s.role != Role::Inbound
-                    && (s.has(flag::BOUND_PORT) || matches!(s.role, Role::Listener | Role::Bound))
             })
             .map(|s| self.socket_info(s, now_ns))
             .collect()
@@ -276,6 +282,7 @@ impl Model {
                     dst: k.dst,
                     states: l.counts,
                     total: l.counts.total(),
+                    bind_before_connect: l.bind_any,
                 });
             }
         }

@@ -60,6 +60,9 @@ pub(crate) mod flag {
     pub const IN_TUPLE: u16 = 128;
     /// Slot is free.
     pub const FREE: u16 = 256;
+    /// Its port came from `bind()` to port 0 (kernel's choice) before `connect()`, without
+    /// `IP_BIND_ADDRESS_NO_PORT`: bind-before-connect, the port is gone for every pool.
+    pub const BIND_ANY: u16 = 512;
 }
 
 /// One tracked socket (72 bytes).

@@ -36,6 +36,10 @@ pub struct PoolStats {
     /// Sockets whose port does not come out of the capacity: held by `bind()` (already
     /// subtracted from every pool) or outside the port range.
     pub outside_capacity: u32,
+    /// Sockets (TIME_WAIT included) whose port came from `bind()` to port 0 before
+    /// `connect()` without `IP_BIND_ADDRESS_NO_PORT`: each holds its port for every pool of
+    /// the namespace (part of `outside_capacity`).
+    pub bind_before_connect: u32,
     /// Ports `connect()` can choose from for this pool (see `CapacityBreakdown`).
     pub capacity: u32,
     /// `in_use / capacity`.
@@ -76,6 +80,8 @@ pub struct PoolOwner {
     pub owner: Option<ProcRef>,
     pub states: StateCounts,
     pub total: u32,
+    /// Of `total`, bind-before-connect sockets (see [`PoolStats::bind_before_connect`]).
+    pub bind_before_connect: u32,
 }
 
 /// One socket, for drill-downs.
@@ -115,6 +121,8 @@ pub struct DestStats {
     pub dst: SocketAddr,
     pub states: StateCounts,
     pub total: u32,
+    /// Of `total`, bind-before-connect sockets (see [`PoolStats::bind_before_connect`]).
+    pub bind_before_connect: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -326,6 +326,8 @@ pub(crate) fn assert_consistent(m: &Model) {
     let mut ns_totals: FxHashMap<u16, StateCounts> = FxHashMap::default();
     let mut link_counts: FxHashMap<u32, (StateCounts, u32)> = FxHashMap::default();
     let mut pool_counts: FxHashMap<u32, (StateCounts, StateCounts)> = FxHashMap::default();
+    let mut link_bind_any: FxHashMap<u32, u32> = FxHashMap::default();
+    let mut pool_bind_any: FxHashMap<u32, u32> = FxHashMap::default();
     let mut held: FxHashMap<(u16, u16), u32> = FxHashMap::default();
     let mut proc_socks: FxHashMap<u32, u32> = FxHashMap::default();
     for (_, s) in m.socks.iter() {
@@ -344,7 +346,13 @@ pub(crate) fn assert_consistent(m: &Model) {
         ns_totals.entry(s.ns).or_default().add(s.state, 1);
         if matches!(s.role, Role::Outbound | Role::Inbound) && s.link != NONE {
             link_counts.entry(s.link).or_default().0.add(s.state, 1);
+            if s.has(flag::BIND_ANY) {
+                *link_bind_any.entry(s.link).or_default() += 1;
+            }
             if let LinkKey::Out { pool, .. } = m.links.get(s.link).key {
+                if s.has(flag::BIND_ANY) {
+                    *pool_bind_any.entry(pool).or_default() += 1;
+                }
                 let e = pool_counts.entry(pool).or_default();
                 e.0.add(s.state, 1);
                 if s.has(flag::CONSUMES) {
@@ -375,12 +383,16 @@ pub(crate) fn assert_consistent(m: &Model) {
         let (c, refs) = link_counts.get(&id).copied().unwrap_or_default();
         assert_eq!(l.counts, c, "link {:?} counts", l.key);
         assert_eq!(l.refs, refs, "link {:?} refs", l.key);
+        let b = link_bind_any.get(&id).copied().unwrap_or(0);
+        assert_eq!(l.bind_any, b, "link {:?} bind-before-connect", l.key);
         assert!(l.refs > 0, "link {:?} kept with no socket", l.key);
     }
     for (id, p) in m.pools.iter() {
         let (c, k) = pool_counts.get(&id).copied().unwrap_or_default();
         assert_eq!(p.counts, c, "pool {:?} counts", p.key);
         assert_eq!(p.consuming, k, "pool {:?} consuming", p.key);
+        let b = pool_bind_any.get(&id).copied().unwrap_or(0);
+        assert_eq!(p.bind_any, b, "pool {:?} bind-before-connect", p.key);
     }
     for (id, p) in m.procs.iter() {
         assert_eq!(

@@ -131,7 +131,7 @@ impl Model {
                 s.owner = full.owner;
                 s.link = full.link;
                 s.role = full.role;
-                s.flags |= full.flags & (flag::BOUND_PORT | flag::CONSUMES);
+                s.flags |= full.flags & (flag::BOUND_PORT | flag::CONSUMES | flag::BIND_ANY);
             }
             None => {
                 self.counters.odd.tw_without_socket += 1;

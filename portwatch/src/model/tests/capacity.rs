@@ -266,3 +266,45 @@ fn accepted_sockets_keep_the_listener_port_held() {
     assert_eq!(cap(&m), 10);
     assert_consistent(&m);
 }
+
+/// Bind-before-connect (`bind()` to port 0, then `connect()`) is counted per pool and per
+/// owner, TIME_WAIT included; an explicit port or `IP_BIND_ADDRESS_NO_PORT` is not.
+#[test]
+fn bind_before_connect_sockets_are_counted_per_pool_and_owner() {
+    let mut m = Model::default();
+    m.set_sysctls(NETNS, sysctls((40000, 40009), &[], 0));
+    let a = task(1, "a");
+    let connect_bound = |s: &mut Seq, sk: u64, port: u16| {
+        let local = ip_port("127.0.0.1", port);
+        s.state(a, sk, &local, "127.0.0.1:80", Close, SynSent)
+            .state(swapper(), sk, &local, "127.0.0.1:80", SynSent, Established);
+    };
+    let mut s = Seq::new();
+    // bind(0) → the kernel picks 40001: bind-before-connect.
+    s.bind_ok(a, 0x10, "127.0.0.1:0", 40001);
+    connect_bound(&mut s, 0x10, 40001);
+    // bind(40003) explicitly: a chosen port, not counted.
+    s.bind_ok(a, 0x11, "127.0.0.1:40003", 40003);
+    connect_bound(&mut s, 0x11, 40003);
+    // IP_BIND_ADDRESS_NO_PORT: bind leaves the port 0, connect() picks it: not counted.
+    s.bind_ok(a, 0x12, "127.0.0.1:0", 0)
+        .connect(a, 0x12, "127.0.0.1", 40004, "127.0.0.1:80")
+        .run(&mut m);
+    let p = m.pool(&key("127.0.0.1:80"), s.now()).unwrap();
+    assert_eq!(p.bind_before_connect, 1);
+    assert_eq!(p.owners[0].bind_before_connect, 1);
+    assert_eq!(m.processes(10)[0].outbound[0].bind_before_connect, 1);
+    assert_consistent(&m);
+    // Its TIME_WAIT still counts (it keeps the bind bucket), until it expires.
+    s.active_close(a, 0x10, 0x99, "127.0.0.1:40001", "127.0.0.1:80")
+        .run(&mut m);
+    let p = m.pool(&key("127.0.0.1:80"), s.now()).unwrap();
+    assert_eq!((p.bind_before_connect, p.states.get(FinWait2)), (1, 1));
+    assert_consistent(&m);
+    s.advance(60 * SEC)
+        .tw_expire(0x99, "127.0.0.1:40001", "127.0.0.1:80")
+        .run(&mut m);
+    let p = m.pool(&key("127.0.0.1:80"), s.now()).unwrap();
+    assert_eq!(p.bind_before_connect, 0);
+    assert_consistent(&m);
+}

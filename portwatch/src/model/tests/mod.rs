@@ -2,6 +2,7 @@
 //! with `assert_consistent`, which recomputes all aggregates from the socket table.
 
 mod capacity;
+mod closewait;
 mod eviction;
 mod owners;
 mod rates;

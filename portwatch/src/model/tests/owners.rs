@@ -322,3 +322,26 @@ fn exec_starts_a_new_process_entry() {
     assert!(p.iter().all(|p| p.sockets == 1 && p.process.pid == 5));
     assert_consistent(&m);
 }
+
+#[test]
+fn port_holders_include_outbound_sockets_using_the_port() {
+    let mut m = Model::default();
+    let mut s = Seq::new();
+    // A client took 8080 as its source port (it is inside the connect range here).
+    m.set_sysctls(NETNS, sysctls((8000, 8999), &[], 2));
+    s.connect(task(5, "curl"), 0x20, "10.0.0.1", 8080, "10.0.0.9:443")
+        .accept(swapper(), 0x30, "10.0.0.1:9090", "10.0.0.2:50000")
+        .run(&mut m);
+    let h = m.port_holders(NETNS, 8080, s.now());
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].owner.map(|o| o.pid), Some(5));
+    assert_eq!(h[0].remote, addr("10.0.0.9:443"));
+    // Its TIME_WAIT still holds it.
+    s.active_close(task(5, "curl"), 0x20, 0x99, "10.0.0.1:8080", "10.0.0.9:443")
+        .run(&mut m);
+    let h = m.port_holders(NETNS, 8080, s.now());
+    assert_eq!((h.len(), h[0].timewait), (1, true));
+    // Accepted sockets are not listed (their listener is).
+    assert!(m.port_holders(NETNS, 9090, s.now()).is_empty());
+    assert_consistent(&m);
+}

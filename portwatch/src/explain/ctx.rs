@@ -1,0 +1,245 @@
+//! What the rules read: the model's views taken once, and each pool's pressure (how full,
+//! how fast, how bad) worked out once for every rule.
+
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
+
+use super::{
+    Severity,
+    thresholds::*,
+    who::{self, Member, Who},
+};
+use crate::{
+    event::{CallKind, TcpState},
+    model::{
+        FailureStats, ListenerStats, Model, NetnsSysctls, PoolKey, PoolStats, ProcessStats,
+        StateCounts,
+    },
+};
+
+/// How a pool's sockets divide between the patterns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Mix {
+    /// Closed first by this side: FIN_WAIT1, FIN_WAIT2, CLOSING, TIME_WAIT.
+    pub closing: u32,
+    pub time_wait: u32,
+    pub established: u32,
+    pub syn_sent: u32,
+    /// Closed first by the peer: CLOSE_WAIT, LAST_ACK.
+    pub close_wait: u32,
+    pub total: u32,
+}
+
+impl Mix {
+    pub fn of(s: &StateCounts) -> Mix {
+        use TcpState::*;
+        Mix {
+            closing: s.get(FinWait1) + s.get(FinWait2) + s.get(Closing) + s.get(TimeWait),
+            time_wait: s.get(TimeWait),
+            established: s.get(Established),
+            syn_sent: s.get(SynSent),
+            close_wait: s.get(CloseWait) + s.get(LastAck),
+            total: s.total(),
+        }
+    }
+
+    /// Whether `part` is a large enough share of the pool to be a cause of its pressure.
+    pub fn dominant(&self, part: u32) -> bool {
+        part > 0 && u64::from(part) * CAUSE_SHARE_DEN >= u64::from(self.total) * CAUSE_SHARE_NUM
+    }
+}
+
+/// One pool as the rules see it.
+#[derive(Clone, Debug)]
+pub(super) struct PoolView {
+    pub stats: PoolStats,
+    pub mix: Mix,
+    /// Ports a steady state needs when TIME_WAIT blocks: demand × 60 s + the other states.
+    pub need: Option<u32>,
+    /// Seconds to exhaustion (0: out now). `None` when not heading there, including a
+    /// TIME_WAIT pool still filling whose steady state fits.
+    pub eta: Option<f64>,
+    /// EADDRNOTAVAIL within the last minute.
+    pub failing_now: bool,
+    pub severity: Option<Severity>,
+    pub who: Who,
+    /// errno name → count: the pool's EADDRNOTAVAIL and other connect() errors toward its
+    /// destination.
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl PoolView {
+    pub fn key(&self) -> PoolKey {
+        self.stats.key()
+    }
+
+    /// Demand in connection attempts per second.
+    pub fn rate(&self) -> f64 {
+        self.stats.rates.attempts_per_s
+    }
+
+    pub fn states(&self) -> BTreeMap<String, u32> {
+        self.stats
+            .states
+            .iter()
+            .map(|(s, n)| (s.name().to_string(), n))
+            .collect()
+    }
+}
+
+pub(super) struct Ctx<'a> {
+    pub model: &'a Model,
+    pub now: u64,
+    /// Every pool with sockets or failures, most urgent first.
+    pub pools: Vec<PoolView>,
+    pub procs: Vec<ProcessStats>,
+    pub sysctls: Vec<NetnsSysctls>,
+    pub failures: FailureStats,
+    pub listeners: Vec<ListenerStats>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(model: &'a Model, now: u64) -> Ctx<'a> {
+        let procs = model.processes(usize::MAX);
+        let failures = model.failures(usize::MAX);
+        let mut members: FxHashMap<PoolKey, Vec<Member>> = FxHashMap::default();
+        for p in &procs {
+            for d in &p.outbound {
+                let key = PoolKey {
+                    netns: d.netns,
+                    src: d.src,
+                    dst: d.dst,
+                };
+                members.entry(key).or_default().push(Member {
+                    proc: p.process,
+                    last_seen_ns: p.last_seen_ns,
+                    sockets: d.total,
+                });
+            }
+        }
+        let pools = model
+            .pools(now, usize::MAX)
+            .into_iter()
+            .map(|stats| {
+                let m = members.remove(&stats.key()).unwrap_or_default();
+                let history = model.pool_history(&stats.key()).unwrap_or_default();
+                view(stats, &m, &history, &failures, now)
+            })
+            .collect();
+        Ctx {
+            model,
+            now,
+            pools,
+            procs,
+            sysctls: model.sysctls(),
+            failures,
+            listeners: model.listeners(usize::MAX, 5),
+        }
+    }
+
+    pub fn sysctls_of(&self, netns: u32) -> Option<&NetnsSysctls> {
+        self.sysctls.iter().find(|s| s.netns == netns)
+    }
+
+    pub fn pools_in(&self, netns: u32) -> impl Iterator<Item = &PoolView> {
+        self.pools.iter().filter(move |p| p.stats.netns == netns)
+    }
+
+    pub fn pool(&self, key: &PoolKey) -> Option<&PoolView> {
+        self.pools.iter().find(|p| p.key() == *key)
+    }
+
+    /// The worst severity among pools of a namespace that are failing or heading there.
+    pub fn netns_pressure(&self, netns: u32) -> Option<Severity> {
+        self.pools_in(netns).filter_map(|p| p.severity).max()
+    }
+}
+
+/// Whether in-use ports grew over the last seconds, recently too: a rate averaged over a
+/// short burst (a connection pool warming up) is not a trend.
+fn sustained_growth(history: &[u32], now: u32) -> bool {
+    let n = history.len();
+    n >= GROWTH_SECONDS && now > history[n - GROWTH_SECONDS] && now > history[n - 2]
+}
+
+fn view(
+    stats: PoolStats,
+    members: &[Member],
+    history: &[u32],
+    failures: &FailureStats,
+    now: u64,
+) -> PoolView {
+    let mix = Mix::of(&stats.states);
+    let unknown: u32 = stats
+        .owners
+        .iter()
+        .filter(|o| o.owner.is_none())
+        .map(|o| o.total)
+        .sum();
+    let mut who = who::attribute(members, unknown);
+    if who.sockets == 0 {
+        // No socket left: whoever failed to connect here.
+        let failed = failures
+            .recent
+            .iter()
+            .filter(|r| r.pool == Some(stats.key()));
+        if let Some(w) = who::from_failures(failed) {
+            who = Who { sockets: 0, ..w };
+        }
+    }
+    let failing_now = stats
+        .last_failure_ns
+        .is_some_and(|t| now.saturating_sub(t) < RECENT_FAILURE_S * NS);
+    // TIME_WAIT lasts 60 s: at a steady rate the pool settles at rate × 60 + the rest.
+    let need = (!stats.tw_reusable && mix.dominant(mix.closing)).then(|| {
+        let rest = stats.blocking.saturating_sub(mix.closing);
+        (stats.rates.attempts_per_s * TIME_WAIT_S).round() as u32 + rest
+    });
+    let eta = match (stats.time_to_exhaustion_s, need) {
+        (Some(t), _) if t <= 0.0 => Some(0.0),
+        // Still filling, but the steady state fits.
+        (Some(_), Some(n)) if n < stats.capacity => None,
+        // What grows is TIME_WAIT, which tcp_tw_reuse lets connect() take over.
+        (Some(_), _) if stats.tw_reusable && mix.dominant(mix.closing) => None,
+        (Some(_), _) if !sustained_growth(history, stats.in_use) => None,
+        (t, _) => t,
+    };
+    let util = stats.effective_utilisation;
+    let projected = need.map_or(0.0, |n| f64::from(n) / f64::from(stats.capacity.max(1)));
+    let severity = if failing_now || eta.is_some_and(|t| t < CRITICAL_ETA_S) {
+        Some(Severity::Critical)
+    } else if eta.is_some_and(|t| t < WARNING_ETA_S)
+        || util >= WARNING_UTIL
+        || projected >= WARNING_UTIL
+    {
+        Some(Severity::Warning)
+    } else if stats.eaddrnotavail > 0 || util >= INFO_UTIL || projected >= INFO_UTIL {
+        Some(Severity::Info)
+    } else {
+        None
+    };
+    let mut errors = BTreeMap::new();
+    if stats.eaddrnotavail > 0 {
+        errors.insert("EADDRNOTAVAIL".to_string(), stats.eaddrnotavail);
+    }
+    for d in &failures.by_destination {
+        if d.netns == stats.netns
+            && d.addr == stats.dst
+            && d.call == CallKind::Connect
+            && d.errno.0 != libc::EADDRNOTAVAIL
+        {
+            *errors.entry(d.errno.name()).or_default() += d.count.count;
+        }
+    }
+    PoolView {
+        stats,
+        mix,
+        need,
+        eta,
+        failing_now,
+        severity,
+        who,
+        errors,
+    }
+}

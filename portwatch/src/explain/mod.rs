@@ -1,0 +1,105 @@
+//! The explain engine: rules over the model that say why a pool is (or will be) out of
+//! ports, or why connections fail, as ranked [`Finding`]s with their evidence and the remedies
+//! for that cause (and the ones people reach for that would not help, with why).
+//!
+//! Pure: [`explain`] reads the model at `now_ns` and returns findings; nothing is remembered
+//! between calls. Every statement agrees with FACTS.md (TIME_WAIT is 60 s and no sysctl
+//! changes it; `tcp_tw_reuse` helps only `connect()` and only with TIME_WAIT; …).
+//!
+//! Rules, one file per family (thresholds in `thresholds.rs`):
+//! - `pools`: per pool under pressure — `time_wait_churn`, `concurrency` — and
+//!   `syn_sent_pileup` (connects not completing), one finding per pool and cause;
+//! - `bind`: `bind_before_connect` per (namespace, command, parent) and `bind_conflict` per
+//!   (namespace, address), naming who holds the port;
+//! - `leak`: `close_wait_leak` per (namespace, process);
+//! - `config`: per namespace and [`ConfigIssue`].
+//!
+//! Severity: **critical** when failing now (EADDRNOTAVAIL/EADDRINUSE in the last minute) or
+//! out of ports in under a minute; **warning** when heading there (under 10 minutes, or over
+//! 70 % of the ports blocking `connect()` now or at the steady state of the current rate), or
+//! a leak growing; **info** otherwise. A busy pool under 50 % with no failure gives nothing.
+
+mod bind;
+mod config;
+mod ctx;
+pub mod finding;
+mod leak;
+mod pools;
+mod remedies;
+mod thresholds;
+mod who;
+pub mod words;
+
+#[cfg(test)]
+pub(crate) mod tests;
+
+use std::cmp::Ordering;
+
+pub use finding::{Cause, ConfigIssue, Finding, Remedy, Severity};
+
+use crate::model::Model;
+
+/// Every finding about the model at `now_ns`, highest [`Finding::score`] first (severity
+/// dominates). At most one finding per pool and cause, per bind-before-connect group, per
+/// failing bind address, per CLOSE_WAIT owner, and per namespace and config issue.
+pub fn explain(model: &Model, now_ns: u64) -> Vec<Finding> {
+    let ctx = ctx::Ctx::new(model, now_ns);
+    let mut out = Vec::new();
+    pools::rules(&ctx, &mut out);
+    bind::bind_before_connect(&ctx, &mut out);
+    bind::bind_conflict(&ctx, &mut out);
+    leak::close_wait_leak(&ctx, &mut out);
+    config::rules(&ctx, &mut out);
+    for f in &mut out {
+        f.score = score(f);
+    }
+    out.sort_by(rank);
+    dedup(&mut out);
+    out
+}
+
+/// Severity band (critical 300, warning 200, info 100) + urgency under 100: how full
+/// (40), how soon (40), how many errors (19, logarithmic).
+fn score(f: &Finding) -> f64 {
+    let base = match f.severity {
+        Severity::Critical => 300.0,
+        Severity::Warning => 200.0,
+        Severity::Info => 100.0,
+    };
+    let util = match (f.in_use, f.capacity) {
+        (Some(u), Some(c)) if c > 0 => (f64::from(u) / f64::from(c)).min(1.0),
+        _ => 0.0,
+    };
+    let soon = f.eta_s.map_or(0.0, |t| {
+        1.0 - (t / thresholds::WARNING_ETA_S).clamp(0.0, 1.0)
+    });
+    let errors: u64 = f.errors.values().sum();
+    let errs = ((1 + errors) as f64).log10().min(6.0) / 6.0;
+    base + 40.0 * util + 40.0 * soon + 19.0 * errs
+}
+
+fn rank(a: &Finding, b: &Finding) -> Ordering {
+    b.score
+        .total_cmp(&a.score)
+        .then(a.cause.cmp(&b.cause))
+        .then(a.netns.cmp(&b.netns))
+        .then(a.dst.cmp(&b.dst))
+        .then(a.issue.cmp(&b.issue))
+        .then(a.comm.cmp(&b.comm))
+}
+
+/// Keeps the first (highest-ranked) finding of each identity.
+fn dedup(v: &mut Vec<Finding>) {
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|f| {
+        seen.insert((
+            f.cause,
+            f.issue,
+            f.netns,
+            f.src_ip.clone(),
+            f.dst.clone(),
+            f.comm.clone(),
+            f.ppid,
+        ))
+    });
+}

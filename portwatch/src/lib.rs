@@ -5,6 +5,12 @@
 
 pub mod collect;
 pub mod event;
+/// Finding types only, until the explain engine lands (its branch turns this into
+/// `pub mod explain;` with its own `explain/mod.rs`).
+pub mod explain {
+    pub mod finding;
+}
 pub mod lab;
 pub mod model;
 pub mod privileges;
+pub mod tui;

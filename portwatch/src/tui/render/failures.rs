@@ -1,0 +1,140 @@
+//! Failures: totals by errno, where they concentrate, and the live log of failed
+//! `connect()`/`bind()` calls with pid, command and address.
+
+use ratatui::{
+    Frame,
+    layout::Rect,
+    style::Style,
+    text::{Line, Span},
+};
+
+use super::{empty, lines, scroll_start};
+use crate::{
+    event::{CallKind, Errno},
+    tui::{
+        app::App,
+        rows::Tab,
+        theme::Theme,
+        widgets::{Col, ago, count, header_row, left, right, row, rule, widths},
+    },
+};
+
+fn columns(width: u16) -> Vec<Col> {
+    let mut c = vec![
+        right("AGE", 5),
+        left("ERROR", 13),
+        left("CALL", 7),
+        right("PID", 7),
+        left("COMMAND", 15),
+        left("ADDRESS", 0),
+    ];
+    if width >= 100 {
+        c.push(left("SOURCE", 15));
+    }
+    c
+}
+
+pub fn errno_style(t: Theme, e: Errno) -> Style {
+    match e.0 {
+        libc::EADDRNOTAVAIL => t.bad(),
+        libc::EADDRINUSE => t.warn(),
+        _ => t.plain(),
+    }
+}
+
+fn call_name(c: CallKind) -> &'static str {
+    match c {
+        CallKind::Connect => "connect",
+        CallKind::Bind => "bind",
+    }
+}
+
+pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
+    let t = app.theme;
+    let f = &app.view.summary.failures;
+    let mut v = vec![rule(
+        format!("Failed connect() and bind() ({} in total)", count(f.total)),
+        area.width,
+        t.title(),
+        t.dim(),
+    )];
+    if f.total == 0 {
+        v.push(empty(
+            app,
+            "No failed connect() or bind() seen.",
+            area.width,
+        ));
+        lines(frame, area, v);
+        return;
+    }
+    let mut by = vec![Span::styled("by error  ", t.dim())];
+    for e in &f.by_errno {
+        by.push(Span::styled(e.errno.name(), errno_style(t, e.errno)));
+        by.push(Span::raw(format!(" {}   ", count(e.count.count))));
+    }
+    v.push(Line::from(by));
+    let mut top = vec![Span::styled("most     ", t.dim())];
+    if let Some(d) = f.by_destination.first() {
+        top.push(Span::raw(format!(
+            "{} {} ×{}",
+            call_name(d.call),
+            d.addr,
+            count(d.count.count)
+        )));
+    }
+    if let Some(p) = f.by_process.first() {
+        top.push(Span::styled("  ·  ", t.dim()));
+        top.push(Span::raw(format!(
+            "{}({}) {} ×{}",
+            p.comm,
+            p.pid,
+            p.errno,
+            count(p.count.count)
+        )));
+    }
+    v.push(Line::from(top));
+
+    let cols = columns(area.width);
+    let w = widths(&cols, area.width);
+    let rows = &app.rows.failures;
+    v.push(rule(
+        format!(
+            "Recent, {} ({})",
+            Tab::Failures.sorts()[app.sorts[Tab::Failures.index()]],
+            rows.len()
+        ),
+        area.width,
+        t.title(),
+        t.dim(),
+    ));
+    if rows.is_empty() {
+        v.push(empty(app, "No failure matches the filter.", area.width));
+        lines(frame, area, v);
+        return;
+    }
+    v.push(header_row(&cols, &w, t.header()));
+    let sel = app.sel[Tab::Failures.index()];
+    let height = usize::from(area.height).saturating_sub(v.len());
+    let start = scroll_start(sel, height);
+    let now = app.view.summary.at_ns;
+    for (k, &i) in rows.iter().enumerate().skip(start).take(height) {
+        let r = &f.recent[i];
+        let mut cells = vec![
+            (ago(now, r.at_ns), t.plain()),
+            (r.errno.name(), errno_style(t, r.errno)),
+            (call_name(r.call).to_string(), t.plain()),
+            (r.pid.to_string(), t.plain()),
+            (r.comm.to_string(), t.bold()),
+            (r.addr.to_string(), t.plain()),
+        ];
+        if cols.len() > 6 {
+            cells.push((r.src.map_or("—".into(), |s| s.to_string()), t.plain()));
+        }
+        let mut line = row(&cols, &w, cells);
+        if k == sel {
+            line = line.style(t.selected());
+        }
+        v.push(line);
+    }
+    lines(frame, area, v);
+}

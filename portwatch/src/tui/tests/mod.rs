@@ -1,0 +1,1 @@
+//! TUI tests: pure key → action tables and TestBackend snapshots of fixture models.

@@ -100,7 +100,8 @@ pub enum DrillTarget {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Drill {
     pub target: DrillTarget,
-    /// The pool now (pool target), even if it fell out of the summary's top pools.
+    /// The pool now, even if it fell out of the summary's top pools (for a process: the
+    /// pool of `history`).
     pub pool: Option<PoolStats>,
     /// The process now (process target).
     pub process: Option<ProcessStats>,

@@ -57,7 +57,7 @@ pub fn collect(model: &Model, target: &DrillTarget, now_ns: u64) -> Drill {
             let history_pool = keys.first().copied();
             Drill {
                 target: target.clone(),
-                pool: None,
+                pool: history_pool.and_then(|k| model.pool(&k, now_ns)),
                 history: history_pool
                     .and_then(|k| model.pool_history(&k))
                     .unwrap_or_default(),

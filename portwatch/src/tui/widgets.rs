@@ -70,12 +70,14 @@ pub fn fit(line: Line<'_>, w: usize) -> Line<'_> {
     Line::from(spans).style(line.style)
 }
 
-/// One column of a table: `width` 0 takes what the fixed columns leave.
+/// One column of a table: `width` 0 takes what the fixed columns leave, up to `max`
+/// (0: no limit) so that numbers stay near their names on wide terminals.
 #[derive(Clone, Copy, Debug)]
 pub struct Col {
     pub title: &'static str,
     pub width: u16,
     pub right: bool,
+    pub max: u16,
 }
 
 pub const fn left(title: &'static str, width: u16) -> Col {
@@ -83,6 +85,7 @@ pub const fn left(title: &'static str, width: u16) -> Col {
         title,
         width,
         right: false,
+        max: 0,
     }
 }
 
@@ -91,8 +94,22 @@ pub const fn right(title: &'static str, width: u16) -> Col {
         title,
         width,
         right: true,
+        max: 0,
     }
 }
+
+/// A flexible column, at most `max` wide.
+pub const fn flex(title: &'static str, max: u16) -> Col {
+    Col {
+        title,
+        width: 0,
+        right: false,
+        max,
+    }
+}
+
+/// The widest `[v6]:port` address.
+pub const ADDR_MAX: u16 = 47;
 
 /// Column widths for `total` columns (one space between columns); flexible columns share
 /// what is left, at least 4 each.
@@ -103,7 +120,9 @@ pub fn widths(cols: &[Col], total: u16) -> Vec<usize> {
     let share = (usize::from(total).saturating_sub(fixed) / flex).max(4);
     cols.iter()
         .map(|c| {
-            if c.width == 0 {
+            if c.width == 0 && c.max > 0 {
+                share.min(usize::from(c.max))
+            } else if c.width == 0 {
                 share
             } else {
                 usize::from(c.width)

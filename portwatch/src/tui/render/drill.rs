@@ -17,18 +17,21 @@ use crate::{
         rows::DRILL_SORTS,
         theme::Theme,
         widgets::{
-            Col, bar, count, duration, eta, header_row, left, percent, rate, right, row, rule,
-            states_text, widths,
+            ADDR_MAX, Col, bar, count, duration, eta, flex, header_row, left, percent, rate, right,
+            row, rule, states_text, widths,
         },
     },
 };
 
-const SPARK_H: u16 = 3;
+/// Sparkline rows: 3, or 6 on a tall terminal.
+fn spark_height(area: Rect) -> u16 {
+    if area.height >= 40 { 6 } else { 3 }
+}
 
 fn columns(width: u16) -> Vec<Col> {
     let mut c = vec![
-        left("LOCAL", 0),
-        left("REMOTE", 0),
+        flex("LOCAL", ADDR_MAX),
+        flex("REMOTE", ADDR_MAX),
         left("STATE", 11),
         right("AGE", 6),
         left("OWNER", 16),
@@ -126,7 +129,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let d = app.drill_data();
     let [head, spark, table] = Layout::vertical([
         Constraint::Length(3),
-        Constraint::Length(SPARK_H),
+        Constraint::Length(spark_height(area)),
         Constraint::Min(0),
     ])
     .areas(area);
@@ -141,9 +144,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         lines(frame, area, v);
         return;
     };
-    v.push(match (&d.pool, &d.process) {
-        (Some(p), _) => pool_line(t, p),
-        (_, Some(p)) => process_line(t, p),
+    v.push(match (&state.target, &d.pool, &d.process) {
+        (DrillTarget::Pool(_), Some(p), _) => pool_line(t, p),
+        (DrillTarget::Process { .. }, _, Some(p)) => process_line(t, p),
         _ => Line::styled("gone: no socket left", t.dim()),
     });
     let hist = &d.history;
@@ -155,13 +158,17 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         (DrillTarget::Process { .. }, Some(k)) => format!(" (pool → {})", k.dst),
         _ => String::new(),
     };
-    v.push(Line::from(vec![
+    let mut spans = vec![
         Span::styled(
             format!("ports in use, last {} s{of}: ", hist.len()),
             t.dim(),
         ),
         Span::raw(format!("now {now}  max {max}")),
-    ]));
+    ];
+    if let Some(p) = &d.pool {
+        spans.push(Span::raw(format!("  of {}", p.capacity)));
+    }
+    v.push(Line::from(spans));
     lines(frame, head, v);
     if hist.is_empty() {
         lines(

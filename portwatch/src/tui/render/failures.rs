@@ -15,7 +15,7 @@ use crate::{
         app::App,
         rows::Tab,
         theme::Theme,
-        widgets::{Col, ago, count, header_row, left, right, row, rule, widths},
+        widgets::{ADDR_MAX, Col, ago, count, flex, header_row, left, right, row, rule, widths},
     },
 };
 
@@ -26,7 +26,7 @@ fn columns(width: u16) -> Vec<Col> {
         left("CALL", 7),
         right("PID", 7),
         left("COMMAND", 15),
-        left("ADDRESS", 0),
+        flex("ADDRESS", ADDR_MAX),
     ];
     if width >= 100 {
         c.push(left("SOURCE", 15));
@@ -73,49 +73,67 @@ pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
         by.push(Span::raw(format!(" {}   ", count(e.count.count))));
     }
     v.push(Line::from(by));
-    let mut top = vec![Span::styled("most     ", t.dim())];
+    let mut top = vec![Span::styled("worst    ", t.dim())];
     if let Some(d) = f.by_destination.first() {
         top.push(Span::raw(format!(
-            "{} {} ×{}",
+            "{} {} {} ×{}",
             call_name(d.call),
             d.addr,
+            d.errno,
             count(d.count.count)
         )));
     }
     if let Some(p) = f.by_process.first() {
         top.push(Span::styled("  ·  ", t.dim()));
         top.push(Span::raw(format!(
-            "{}({}) {} ×{}",
+            "{}({}) {} {} ×{}",
             p.comm,
             p.pid,
+            call_name(p.call),
             p.errno,
             count(p.count.count)
         )));
     }
     v.push(Line::from(top));
 
-    let cols = columns(area.width);
-    let w = widths(&cols, area.width);
-    let rows = &app.rows.failures;
-    v.push(rule(
-        format!(
-            "Recent, {} ({})",
-            Tab::Failures.sorts()[app.sorts[Tab::Failures.index()]],
-            rows.len()
-        ),
+    v.extend(log(
+        app,
         area.width,
-        t.title(),
-        t.dim(),
+        usize::from(area.height).saturating_sub(v.len()),
+        Some(app.sel[Tab::Failures.index()]),
     ));
+    lines(frame, area, v);
+}
+
+/// Rows the overview's failure section needs at least (title, header, one failure).
+pub const MIN_HEIGHT: u16 = 3;
+
+/// The overview's recent failures, newest first, no selection.
+pub fn recent(frame: &mut Frame, area: Rect, app: &App) {
+    let v = log(app, area.width, usize::from(area.height), None);
+    lines(frame, area, v);
+}
+
+/// The failure log in `height` rows: title, header, rows.
+fn log<'a>(app: &App, width: u16, height: usize, sel: Option<usize>) -> Vec<Line<'a>> {
+    let t = app.theme;
+    let f = &app.view.summary.failures;
+    let cols = columns(width);
+    let w = widths(&cols, width);
+    let rows = &app.rows.failures;
+    let order = Tab::Failures.sorts()[app.sorts[Tab::Failures.index()]];
+    let title = match sel {
+        Some(_) => format!("Recent, {order} ({})", rows.len()),
+        None => format!("Recent failures ({})", rows.len()),
+    };
+    let mut v = vec![rule(title, width, t.title(), t.dim())];
     if rows.is_empty() {
-        v.push(empty(app, "No failure matches the filter.", area.width));
-        lines(frame, area, v);
-        return;
+        v.push(empty(app, "No failure matches the filter.", width));
+        return v;
     }
     v.push(header_row(&cols, &w, t.header()));
-    let sel = app.sel[Tab::Failures.index()];
-    let height = usize::from(area.height).saturating_sub(v.len());
-    let start = scroll_start(sel, height);
+    let height = height.saturating_sub(2);
+    let start = sel.map_or(0, |s| scroll_start(s, height));
     let now = app.view.summary.at_ns;
     for (k, &i) in rows.iter().enumerate().skip(start).take(height) {
         let r = &f.recent[i];
@@ -131,10 +149,10 @@ pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
             cells.push((r.src.map_or("—".into(), |s| s.to_string()), t.plain()));
         }
         let mut line = row(&cols, &w, cells);
-        if k == sel {
+        if Some(k) == sel {
             line = line.style(t.selected());
         }
         v.push(line);
     }
-    lines(frame, area, v);
+    v
 }

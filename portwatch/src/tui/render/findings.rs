@@ -7,7 +7,7 @@ use ratatui::{
     text::{Line, Span},
 };
 
-use super::{empty, lines, pools, scroll_start};
+use super::{empty, failures, lines, pools, scroll_start};
 use crate::{
     explain::finding::{Finding, Remedy},
     tui::{
@@ -28,7 +28,21 @@ pub fn overview(frame: &mut Frame, area: Rect, app: &App) {
     let h = (list.len() as u16).min(area.height);
     let [top, bottom] = Layout::vertical([Constraint::Length(h), Constraint::Min(0)]).areas(area);
     lines(frame, top, list);
-    pools::section(frame, bottom, app, "Pools, most urgent first");
+    // Pools as tall as they need, recent failures below when there is room.
+    let want = pools::section_height(app);
+    let fail_h = if app.view.summary.failures.recent.is_empty()
+        || bottom.height < want + failures::MIN_HEIGHT
+    {
+        0
+    } else {
+        bottom.height - want
+    };
+    let [pools_area, fail_area] =
+        Layout::vertical([Constraint::Min(0), Constraint::Length(fail_h)]).areas(bottom);
+    pools::section(frame, pools_area, app, "Pools, most urgent first");
+    if fail_h > 0 {
+        failures::recent(frame, fail_area, app);
+    }
 }
 
 /// Who: `curl(4242)`, or `curl ×12` for a group of short-lived processes.
@@ -69,6 +83,10 @@ fn summary_line<'a>(t: Theme, f: &Finding, selected: bool) -> Line<'a> {
         Some(e) if e <= 0.0 => spans.push(Span::styled("  OUT", t.bad())),
         Some(e) => spans.push(Span::styled(format!("  out in {}", eta(Some(e))), t.warn())),
         None => {}
+    }
+    if !selected {
+        // The selected finding shows its evidence below; the others get a glimpse of it.
+        spans.push(Span::styled(format!("  {}", f.evidence), t.dim()));
     }
     let mut line = Line::from(spans);
     if selected {

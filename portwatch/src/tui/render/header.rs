@@ -34,25 +34,6 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
 fn source_line<'a>(app: &App, width: u16) -> Line<'a> {
     let t = app.theme;
     let v = &app.view;
-    let mut left = vec![Span::styled("portwatch ", t.bold())];
-    match &v.source {
-        SourceInfo::Live => left.push(Span::styled("● live", t.ok().patch(t.bold()))),
-        SourceInfo::Replay(r) => {
-            left.push(Span::styled("▶ replay ", t.info().patch(t.bold())));
-            left.push(Span::raw(trunc(&r.file, 28).into_owned()));
-            let pos = match r.duration_s {
-                Some(d) => format!("  {} / {}", duration(r.position_s), duration(d)),
-                None => format!("  {}", duration(r.position_s)),
-            };
-            left.push(Span::raw(pos));
-            left.push(Span::raw(format!("  ×{}", r.speed)));
-            if r.ended {
-                left.push(Span::styled("  ENDED", t.warn()));
-            } else if r.paused {
-                left.push(Span::styled("  PAUSED", t.warn().patch(t.bold())));
-            }
-        }
-    }
     let lost = v.loss.lost_total();
     let right = vec![
         Span::styled("events ", t.dim()),
@@ -60,8 +41,30 @@ fn source_line<'a>(app: &App, width: u16) -> Line<'a> {
         Span::styled("  lost ", t.dim()),
         Span::styled(count(lost), t.nonzero_bad(lost)),
     ];
-    let lw: usize = left.iter().map(Span::width).sum();
     let rw: usize = right.iter().map(Span::width).sum();
+    let mut left = vec![Span::styled("portwatch ", t.bold())];
+    match &v.source {
+        SourceInfo::Live => left.push(Span::styled("● live", t.ok().patch(t.bold()))),
+        SourceInfo::Replay(r) => {
+            left.push(Span::styled("▶ replay ", t.info().patch(t.bold())));
+            let mut tail = vec![Span::raw(match r.duration_s {
+                Some(d) => format!("  {} / {}", duration(r.position_s), duration(d)),
+                None => format!("  {}", duration(r.position_s)),
+            })];
+            tail.push(Span::raw(format!("  ×{}", r.speed)));
+            if r.ended {
+                tail.push(Span::styled("  ENDED", t.warn()));
+            } else if r.paused {
+                tail.push(Span::styled("  PAUSED", t.warn().patch(t.bold())));
+            }
+            // The file name gives way to position, speed, pause and loss.
+            let used: usize = left.iter().chain(&tail).map(Span::width).sum::<usize>() + rw + 2;
+            let room = usize::from(width).saturating_sub(used).max(4);
+            left.push(Span::raw(trunc(&r.file, room).into_owned()));
+            left.extend(tail);
+        }
+    }
+    let lw: usize = left.iter().map(Span::width).sum();
     let pad = usize::from(width).saturating_sub(lw + rw).max(2);
     left.push(Span::raw(" ".repeat(pad)));
     left.extend(right);

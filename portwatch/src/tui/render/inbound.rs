@@ -15,12 +15,12 @@ use crate::{
         app::App,
         rows::Tab,
         theme::Theme,
-        widgets::{Col, count, header_row, left, right, row, rule, widths},
+        widgets::{ADDR_MAX, Col, count, flex, header_row, left, right, row, rule, widths},
     },
 };
 
 const LISTEN_COLS: [Col; 8] = [
-    left("LISTENING ON", 0),
+    flex("LISTENING ON", ADDR_MAX),
     left("OWNER", 20),
     right("LSN", 4),
     right("ACCEPTED", 8),
@@ -31,7 +31,7 @@ const LISTEN_COLS: [Col; 8] = [
 ];
 
 const REMOTE_COLS: [Col; 6] = [
-    left("REMOTE IP", 0),
+    flex("REMOTE IP", 41),
     right("ESTAB", 6),
     right("T_WAIT", 6),
     right("C_WAIT", 6),

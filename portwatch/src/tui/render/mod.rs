@@ -22,7 +22,7 @@ use ratatui::{
 use super::{
     app::App,
     rows::Tab,
-    widgets::{fit, trunc},
+    widgets::{count, fit, trunc},
 };
 
 /// Below this the screen only says it is too small.
@@ -93,9 +93,9 @@ fn tab_bar(frame: &mut Frame, area: Rect, app: &App) {
     for tab in Tab::ALL {
         let badge = match tab {
             Tab::Overview if !app.view.findings.is_empty() => {
-                format!(" {}", app.view.findings.len())
+                format!(" ({})", app.view.findings.len())
             }
-            Tab::Failures if s.failures.total > 0 => format!(" {}", s.failures.total),
+            Tab::Failures if s.failures.total > 0 => format!(" ({})", count(s.failures.total)),
             _ => String::new(),
         };
         let label = format!(" {} {}{badge} ", tab.index() + 1, tab.title());

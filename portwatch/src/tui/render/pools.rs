@@ -15,8 +15,8 @@ use crate::{
         rows::Tab,
         theme::Theme,
         widgets::{
-            Col, bar, count, est_tw_other, eta, header_row, left, percent, rate, right, row, rule,
-            widths,
+            ADDR_MAX, Col, bar, count, est_tw_other, eta, flex, header_row, left, percent, rate,
+            right, row, rule, widths,
         },
     },
 };
@@ -24,7 +24,7 @@ use crate::{
 const GAUGE: usize = 8;
 
 fn columns(width: u16) -> Vec<Col> {
-    let mut c = vec![left("DESTINATION", 0)];
+    let mut c = vec![flex("DESTINATION", ADDR_MAX)];
     if width >= 100 {
         c.push(left("SOURCE", 15));
     }
@@ -142,13 +142,18 @@ fn table(frame: &mut Frame, area: Rect, app: &App, title: &str, sel: Option<usiz
     lines(frame, area, v);
 }
 
+/// Rows the overview's pools section needs.
+pub fn section_height(app: &App) -> u16 {
+    2 + app.rows.pools.len().max(1) as u16
+}
+
 /// The overview's pools: no selection.
 pub fn section(frame: &mut Frame, area: Rect, app: &App, title: &str) {
     table(frame, area, app, title, None);
 }
 
 pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
-    let [list, info] = Layout::vertical([Constraint::Min(3), Constraint::Length(4)]).areas(area);
+    let [list, info] = Layout::vertical([Constraint::Min(3), Constraint::Length(5)]).areas(area);
     let sel = app.sel[Tab::Pools.index()];
     table(frame, list, app, "Pools", Some(sel));
     if let Some(p) = app.selected_pool() {
@@ -188,7 +193,7 @@ fn pool_detail<'a>(t: Theme, p: &PoolStats, width: u16) -> Vec<Line<'a>> {
             }),
         ]),
         Line::from(vec![
-            Span::styled("per s ", t.dim()),
+            Span::styled("per second ", t.dim()),
             Span::raw(format!(
                 "attempts {}  new {}  released {}  failed {}",
                 rate(r.attempts_per_s),
@@ -196,12 +201,21 @@ fn pool_detail<'a>(t: Theme, p: &PoolStats, width: u16) -> Vec<Line<'a>> {
                 rate(r.released_per_s),
                 rate(r.failed_per_s)
             )),
-            Span::styled("   closes ", t.dim()),
+            Span::styled(format!("  (last {} s)", r.window_s), t.dim()),
+        ]),
+        Line::from(vec![
+            Span::styled("closed first by ", t.dim()),
             Span::raw(format!(
-                "local first {}  peer first {}  reset {}",
+                "this host {}  peer {}  reset {}",
                 count(c.local_first),
                 count(c.remote_first),
                 count(c.reset)
+            )),
+            Span::styled("  TIME_WAIT ", t.dim()),
+            Span::raw(format!(
+                "started {}  expired {}",
+                count(c.tw_started),
+                count(c.tw_expired)
             )),
         ]),
         Line::styled(blocking, t.dim()),

@@ -14,7 +14,9 @@ use crate::{
         app::App,
         rows::Tab,
         theme::Theme,
-        widgets::{Col, count, est_tw_other, header_row, left, right, row, rule, widths},
+        widgets::{
+            ADDR_MAX, Col, count, est_tw_other, flex, header_row, left, right, row, rule, widths,
+        },
     },
 };
 
@@ -27,11 +29,11 @@ const PROC_COLS: [Col; 9] = [
     right("ESTAB", 5),
     right("T_WAIT", 6),
     right("OTHER", 5),
-    left("TOP DESTINATION", 0),
+    flex("TOP DESTINATION", ADDR_MAX + 8),
 ];
 
 const GROUP_COLS: [Col; 9] = [
-    left("COMMAND", 0),
+    flex("COMMAND", 16),
     right("PARENT", 7),
     right("PROCS", 6),
     right("SOCK", 6),
@@ -43,7 +45,7 @@ const GROUP_COLS: [Col; 9] = [
 ];
 
 const DEST_COLS: [Col; 6] = [
-    left("DESTINATION", 0),
+    flex("DESTINATION", ADDR_MAX),
     left("SOURCE", 15),
     right("ESTAB", 6),
     right("T_WAIT", 6),
@@ -155,18 +157,20 @@ pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
 /// The selected process's outbound sockets by destination and state, and what it listens on.
 fn destinations<'a>(t: Theme, p: &ProcessStats, width: u16, height: u16) -> Vec<Line<'a>> {
     let w = widths(&DEST_COLS, width);
-    let mut v = vec![
-        rule(
-            format!(
-                "{}({}) outbound by destination",
-                p.process.comm, p.process.pid
-            ),
-            width,
-            t.title(),
-            t.dim(),
+    let mut v = vec![rule(
+        format!(
+            "{}({}) outbound by destination",
+            p.process.comm, p.process.pid
         ),
-        header_row(&DEST_COLS, &w, t.header()),
-    ];
+        width,
+        t.title(),
+        t.dim(),
+    )];
+    if p.outbound.is_empty() {
+        v.push(Line::styled("no outbound connection", t.dim()));
+    } else {
+        v.push(header_row(&DEST_COLS, &w, t.header()));
+    }
     let room = usize::from(height).saturating_sub(2 + usize::from(!p.listening.is_empty()));
     for d in p.outbound.iter().take(room) {
         let (est, tw, other) = est_tw_other(&d.states);

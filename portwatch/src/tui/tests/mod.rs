@@ -1,1 +1,4 @@
 //! TUI tests: pure key → action tables and TestBackend snapshots of fixture models.
+
+mod fixtures;
+mod snapshots;

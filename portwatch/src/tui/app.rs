@@ -296,16 +296,31 @@ impl App {
         self.view.summary.failures.recent.get(k)
     }
 
-    /// What `d` on a finding drills into: its pool when it names one, else its process.
+    /// What `d` on a finding drills into: its pool when it names one (by source and
+    /// destination, or by destination alone when one pool has it), else its process.
     pub(super) fn finding_target(&self, f: &Finding) -> Option<DrillTarget> {
-        if let (Some(src), Some(dst)) = (&f.src_ip, f.dst_addr())
-            && let Ok(src) = src.parse()
-        {
-            return Some(DrillTarget::Pool(PoolKey {
-                netns: f.netns,
-                src,
-                dst,
-            }));
+        if let Some(dst) = f.dst_addr() {
+            match f.src_ip.as_deref().map(str::parse) {
+                Some(Ok(src)) => {
+                    return Some(DrillTarget::Pool(PoolKey {
+                        netns: f.netns,
+                        src,
+                        dst,
+                    }));
+                }
+                Some(Err(_)) => {}
+                None => {
+                    let mut pools = self
+                        .view
+                        .summary
+                        .pools
+                        .iter()
+                        .filter(|p| p.netns == f.netns && p.dst == dst);
+                    if let (Some(p), None) = (pools.next(), pools.next()) {
+                        return Some(DrillTarget::Pool(p.key()));
+                    }
+                }
+            }
         }
         f.pid.map(|pid| DrillTarget::Process { pid })
     }

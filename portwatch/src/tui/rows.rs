@@ -88,6 +88,9 @@ fn hit(needle: &str, hay: &[&str]) -> bool {
 }
 
 fn finding_hit(f: &Finding, needle: &str) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
     let pid = f.pid.map(|p| p.to_string()).unwrap_or_default();
     hit(
         needle,
@@ -185,16 +188,18 @@ impl Rows {
         }
 
         let r = &sum.failures.recent;
+        let needle = f(Tab::Failures);
         let mut failures = select(r, |x| {
-            hit(
-                f(Tab::Failures),
-                &[
-                    &x.errno.name(),
-                    &x.comm.to_string(),
-                    &x.pid.to_string(),
-                    &x.addr.to_string(),
-                ],
-            )
+            needle.is_empty()
+                || hit(
+                    needle,
+                    &[
+                        &x.errno.name(),
+                        &x.comm.to_string(),
+                        &x.pid.to_string(),
+                        &x.addr.to_string(),
+                    ],
+                )
         });
         failures.reverse(); // newest first
         match s(Tab::Failures) {

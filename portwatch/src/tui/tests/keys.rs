@@ -478,3 +478,20 @@ fn failure_with_a_pool_drills_into_it() {
         Some(DrillTarget::Pool(inc.curl_pool()))
     );
 }
+
+#[test]
+fn d_on_an_inbound_finding_drills_into_its_process() {
+    let (mut app, _) = fixtures::app_with(true);
+    for k in [KeyCode::Down, KeyCode::Char('d')] {
+        on_key(&mut app, key(k));
+    }
+    assert_eq!(app.drill_request(), Some(DrillTarget::Process { pid: 800 }));
+    on_key(&mut app, key(KeyCode::Esc));
+    assert_eq!(app.drill_request(), None, "Esc ends the request");
+}
+
+#[test]
+fn restore_without_a_terminal_is_a_no_op() {
+    assert!(crate::tui::restore().is_ok());
+    assert!(crate::tui::restore().is_ok());
+}

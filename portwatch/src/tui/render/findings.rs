@@ -24,7 +24,13 @@ const MAX_ROWS: usize = 5;
 const POOLS_MIN: u16 = 3;
 
 pub fn overview(frame: &mut Frame, area: Rect, app: &App) {
-    let list = findings_lines(app, area.width, area.height.saturating_sub(POOLS_MIN));
+    // Expanded, the finding may take the whole area; otherwise the pools keep a few rows.
+    let max_h = if app.expanded {
+        area.height
+    } else {
+        area.height.saturating_sub(POOLS_MIN)
+    };
+    let list = findings_lines(app, area.width, max_h);
     let h = (list.len() as u16).min(area.height);
     let [top, bottom] = Layout::vertical([Constraint::Length(h), Constraint::Min(0)]).areas(area);
     lines(frame, top, list);
@@ -184,6 +190,10 @@ fn findings_lines<'a>(app: &App, width: u16, max_h: u16) -> Vec<Line<'a>> {
     let rows = &app.rows.findings;
     let title = match (rows.len(), app.view.findings.len()) {
         (0, 0) => "Findings".to_string(),
+        (n, _) if app.expanded => format!(
+            "Finding {} of {n}: Esc collapses, ↑↓ the others",
+            app.sel[Tab::Overview.index()] + 1
+        ),
         (n, total) if n == total => format!("Findings ({n})"),
         (n, total) => format!("Findings ({n} of {total})"),
     };
@@ -201,9 +211,15 @@ fn findings_lines<'a>(app: &App, width: u16, max_h: u16) -> Vec<Line<'a>> {
         return v;
     }
     let sel = app.sel[Tab::Overview.index()];
-    let shown = rows.len().min(MAX_ROWS);
-    let start = scroll_start(sel, shown);
-    let budget = usize::from(max_h).saturating_sub(1 + shown);
+    // Expanded: the selected finding alone, with all the room.
+    let (start, shown) = if app.expanded {
+        (sel, 1)
+    } else {
+        let n = rows.len().min(MAX_ROWS);
+        (scroll_start(sel, n), n)
+    };
+    let hidden = if app.expanded { 0 } else { rows.len() - shown };
+    let budget = usize::from(max_h).saturating_sub(1 + shown + usize::from(hidden > 0));
     for (k, &i) in rows.iter().enumerate().skip(start).take(shown) {
         let f = &app.view.findings[i];
         v.push(summary_line(t, f, k == sel));
@@ -213,15 +229,19 @@ fn findings_lines<'a>(app: &App, width: u16, max_h: u16) -> Vec<Line<'a>> {
             } else {
                 brief(t, f)
             };
-            more.truncate(budget.max(2));
+            if more.len() > budget.max(2) {
+                let cut = more.len() - budget.max(2) + 1;
+                more.truncate(budget.max(2) - 1);
+                more.push(Line::styled(
+                    format!("      … {cut} more lines on a taller terminal"),
+                    t.dim(),
+                ));
+            }
             v.extend(more);
         }
     }
-    if rows.len() > shown {
-        v.push(Line::styled(
-            format!("      … {} more (↑↓)", rows.len() - shown),
-            t.dim(),
-        ));
+    if hidden > 0 {
+        v.push(Line::styled(format!("      … {hidden} more (↑↓)"), t.dim()));
     }
     v
 }

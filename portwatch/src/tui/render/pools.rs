@@ -147,8 +147,11 @@ pub fn section_height(app: &App) -> u16 {
     2 + app.rows.pools.len().max(1) as u16
 }
 
-/// The overview's pools: no selection.
+/// The overview's pools: no selection; nothing when not even one row fits.
 pub fn section(frame: &mut Frame, area: Rect, app: &App, title: &str) {
+    if area.height < 3 {
+        return;
+    }
     table(frame, area, app, title, None);
 }
 

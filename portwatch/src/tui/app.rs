@@ -114,6 +114,15 @@ impl App {
         self.events.push(events);
     }
 
+    /// Delivers a drill-down alone, without waiting for the next refresh (e.g. right after
+    /// a key opened one). Ignored unless it answers the current [`App::drill_request`].
+    pub fn set_drill(&mut self, d: Drill) {
+        if self.drill_request().as_ref() == Some(&d.target) {
+            self.view.drill = Some(d);
+            self.rebuild_drill_rows();
+        }
+    }
+
     /// The drill-down the session should compute (with [`super::drill::collect`]) and put in
     /// [`ViewData::drill`] on every refresh while this is `Some`.
     pub fn drill_request(&self) -> Option<DrillTarget> {

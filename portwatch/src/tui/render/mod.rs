@@ -145,6 +145,13 @@ fn footer(frame: &mut Frame, area: Rect, app: &App) {
         ]
     } else {
         match app.tab {
+            Tab::Overview if app.expanded => &[
+                ("↑↓", "others"),
+                ("Esc", "collapse"),
+                ("d", "drill"),
+                ("?", "help"),
+                ("q", "quit"),
+            ],
             Tab::Overview => &[
                 ("↑↓", "select"),
                 ("Enter", "expand"),

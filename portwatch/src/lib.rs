@@ -13,3 +13,4 @@ pub mod privileges;
 pub mod record;
 pub mod report;
 pub mod session;
+pub mod tui;

@@ -1,0 +1,216 @@
+//! Drill-down into one pool or process: its numbers, a sparkline of ports in use over the
+//! last minute, and its sockets with state, age, owner and who closed first.
+
+use ratatui::{
+    Frame,
+    layout::{Constraint, Layout, Rect},
+    text::{Line, Span},
+    widgets::Sparkline,
+};
+
+use super::lines;
+use crate::{
+    model::{Closer, PoolStats, ProcessStats, SocketInfo},
+    tui::{
+        app::App,
+        data::{Drill, DrillTarget},
+        rows::DRILL_SORTS,
+        theme::Theme,
+        widgets::{
+            ADDR_MAX, Col, bar, count, duration, eta, flex, header_row, left, percent, rate, right,
+            row, rule, states_text, widths,
+        },
+    },
+};
+
+/// Sparkline rows: 3, or 6 on a tall terminal.
+fn spark_height(area: Rect) -> u16 {
+    if area.height >= 40 { 6 } else { 3 }
+}
+
+fn columns(width: u16) -> Vec<Col> {
+    let mut c = vec![
+        flex("LOCAL", ADDR_MAX),
+        flex("REMOTE", ADDR_MAX),
+        left("STATE", 11),
+        right("AGE", 6),
+        left("OWNER", 16),
+        left("CLOSED BY", 9),
+    ];
+    if width >= 120 {
+        c.push(left("SOCKET", 18));
+    }
+    c
+}
+
+fn title(target: &DrillTarget, d: Option<&Drill>) -> String {
+    match target {
+        DrillTarget::Pool(k) => format!("Pool {} → {}  netns {}", k.src, k.dst, k.netns),
+        DrillTarget::Process { pid } => match d.and_then(|d| d.process.as_ref()) {
+            Some(p) => format!("Process {}({pid})", p.process.comm),
+            None => format!("Process {pid}"),
+        },
+    }
+}
+
+fn pool_line<'a>(t: Theme, p: &PoolStats) -> Line<'a> {
+    Line::from(vec![
+        Span::styled("in use ", t.dim()),
+        Span::raw(format!(
+            "{}/{} ",
+            count(u64::from(p.in_use)),
+            count(u64::from(p.capacity))
+        )),
+        Span::styled(
+            format!("{} {}", bar(p.utilisation, 10), percent(p.utilisation)),
+            t.utilisation(p.effective_utilisation),
+        ),
+        Span::styled("  new/s ", t.dim()),
+        Span::raw(rate(p.rates.new_per_s)),
+        Span::styled("  ETA ", t.dim()),
+        Span::raw(eta(p.time_to_exhaustion_s)),
+        Span::styled("  EADDRNOTAVAIL ", t.dim()),
+        Span::styled(count(p.eaddrnotavail), t.nonzero_bad(p.eaddrnotavail)),
+        Span::styled("  ", t.dim()),
+        Span::raw(states_text(&p.states)),
+    ])
+}
+
+fn process_line<'a>(t: Theme, p: &ProcessStats) -> Line<'a> {
+    Line::from(vec![
+        Span::styled("sockets ", t.dim()),
+        Span::raw(count(u64::from(p.sockets))),
+        Span::styled("  connects ", t.dim()),
+        Span::raw(count(p.connects)),
+        Span::styled("  failures ", t.dim()),
+        Span::styled(count(p.failures), t.nonzero_bad(p.failures)),
+        Span::styled("  parent ", t.dim()),
+        Span::raw(p.process.ppid.to_string()),
+        Span::styled("  outbound ", t.dim()),
+        Span::raw(states_text(&p.outbound_states)),
+    ])
+}
+
+fn closer(c: Closer) -> &'static str {
+    match c {
+        Closer::None => "",
+        Closer::Local => "this host",
+        Closer::Remote => "peer",
+        Closer::Reset => "reset",
+    }
+}
+
+fn socket_row<'a>(t: Theme, cols: &[Col], w: &[usize], s: &SocketInfo) -> Line<'a> {
+    let age = if s.age_is_lower_bound {
+        format!("≥{}", duration(s.age_s))
+    } else {
+        duration(s.age_s)
+    };
+    let owner = s
+        .owner
+        .map_or("unknown".into(), |o| format!("{}({})", o.comm, o.pid));
+    let mut cells = vec![
+        (s.local.to_string(), t.plain()),
+        (s.remote.to_string(), t.plain()),
+        (s.state.name().to_string(), t.bold()),
+        (age, t.plain()),
+        (owner, t.plain()),
+        (closer(s.closer).to_string(), t.plain()),
+    ];
+    if cols.len() > 6 {
+        cells.push((s.sk.map_or("—".into(), |sk| format!("{sk:#x}")), t.dim()));
+    }
+    row(cols, w, cells)
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    let t = app.theme;
+    let Some(state) = &app.drill else { return };
+    let d = app.drill_data();
+    let [head, spark, table] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Length(spark_height(area)),
+        Constraint::Min(0),
+    ])
+    .areas(area);
+    let mut v = vec![rule(
+        title(&state.target, d),
+        area.width,
+        t.title(),
+        t.dim(),
+    )];
+    let Some(d) = d else {
+        v.push(Line::styled("  loading…", t.dim()));
+        lines(frame, area, v);
+        return;
+    };
+    v.push(match (&state.target, &d.pool, &d.process) {
+        (DrillTarget::Pool(_), Some(p), _) => pool_line(t, p),
+        (DrillTarget::Process { .. }, _, Some(p)) => process_line(t, p),
+        _ => Line::styled("gone: no socket left", t.dim()),
+    });
+    let hist = &d.history;
+    let (max, now) = (
+        hist.iter().copied().max().unwrap_or(0),
+        hist.last().copied().unwrap_or(0),
+    );
+    let of = match (&state.target, d.history_pool) {
+        (DrillTarget::Process { .. }, Some(k)) => format!(" (pool → {})", k.dst),
+        _ => String::new(),
+    };
+    let mut spans = vec![
+        Span::styled(
+            format!("ports in use, last {} s{of}: ", hist.len()),
+            t.dim(),
+        ),
+        Span::raw(format!("now {now}  max {max}")),
+    ];
+    if let Some(p) = &d.pool {
+        spans.push(Span::raw(format!("  of {}", p.capacity)));
+    }
+    v.push(Line::from(spans));
+    lines(frame, head, v);
+    if hist.is_empty() {
+        lines(
+            frame,
+            spark,
+            vec![Line::styled("  no history yet", t.dim())],
+        );
+    } else {
+        let data: Vec<u64> = hist.iter().map(|&x| u64::from(x)).collect();
+        let cap = d.pool.as_ref().map_or(max, |p| p.capacity.max(max));
+        let style = d
+            .pool
+            .as_ref()
+            .map_or(t.info(), |p| t.utilisation(p.effective_utilisation));
+        frame.render_widget(
+            Sparkline::default()
+                .data(&data)
+                .max(u64::from(cap.max(1)))
+                .style(style),
+            spark,
+        );
+    }
+
+    let cols = columns(table.width);
+    let w = widths(&cols, table.width);
+    let total = d.sockets.len();
+    let more = if d.truncated { ", more not listed" } else { "" };
+    let mut v = vec![rule(
+        format!("Sockets ({total}{more}), by {}", DRILL_SORTS[state.sort]),
+        table.width,
+        t.title(),
+        t.dim(),
+    )];
+    if total == 0 {
+        v.push(Line::styled("  no socket", t.dim()));
+    } else {
+        v.push(header_row(&cols, &w, t.header()));
+        let height = usize::from(table.height).saturating_sub(2);
+        let start = state.scroll.min(total.saturating_sub(height));
+        for &i in app.drill_rows.iter().skip(start).take(height) {
+            v.push(socket_row(t, &cols, &w, &d.sockets[i]));
+        }
+    }
+    lines(frame, table, v);
+}

@@ -1,0 +1,158 @@
+//! Failures: totals by errno, where they concentrate, and the live log of failed
+//! `connect()`/`bind()` calls with pid, command and address.
+
+use ratatui::{
+    Frame,
+    layout::Rect,
+    style::Style,
+    text::{Line, Span},
+};
+
+use super::{empty, lines, scroll_start};
+use crate::{
+    event::{CallKind, Errno},
+    tui::{
+        app::App,
+        rows::Tab,
+        theme::Theme,
+        widgets::{ADDR_MAX, Col, ago, count, flex, header_row, left, right, row, rule, widths},
+    },
+};
+
+fn columns(width: u16) -> Vec<Col> {
+    let mut c = vec![
+        right("AGE", 5),
+        left("ERROR", 13),
+        left("CALL", 7),
+        right("PID", 7),
+        left("COMMAND", 15),
+        flex("ADDRESS", ADDR_MAX),
+    ];
+    if width >= 100 {
+        c.push(left("SOURCE", 15));
+    }
+    c
+}
+
+pub fn errno_style(t: Theme, e: Errno) -> Style {
+    match e.0 {
+        libc::EADDRNOTAVAIL => t.bad(),
+        libc::EADDRINUSE => t.warn(),
+        _ => t.plain(),
+    }
+}
+
+fn call_name(c: CallKind) -> &'static str {
+    match c {
+        CallKind::Connect => "connect",
+        CallKind::Bind => "bind",
+    }
+}
+
+pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
+    let t = app.theme;
+    let f = &app.view.summary.failures;
+    let mut v = vec![rule(
+        format!("Failed connect() and bind() ({} in total)", count(f.total)),
+        area.width,
+        t.title(),
+        t.dim(),
+    )];
+    if f.total == 0 {
+        v.push(empty(
+            app,
+            "No failed connect() or bind() seen.",
+            area.width,
+        ));
+        lines(frame, area, v);
+        return;
+    }
+    let mut by = vec![Span::styled("by error  ", t.dim())];
+    for e in &f.by_errno {
+        by.push(Span::styled(e.errno.name(), errno_style(t, e.errno)));
+        by.push(Span::raw(format!(" {}   ", count(e.count.count))));
+    }
+    v.push(Line::from(by));
+    let mut top = vec![Span::styled("worst    ", t.dim())];
+    if let Some(d) = f.by_destination.first() {
+        top.push(Span::raw(format!(
+            "{} {} {} ×{}",
+            call_name(d.call),
+            d.addr,
+            d.errno,
+            count(d.count.count)
+        )));
+    }
+    if let Some(p) = f.by_process.first() {
+        top.push(Span::styled("  ·  ", t.dim()));
+        top.push(Span::raw(format!(
+            "{}({}) {} {} ×{}",
+            p.comm,
+            p.pid,
+            call_name(p.call),
+            p.errno,
+            count(p.count.count)
+        )));
+    }
+    v.push(Line::from(top));
+
+    v.extend(log(
+        app,
+        area.width,
+        usize::from(area.height).saturating_sub(v.len()),
+        Some(app.sel[Tab::Failures.index()]),
+    ));
+    lines(frame, area, v);
+}
+
+/// Rows the overview's failure section needs at least (title, header, one failure).
+pub const MIN_HEIGHT: u16 = 3;
+
+/// The overview's recent failures, newest first, no selection.
+pub fn recent(frame: &mut Frame, area: Rect, app: &App) {
+    let v = log(app, area.width, usize::from(area.height), None);
+    lines(frame, area, v);
+}
+
+/// The failure log in `height` rows: title, header, rows.
+fn log<'a>(app: &App, width: u16, height: usize, sel: Option<usize>) -> Vec<Line<'a>> {
+    let t = app.theme;
+    let f = &app.view.summary.failures;
+    let cols = columns(width);
+    let w = widths(&cols, width);
+    let rows = &app.rows.failures;
+    let order = Tab::Failures.sorts()[app.sorts[Tab::Failures.index()]];
+    let title = match sel {
+        Some(_) => format!("Recent, {order} ({})", rows.len()),
+        None => format!("Recent failures ({})", rows.len()),
+    };
+    let mut v = vec![rule(title, width, t.title(), t.dim())];
+    if rows.is_empty() {
+        v.push(empty(app, "No failure matches the filter.", width));
+        return v;
+    }
+    v.push(header_row(&cols, &w, t.header()));
+    let height = height.saturating_sub(2);
+    let start = sel.map_or(0, |s| scroll_start(s, height));
+    let now = app.view.summary.at_ns;
+    for (k, &i) in rows.iter().enumerate().skip(start).take(height) {
+        let r = &f.recent[i];
+        let mut cells = vec![
+            (ago(now, r.at_ns), t.plain()),
+            (r.errno.name(), errno_style(t, r.errno)),
+            (call_name(r.call).to_string(), t.plain()),
+            (r.pid.to_string(), t.plain()),
+            (r.comm.to_string(), t.bold()),
+            (r.addr.to_string(), t.plain()),
+        ];
+        if cols.len() > 6 {
+            cells.push((r.src.map_or("—".into(), |s| s.to_string()), t.plain()));
+        }
+        let mut line = row(&cols, &w, cells);
+        if Some(k) == sel {
+            line = line.style(t.selected());
+        }
+        v.push(line);
+    }
+    v
+}

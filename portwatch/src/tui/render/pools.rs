@@ -1,0 +1,226 @@
+//! Pools: destination, source, a gauge of ports in use against capacity, states, new
+//! connections per second, time to exhaustion, failures. Most urgent first.
+
+use ratatui::{
+    Frame,
+    layout::{Constraint, Layout, Rect},
+    text::{Line, Span},
+};
+
+use super::{empty, lines, scroll_start};
+use crate::{
+    model::PoolStats,
+    tui::{
+        app::App,
+        rows::Tab,
+        theme::Theme,
+        widgets::{
+            ADDR_MAX, Col, bar, count, est_tw_other, eta, flex, header_row, left, percent, rate,
+            right, row, rule, widths,
+        },
+    },
+};
+
+const GAUGE: usize = 8;
+
+fn columns(width: u16) -> Vec<Col> {
+    let mut c = vec![flex("DESTINATION", ADDR_MAX)];
+    if width >= 100 {
+        c.push(left("SOURCE", 15));
+    }
+    c.extend([
+        right("IN USE", 9),
+        left("CAPACITY", GAUGE as u16 + 5),
+        right("ESTAB", 5),
+        right("T_WAIT", 6),
+        right("OTHER", 5),
+        right("NEW/s", 6),
+        right("ETA", 5),
+        right("FAIL", 6),
+    ]);
+    if width >= 130 {
+        c.push(left("TOP OWNER", 22));
+    }
+    c
+}
+
+fn owner_text(p: &PoolStats) -> String {
+    match p.owners.first() {
+        Some(o) => match o.owner {
+            Some(r) => format!("{}({}) {}", r.comm, r.pid, count(u64::from(o.total))),
+            None => format!("unknown {}", count(u64::from(o.total))),
+        },
+        None => "—".into(),
+    }
+}
+
+fn pool_row<'a>(t: Theme, cols: &[Col], w: &[usize], p: &PoolStats) -> Line<'a> {
+    let (est, tw, other) = est_tw_other(&p.states);
+    let util = t.utilisation(p.effective_utilisation);
+    let eta_style = match p.time_to_exhaustion_s {
+        Some(e) if e <= 0.0 => t.bad(),
+        Some(e) if e < 300.0 => t.warn(),
+        _ => t.plain(),
+    };
+    let mut cells = vec![(p.dst.to_string(), t.bold())];
+    if cols.iter().any(|c| c.title == "SOURCE") {
+        cells.push((p.src.to_string(), t.plain()));
+    }
+    cells.extend([
+        (
+            format!(
+                "{}/{}",
+                count(u64::from(p.in_use)),
+                count(u64::from(p.capacity))
+            ),
+            t.plain(),
+        ),
+        (
+            format!(
+                "{} {:>4}",
+                bar(p.utilisation, GAUGE),
+                percent(p.utilisation)
+            ),
+            util,
+        ),
+        (count(u64::from(est)), t.plain()),
+        (
+            count(u64::from(tw)),
+            if tw > 0 && !p.tw_reusable {
+                t.warn()
+            } else {
+                t.plain()
+            },
+        ),
+        (count(u64::from(other)), t.plain()),
+        (rate(p.rates.new_per_s), t.plain()),
+        (eta(p.time_to_exhaustion_s), eta_style),
+        (count(p.eaddrnotavail), t.nonzero_bad(p.eaddrnotavail)),
+    ]);
+    if cols.iter().any(|c| c.title == "TOP OWNER") {
+        cells.push((owner_text(p), t.plain()));
+    }
+    row(cols, w, cells)
+}
+
+/// The pools table in `area`; `sel` highlights (and scrolls to) one row.
+fn table(frame: &mut Frame, area: Rect, app: &App, title: &str, sel: Option<usize>) {
+    let t = app.theme;
+    let pools = &app.view.summary.pools;
+    let rows = &app.rows.pools;
+    let cols = columns(area.width);
+    let w = widths(&cols, area.width);
+    let mut v = vec![rule(
+        format!("{title} ({})", rows.len()),
+        area.width,
+        t.title(),
+        t.dim(),
+    )];
+    if rows.is_empty() {
+        v.push(empty(
+            app,
+            if pools.is_empty() {
+                "No outbound connection seen yet."
+            } else {
+                "No pool matches the filter."
+            },
+            area.width,
+        ));
+        lines(frame, area, v);
+        return;
+    }
+    v.push(header_row(&cols, &w, t.header()));
+    let height = usize::from(area.height).saturating_sub(2);
+    let start = sel.map_or(0, |s| scroll_start(s, height));
+    for (k, &i) in rows.iter().enumerate().skip(start).take(height) {
+        let mut line = pool_row(t, &cols, &w, &pools[i]);
+        if Some(k) == sel {
+            line = line.style(t.selected());
+        }
+        v.push(line);
+    }
+    lines(frame, area, v);
+}
+
+/// Rows the overview's pools section needs.
+pub fn section_height(app: &App) -> u16 {
+    2 + app.rows.pools.len().max(1) as u16
+}
+
+/// The overview's pools: no selection; nothing when not even one row fits.
+pub fn section(frame: &mut Frame, area: Rect, app: &App, title: &str) {
+    if area.height < 3 {
+        return;
+    }
+    table(frame, area, app, title, None);
+}
+
+pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
+    let [list, info] = Layout::vertical([Constraint::Min(3), Constraint::Length(5)]).areas(area);
+    let sel = app.sel[Tab::Pools.index()];
+    table(frame, list, app, "Pools", Some(sel));
+    if let Some(p) = app.selected_pool() {
+        lines(frame, info, pool_detail(app.theme, p, info.width));
+    }
+}
+
+/// The selected pool: owners, how connections end, rates, what blocks.
+fn pool_detail<'a>(t: Theme, p: &PoolStats, width: u16) -> Vec<Line<'a>> {
+    let owners: Vec<String> = p
+        .owners
+        .iter()
+        .map(|o| match o.owner {
+            Some(r) => format!("{}({}) {}", r.comm, r.pid, count(u64::from(o.total))),
+            None => format!("unknown {}", count(u64::from(o.total))),
+        })
+        .collect();
+    let c = &p.closes;
+    let r = &p.rates;
+    let blocking = if p.tw_reusable {
+        format!(
+            "tcp_tw_reuse applies: {} of {} in use block connect()",
+            count(u64::from(p.blocking)),
+            count(u64::from(p.in_use))
+        )
+    } else {
+        "TIME_WAIT blocks connect() here (tcp_tw_reuse does not apply)".into()
+    };
+    vec![
+        rule(format!("{} → {}", p.src, p.dst), width, t.title(), t.dim()),
+        Line::from(vec![
+            Span::styled("owners ", t.dim()),
+            Span::raw(if owners.is_empty() {
+                "—".into()
+            } else {
+                owners.join("  ")
+            }),
+        ]),
+        Line::from(vec![
+            Span::styled("per second ", t.dim()),
+            Span::raw(format!(
+                "attempts {}  new {}  released {}  failed {}",
+                rate(r.attempts_per_s),
+                rate(r.new_per_s),
+                rate(r.released_per_s),
+                rate(r.failed_per_s)
+            )),
+            Span::styled(format!("  (last {} s)", r.window_s), t.dim()),
+        ]),
+        Line::from(vec![
+            Span::styled("closed first by ", t.dim()),
+            Span::raw(format!(
+                "this host {}  peer {}  reset {}",
+                count(c.local_first),
+                count(c.remote_first),
+                count(c.reset)
+            )),
+            Span::styled("  TIME_WAIT ", t.dim()),
+            Span::raw(format!(
+                "started {}  expired {}",
+                count(c.tw_started),
+                count(c.tw_expired)
+            )),
+        ]),
+        Line::styled(blocking, t.dim()),
+    ]
+}

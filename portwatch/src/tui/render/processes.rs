@@ -1,0 +1,198 @@
+//! Processes (or groups of short-lived ones by command + parent) with their outbound sockets
+//! by state, and the selected one's destinations.
+
+use ratatui::{
+    Frame,
+    layout::{Constraint, Layout, Rect},
+    text::{Line, Span},
+};
+
+use super::{empty, lines, scroll_start};
+use crate::{
+    model::{ProcessGroupStats, ProcessStats},
+    tui::{
+        app::App,
+        rows::Tab,
+        theme::Theme,
+        widgets::{
+            ADDR_MAX, Col, count, est_tw_other, flex, header_row, left, right, row, rule, widths,
+        },
+    },
+};
+
+const PROC_COLS: [Col; 9] = [
+    right("PID", 7),
+    left("COMMAND", 15),
+    right("SOCK", 6),
+    right("CONN", 6),
+    right("FAIL", 5),
+    right("ESTAB", 5),
+    right("T_WAIT", 6),
+    right("OTHER", 5),
+    flex("TOP DESTINATION", ADDR_MAX + 8),
+];
+
+const GROUP_COLS: [Col; 9] = [
+    flex("COMMAND", 16),
+    right("PARENT", 7),
+    right("PROCS", 6),
+    right("SOCK", 6),
+    right("CONN", 6),
+    right("FAIL", 5),
+    right("ESTAB", 5),
+    right("T_WAIT", 6),
+    right("OTHER", 5),
+];
+
+const DEST_COLS: [Col; 6] = [
+    flex("DESTINATION", ADDR_MAX),
+    left("SOURCE", 15),
+    right("ESTAB", 6),
+    right("T_WAIT", 6),
+    right("OTHER", 6),
+    right("TOTAL", 6),
+];
+
+fn proc_row<'a>(t: Theme, w: &[usize], p: &ProcessStats) -> Line<'a> {
+    let (est, tw, other) = est_tw_other(&p.outbound_states);
+    let top = p.outbound.first().map_or("—".into(), |d| {
+        format!("{} ×{}", d.dst, count(u64::from(d.total)))
+    });
+    row(
+        &PROC_COLS,
+        w,
+        vec![
+            (p.process.pid.to_string(), t.plain()),
+            (p.process.comm.to_string(), t.bold()),
+            (count(u64::from(p.sockets)), t.plain()),
+            (count(p.connects), t.plain()),
+            (count(p.failures), t.nonzero_bad(p.failures)),
+            (count(u64::from(est)), t.plain()),
+            (count(u64::from(tw)), t.plain()),
+            (count(u64::from(other)), t.plain()),
+            (top, t.plain()),
+        ],
+    )
+}
+
+fn group_row<'a>(t: Theme, w: &[usize], g: &ProcessGroupStats) -> Line<'a> {
+    let (est, tw, other) = est_tw_other(&g.outbound_states);
+    row(
+        &GROUP_COLS,
+        w,
+        vec![
+            (g.comm.to_string(), t.bold()),
+            (g.ppid.to_string(), t.plain()),
+            (count(u64::from(g.processes)), t.plain()),
+            (count(u64::from(g.sockets)), t.plain()),
+            (count(g.connects), t.plain()),
+            (count(g.failures), t.nonzero_bad(g.failures)),
+            (count(u64::from(est)), t.plain()),
+            (count(u64::from(tw)), t.plain()),
+            (count(u64::from(other)), t.plain()),
+        ],
+    )
+}
+
+pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
+    let t = app.theme;
+    let detail_h = match (app.grouped, app.selected_process()) {
+        (false, Some(p)) => {
+            (p.outbound.len().min(6) as u16 + 2 + u16::from(!p.listening.is_empty()))
+                .min(area.height / 2)
+        }
+        _ => 0,
+    };
+    let [list, info] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(detail_h)]).areas(area);
+    let sel = app.sel[Tab::Processes.index()];
+    let (cols, n, title): (&[Col], usize, String) = if app.grouped {
+        (
+            &GROUP_COLS,
+            app.rows.groups.len(),
+            "Processes by command and parent".into(),
+        )
+    } else {
+        (
+            &PROC_COLS,
+            app.rows.processes.len(),
+            "Processes, outbound sockets by state".into(),
+        )
+    };
+    let w = widths(cols, list.width);
+    let mut v = vec![rule(
+        format!("{title} ({n})"),
+        list.width,
+        t.title(),
+        t.dim(),
+    )];
+    if n == 0 {
+        v.push(empty(
+            app,
+            "No process with sockets seen yet (or none matches the filter).",
+            list.width,
+        ));
+    } else {
+        v.push(header_row(cols, &w, t.header()));
+        let height = usize::from(list.height).saturating_sub(2);
+        let start = scroll_start(sel, height);
+        for k in start..(start + height).min(n) {
+            let mut line = if app.grouped {
+                group_row(t, &w, &app.view.summary.process_groups[app.rows.groups[k]])
+            } else {
+                proc_row(t, &w, &app.view.summary.processes[app.rows.processes[k]])
+            };
+            if k == sel {
+                line = line.style(t.selected());
+            }
+            v.push(line);
+        }
+    }
+    lines(frame, list, v);
+    if let (false, Some(p)) = (app.grouped, app.selected_process()) {
+        lines(frame, info, destinations(t, p, info.width, info.height));
+    }
+}
+
+/// The selected process's outbound sockets by destination and state, and what it listens on.
+fn destinations<'a>(t: Theme, p: &ProcessStats, width: u16, height: u16) -> Vec<Line<'a>> {
+    let w = widths(&DEST_COLS, width);
+    let mut v = vec![rule(
+        format!(
+            "{}({}) outbound by destination",
+            p.process.comm, p.process.pid
+        ),
+        width,
+        t.title(),
+        t.dim(),
+    )];
+    if p.outbound.is_empty() {
+        v.push(Line::styled("no outbound connection", t.dim()));
+    } else {
+        v.push(header_row(&DEST_COLS, &w, t.header()));
+    }
+    let room = usize::from(height).saturating_sub(2 + usize::from(!p.listening.is_empty()));
+    for d in p.outbound.iter().take(room) {
+        let (est, tw, other) = est_tw_other(&d.states);
+        v.push(row(
+            &DEST_COLS,
+            &w,
+            vec![
+                (d.dst.to_string(), t.plain()),
+                (d.src.to_string(), t.plain()),
+                (count(u64::from(est)), t.plain()),
+                (count(u64::from(tw)), t.plain()),
+                (count(u64::from(other)), t.plain()),
+                (count(u64::from(d.total)), t.bold()),
+            ],
+        ));
+    }
+    if !p.listening.is_empty() {
+        let l: Vec<String> = p.listening.iter().map(ToString::to_string).collect();
+        v.push(Line::from(vec![
+            Span::styled("listening on ", t.dim()),
+            Span::raw(l.join("  ")),
+        ]));
+    }
+    v
+}

@@ -27,7 +27,7 @@ use aya::{
 use portwatch_common::{maps, stat};
 use tokio::io::{Interest, unix::AsyncFd};
 
-pub use self::progs::{Attach, Hook};
+pub use self::progs::{Attach, Hook, Skipped};
 use crate::event::{Event, EventKind};
 
 /// The eBPF object, built by `cargo xtask build-ebpf` and checked fresh by build.rs.
@@ -88,7 +88,8 @@ pub fn page_size() -> u32 {
 }
 
 /// Counters of one record kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct KindCounters {
     /// Records the programs tried to emit.
     pub seen: u64,
@@ -98,7 +99,8 @@ pub struct KindCounters {
     pub received: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Counters {
     pub state: KindCounters,
     pub call: KindCounters,

@@ -254,7 +254,8 @@ pub fn unload_all(ebpf: &mut Ebpf, attached: &[Attach]) {
 
 /// `bpf_prog_info.recursion_misses` per group: runs the kernel skipped because the program
 /// (tp_btf) or any tracing program (classic tracepoints) was already running on that CPU.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Skipped {
     /// Transitions never traced: lost events.
     pub state: u64,

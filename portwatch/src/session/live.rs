@@ -55,6 +55,10 @@ pub struct Live {
     only_netns: Option<Vec<u32>>,
     /// Corrections from the last reconciliation.
     pub last_corrections: Vec<Correction>,
+    /// The last reconciliation snapshot, until someone takes it (the recorder does, so that
+    /// replay reconciles at the same point).
+    /// With the model time it was applied at.
+    pub reconciled: Option<(u64, SystemSnapshot)>,
     /// Events applied so far.
     pub events: u64,
 }
@@ -108,6 +112,7 @@ impl Live {
             pending: None,
             only_netns,
             last_corrections: Vec::new(),
+            reconciled: None,
             events: 0,
         })
     }
@@ -142,7 +147,9 @@ impl Live {
             let h = self.pending.take().unwrap();
             match futures_now(h) {
                 Some(Ok(report)) => {
-                    self.last_corrections = self.model.reconcile(&report.snapshot, now);
+                    let at = self.model.now_ns();
+                    self.last_corrections = self.model.reconcile(&report.snapshot, at);
+                    self.reconciled = Some((at, report.snapshot));
                 }
                 Some(Err(e)) => self
                     .warnings

@@ -2,5 +2,8 @@
 //! feeds the same model from a file. Views (report, TUI, recorder) consume either.
 
 pub mod live;
+pub mod recording;
+pub mod replay;
 
 pub use live::{Live, LiveOptions};
+pub use replay::Replay;

@@ -46,8 +46,8 @@ pub struct Warnings(pub Vec<String>);
 pub struct Live {
     pub collector: Collector,
     pub model: Model,
-    /// The start-up snapshot, as merged (the recorder keeps it).
-    pub snapshot: Option<SystemSnapshot>,
+    /// The start-up snapshot, with the model time it was merged at (the recorder keeps it).
+    pub snapshot: Option<(u64, SystemSnapshot)>,
     pub warnings: Warnings,
     reconcile_every: Option<Duration>,
     next_reconcile: Instant,
@@ -99,8 +99,9 @@ impl Live {
             for s in report.skipped.iter().chain(&report.sysctl_errors) {
                 warnings.0.push(format!("netns {}: {}", s.netns, s.error));
             }
-            model.load_snapshot(&report.snapshot, monotonic_now_ns());
-            snapshot = Some(report.snapshot);
+            let at = monotonic_now_ns();
+            model.load_snapshot(&report.snapshot, at);
+            snapshot = Some((at, report.snapshot));
         }
         Ok(Live {
             collector,

@@ -39,6 +39,15 @@ enum Cmd {
     /// Print every decoded kernel event as it happens, one per line (JSON Lines with --json),
     /// and the lost-event count when it stops (Ctrl-C, SIGTERM or --duration).
     Events(cmd::events::Args),
+    /// The diagnosis: ranked findings (cause, evidence, remedies), then the tables behind
+    /// them, from a live window (default 10 s) or from a recording.
+    Report(cmd::report::Args),
+    /// Record events and context to a file for later `report`, `replay`, `export`, `info`.
+    Record(cmd::record::Args),
+    /// What a recording holds: header, time span, counts, loss, integrity.
+    Info(cmd::info::Args),
+    /// A recording's events as JSON Lines or CSV, one row per event.
+    Export(cmd::export::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +56,10 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Some(Cmd::Check(args)) => cmd::check::run(args),
         Some(Cmd::Events(args)) => cmd::events::run(args),
+        Some(Cmd::Report(args)) => cmd::report::run(args),
+        Some(Cmd::Record(args)) => cmd::record::run(args),
+        Some(Cmd::Info(args)) => cmd::info::run(args),
+        Some(Cmd::Export(args)) => cmd::export::run(args),
         None => {
             eprintln!(
                 "the live view is not built yet; try `portwatch events` or `portwatch --help`"

@@ -2,6 +2,10 @@
 
 pub mod check;
 pub mod events;
+pub mod export;
+pub mod info;
+pub mod record;
+pub mod report;
 
 use std::time::Duration;
 

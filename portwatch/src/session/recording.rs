@@ -39,7 +39,9 @@ impl Schema {
     }
 
     pub fn of(name: &str) -> Option<Schema> {
-        [Schema::Startup, Schema::Reconcile].into_iter().find(|s| s.name() == name)
+        [Schema::Startup, Schema::Reconcile]
+            .into_iter()
+            .find(|s| s.name() == name)
     }
 }
 
@@ -59,11 +61,17 @@ pub fn snapshot_record(
 }
 
 pub fn loss_record(ts_ns: u64, c: &Counters) -> anyhow::Result<ContextRecord> {
-    Ok(ContextRecord::Counters(record::Counters::from_serialize(ts_ns, LOSS, c)?))
+    Ok(ContextRecord::Counters(record::Counters::from_serialize(
+        ts_ns, LOSS, c,
+    )?))
 }
 
 pub fn warning_note(ts_ns: u64, text: &str) -> ContextRecord {
-    ContextRecord::Note(Note { ts_ns, level: WARNING_NOTE.into(), text: text.into() })
+    ContextRecord::Note(Note {
+        ts_ns,
+        level: WARNING_NOTE.into(),
+        text: text.into(),
+    })
 }
 
 /// The loss counters back from their flattened record (`state.lost` → `{state: {lost}}`).
@@ -101,16 +109,34 @@ mod tests {
     #[test]
     fn loss_counters_round_trip_through_a_record() {
         let c = Counters {
-            state: KindCounters { seen: 10, lost: 2, received: 8 },
-            call: KindCounters { seen: 1, lost: 0, received: 1 },
-            timewait: KindCounters { seen: 5, lost: 1, received: 4 },
+            state: KindCounters {
+                seen: 10,
+                lost: 2,
+                received: 8,
+            },
+            call: KindCounters {
+                seen: 1,
+                lost: 0,
+                received: 1,
+            },
+            timewait: KindCounters {
+                seen: 5,
+                lost: 1,
+                received: 4,
+            },
             decode_errors: 3,
-            skipped: Skipped { state: 4, calls: 5, timers: 6 },
+            skipped: Skipped {
+                state: 4,
+                calls: 5,
+                timers: 6,
+            },
             untracked_calls: 7,
             read_failed: 8,
             rescued: 9,
         };
-        let ContextRecord::Counters(rec) = loss_record(42, &c).unwrap() else { panic!() };
+        let ContextRecord::Counters(rec) = loss_record(42, &c).unwrap() else {
+            panic!()
+        };
         assert_eq!(rec.values["state.lost"], 2);
         assert_eq!(counters_from_record(&rec).unwrap(), c);
     }

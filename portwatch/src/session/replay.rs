@@ -105,7 +105,8 @@ impl Replay {
             self.ended = true;
             let integrity = self.reader.integrity();
             if !integrity.is_complete() {
-                self.warnings.push(format!("{}: {integrity}", self.path.display()));
+                self.warnings
+                    .push(format!("{}: {integrity}", self.path.display()));
             }
             self.model.tick(self.position_ns);
         }
@@ -137,7 +138,9 @@ impl Replay {
                         self.model.tick(p.ts_ns);
                         self.model.reconcile(&snap, p.ts_ns);
                     }
-                    (None, _) => self.warnings.push(format!("unknown snapshot schema {}", p.schema)),
+                    (None, _) => self
+                        .warnings
+                        .push(format!("unknown snapshot schema {}", p.schema)),
                     (_, Err(e)) => self.warnings.push(format!("undecodable {}: {e}", p.schema)),
                 }
             }
@@ -145,7 +148,9 @@ impl Replay {
                 self.position_ns = self.position_ns.max(c.ts_ns);
                 match recording::counters_from_record(&c) {
                     Ok(loss) => self.loss = loss,
-                    Err(e) => self.warnings.push(format!("undecodable loss counters: {e}")),
+                    Err(e) => self
+                        .warnings
+                        .push(format!("undecodable loss counters: {e}")),
                 }
             }
             ContextRecord::Note(n) => {

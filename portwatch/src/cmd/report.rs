@@ -1,0 +1,151 @@
+//! `portwatch report [FILE]`: the diagnosis — findings first, then the tables behind them —
+//! from a live window or from a recording, through the same model and rules.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::Context as _;
+use portwatch::{
+    collect::monotonic_now_ns,
+    model::ModelConfig,
+    privileges,
+    record::Host,
+    report::{self, LostEvents, Report, Source},
+    session::{Live, LiveOptions, Replay},
+};
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::TraceArgs;
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Without FILE, portwatch traces live for --duration (Ctrl-C ends it early) and reports on
+that window, including the sockets that existed before it started. With FILE, it reports on
+a recording made with `portwatch record`, exactly as the live model saw it.
+
+Examples:
+  sudo portwatch report                       # 10 s live
+  sudo portwatch report --duration 1m --json > report.json
+  portwatch report incident.pwr")]
+pub struct Args {
+    /// A recording (from `portwatch record`); without it, trace live.
+    file: Option<PathBuf>,
+    /// How long to trace live before reporting.
+    #[arg(long, default_value = "10s", value_parser = super::parse_duration)]
+    duration: Duration,
+    /// The report as JSON (schema in the README, "Report JSON schema").
+    #[arg(long)]
+    json: bool,
+    /// Only this network namespace (inode, as in `ls -lL /proc/PID/ns/net`); live only.
+    #[arg(long, value_name = "INODE")]
+    netns: Option<u32>,
+    #[command(flatten)]
+    trace: TraceArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let report = match &args.file {
+        Some(path) => from_file(path)?,
+        None => {
+            privileges::check().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(live(&args))?
+        }
+    };
+    print(&report, args.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn print(report: &Report, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{}", report::text::render(report));
+    }
+    Ok(())
+}
+
+fn context(
+    host: &Host,
+    source: Source,
+    file: Option<String>,
+    start: u64,
+    end: u64,
+) -> report::Context {
+    let wall = host.wall_ns(end).max(0) as u64;
+    let at = std::time::UNIX_EPOCH + Duration::from_nanos(wall);
+    report::Context {
+        host: host.hostname.clone(),
+        kernel: host.kernel_release.clone(),
+        source,
+        recording: file,
+        window_start_ns: start,
+        window_end_ns: end,
+        generated_at: Some(humantime::format_rfc3339_seconds(at).to_string()),
+    }
+}
+
+pub fn from_file(path: &std::path::Path) -> anyhow::Result<Report> {
+    let mut replay = Replay::open(path, ModelConfig::default())?;
+    replay.run_to_end()?;
+    for w in &replay.warnings {
+        eprintln!("portwatch: warning: {w}");
+    }
+    let ctx = context(
+        &replay.host,
+        Source::Recording,
+        Some(path.display().to_string()),
+        replay.host.start_mono_ns,
+        replay.position_ns,
+    );
+    Ok(Report::build(
+        &replay.model,
+        ctx,
+        LostEvents::from(&replay.loss),
+        Default::default(),
+    ))
+}
+
+async fn live(args: &Args) -> anyhow::Result<Report> {
+    let mut opts = LiveOptions {
+        trace: args.trace.options(),
+        ..Default::default()
+    };
+    opts.trace.netns = args.netns;
+    let host = Host::current();
+    let mut live = Live::start(opts).await?;
+    for w in &live.warnings.0 {
+        eprintln!("portwatch: warning: {w}");
+    }
+    eprintln!(
+        "portwatch: tracing for {}; Ctrl-C to report now",
+        humantime::format_duration(args.duration)
+    );
+    let start = host.start_mono_ns;
+    let deadline = tokio::time::Instant::now() + args.duration;
+    let mut sigterm = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
+    let mut ticks = tokio::time::interval(Duration::from_millis(250));
+    let mut batch = Vec::new();
+    loop {
+        tokio::select! {
+            r = live.next_batch(&mut batch) => r?,
+            _ = ticks.tick() => live.tick(),
+            _ = tokio::time::sleep_until(deadline) => break,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = sigterm.recv() => break,
+        }
+        batch.clear();
+    }
+    live.stop();
+    let end = monotonic_now_ns();
+    live.model.tick(end);
+    let counters = live.counters();
+    let ctx = context(&host, Source::Live, None, start, end);
+    Ok(Report::build(
+        &live.model,
+        ctx,
+        LostEvents::from(&counters),
+        Default::default(),
+    ))
+}

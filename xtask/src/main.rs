@@ -111,7 +111,18 @@ fn test(root: &Path, args: &[String]) -> anyhow::Result<()> {
             .env("PORTWATCH_BIN", &bin)
             .arg("--")
             .args(args),
-    )
+    )?;
+    if args.is_empty() {
+        // The recording reader must survive arbitrary bytes: a short fuzzing run from the
+        // committed seeds (nightly; cargo-fuzz is installed when missing).
+        run_cmd(
+            std::process::Command::new(root.join("fuzz/smoke.sh"))
+                .arg("20")
+                .env_remove("RUSTUP_TOOLCHAIN")
+                .env_remove("CARGO_TARGET_DIR"),
+        )?;
+    }
+    Ok(())
 }
 
 fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {

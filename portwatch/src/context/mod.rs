@@ -198,7 +198,9 @@ fn read_namespace(ns: &Netns, sysctls: bool) -> Result<NamespaceRead, ContextErr
 }
 
 fn namespaces(opts: &Options) -> anyhow::Result<(Vec<Netns>, Vec<Skipped>)> {
-    let (mut all, mut skipped) = netns::enumerate().context("find the network namespaces")?;
+    let wanted = opts.only_netns.as_deref().unwrap_or(&[]);
+    let (mut all, mut skipped) =
+        netns::enumerate_wanting(wanted).context("find the network namespaces")?;
     if let Some(only) = &opts.only_netns {
         all.retain(|ns| only.contains(&ns.inode));
         skipped.retain(|s| only.contains(&s.netns));

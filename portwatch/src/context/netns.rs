@@ -90,40 +90,59 @@ pub fn pids() -> io::Result<Vec<u32>> {
 /// Opens each distinct network namespace once, sorted by inode. A namespace whose every
 /// process exited between `stat` and `open` is reported in the second list.
 pub fn enumerate() -> Result<(Vec<Netns>, Vec<Skipped>), ContextError> {
+    enumerate_wanting(&[])
+}
+
+/// Like [`enumerate`]; besides processes' (and their threads') namespaces and `/run/netns`,
+/// looks for each `wanted` inode that none of those has among the namespace file descriptors
+/// processes hold open (an anonymous namespace kept by a tool, as `portwatch demo` does).
+pub fn enumerate_wanting(wanted: &[u32]) -> Result<(Vec<Netns>, Vec<Skipped>), ContextError> {
     let mut open: BTreeMap<u32, Netns> = BTreeMap::new();
     let mut failed: BTreeMap<u32, (PathBuf, io::Error)> = BTreeMap::new();
-    let mut consider = |path: PathBuf| {
-        // stat follows the magic link to the nsfs inode without opening anything.
-        let Ok(meta) = std::fs::metadata(&path) else {
-            return; // gone, or not a namespace
-        };
-        let Ok(inode) = inode_of(&meta) else { return };
-        if open.contains_key(&inode) {
-            return;
-        }
-        match Netns::open(&path) {
-            // The pid may have been reused between stat and open: trust the fd's inode.
-            Ok(ns) => {
-                failed.remove(&ns.inode);
-                open.entry(ns.inode).or_insert(ns);
-            }
-            Err(e) => {
-                failed.entry(inode).or_insert((path, e));
-            }
-        }
-    };
+    let mut consider =
+        |path: PathBuf, open: &mut BTreeMap<u32, Netns>| consider(path, open, &mut failed);
     let pids = pids().map_err(|e| ContextError::read("/proc", e))?;
-    for pid in pids {
-        consider(PathBuf::from(format!("/proc/{pid}/ns/net")));
+    for &pid in &pids {
+        consider(PathBuf::from(format!("/proc/{pid}/ns/net")), &mut open);
+    }
+    // Threads can be in other namespaces than their process (setns is per thread).
+    for &pid in &pids {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            if t.file_name().to_str() != Some(&pid.to_string()) {
+                consider(t.path().join("ns/net"), &mut open);
+            }
+        }
     }
     match std::fs::read_dir(RUN_NETNS) {
         Ok(dir) => {
             for entry in dir.flatten() {
-                consider(entry.path());
+                consider(entry.path(), &mut open);
             }
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(ContextError::read(RUN_NETNS, e)),
+    }
+    for &want in wanted {
+        if open.contains_key(&want) {
+            continue;
+        }
+        let link = format!("net:[{want}]");
+        'search: for &pid in &pids {
+            let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+                continue;
+            };
+            for fd in fds.flatten() {
+                if std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == link.as_str()) {
+                    consider(fd.path(), &mut open);
+                    if open.contains_key(&want) {
+                        break 'search;
+                    }
+                }
+            }
+        }
     }
     let skipped = failed
         .into_iter()
@@ -207,6 +226,33 @@ pub fn run_in<T: Send>(
     run_in_each(std::slice::from_ref(ns), 1, work)?
         .pop()
         .expect("one namespace, one result")
+}
+
+/// Opens the namespace at `path` unless one with its inode is open already; remembers why it
+/// could not be opened otherwise.
+fn consider(
+    path: PathBuf,
+    open: &mut BTreeMap<u32, Netns>,
+    failed: &mut BTreeMap<u32, (PathBuf, io::Error)>,
+) {
+    // stat follows the magic link to the nsfs inode without opening anything.
+    let Ok(meta) = std::fs::metadata(&path) else {
+        return; // gone, or not a namespace
+    };
+    let Ok(inode) = inode_of(&meta) else { return };
+    if open.contains_key(&inode) {
+        return;
+    }
+    match Netns::open(&path) {
+        // The pid may have been reused between stat and open: trust the fd's inode.
+        Ok(ns) => {
+            failed.remove(&ns.inode);
+            open.entry(ns.inode).or_insert(ns);
+        }
+        Err(e) => {
+            failed.entry(inode).or_insert((path, e));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -122,17 +122,20 @@ pub(super) fn tw_reuse_on(sys: &Sysctls, loopback: bool, tw: u32, per_s: f64) ->
         2 if !loopback => "2 (loopback only), which does not cover this destination".to_string(),
         v => v.to_string(),
     };
-    let usable = tw.saturating_sub(per_s.ceil() as u32);
+    // Reuse needs the timewait socket's last timestamp to be at least 1 s old: all but those
+    // closed in the last second qualify.
+    let young = (per_s.ceil() as u32).min(tw);
     if sys.timestamps == 0 {
         return r(
             "tcp_tw_reuse",
             true,
             "sysctl -w net.ipv4.tcp_timestamps=1 net.ipv4.tcp_tw_reuse=1",
             format!(
-                "connect() may then take over a TIME_WAIT 4-tuple at least 1 s old (about {} of \
-                 the {} here); reuse needs TCP timestamps, which are off. tcp_tw_reuse is {now}.",
-                n(usable),
-                n(tw)
+                "connect() may then take over a TIME_WAIT 4-tuple at least 1 s old (of the {} \
+                 here, all but about {} closed in the last second); reuse needs TCP timestamps, \
+                 which are off. tcp_tw_reuse is {now}.",
+                n(tw),
+                n(young)
             ),
         );
     }
@@ -141,10 +144,11 @@ pub(super) fn tw_reuse_on(sys: &Sysctls, loopback: bool, tw: u32, per_s: f64) ->
         true,
         "sysctl -w net.ipv4.tcp_tw_reuse=1",
         format!(
-            "connect() may then take over a TIME_WAIT 4-tuple at least 1 s old: about {} of \
-             the {} TIME_WAIT ports here become usable. It is {now}. Outgoing connections only.",
-            n(usable),
-            n(tw)
+            "connect() may then take over a TIME_WAIT 4-tuple at least 1 s old: of the {} \
+             TIME_WAIT ports here, all but about {} closed in the last second become usable. It \
+             is {now}. Outgoing connections only.",
+            n(tw),
+            n(young)
         ),
     )
 }

@@ -9,15 +9,9 @@ pub mod sockets;
 pub mod ss;
 
 use std::{
-    fs::File,
     net::SocketAddr,
-    os::fd::AsRawFd,
     process::Command,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU32, Ordering},
-        mpsc,
-    },
+    sync::{Arc, Mutex, mpsc},
     thread,
     time::{Duration, Instant},
 };
@@ -58,83 +52,8 @@ pub fn gettid() -> u32 {
     unsafe { libc::gettid() as u32 }
 }
 
-/// A network namespace made for one test, deleted on drop (also when the test fails).
-pub struct Netns {
-    pub name: String,
-    /// Its inode number: what events carry in `netns`.
-    pub inode: u32,
-}
-
-impl Netns {
-    /// `ip netns add pw-<tag>-<pid>-<n>`, loopback up.
-    pub fn new(tag: &str) -> Netns {
-        require_root();
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "pw-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        sh(Command::new("ip").args(["netns", "add", &name]));
-        let mut ns = Netns { inode: 0, name };
-        sh(Command::new("ip").args(["-n", &ns.name, "link", "set", "lo", "up"]));
-        let meta = std::fs::metadata(format!("/run/netns/{}", ns.name)).expect("stat netns");
-        use std::os::unix::fs::MetadataExt;
-        ns.inode = meta.ino() as u32;
-        ns
-    }
-
-    /// Sets a sysctl inside this namespace, e.g. `("net.ipv4.tcp_tw_reuse", "0")`, and checks
-    /// that it reads back.
-    pub fn sysctl(&self, key: &str, value: &str) {
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        sh(Command::new("ip")
-            .args(["netns", "exec", &self.name, "sh", "-c"])
-            .arg(format!("echo '{value}' > {path}")));
-        let back = sh(Command::new("ip").args(["netns", "exec", &self.name, "cat", &path]));
-        let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
-        assert_eq!(norm(&back), norm(value), "sysctl {key} in {}", self.name);
-    }
-
-    /// Runs `f` on a new thread that has entered this namespace, and returns its result.
-    pub fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
-        let path = format!("/run/netns/{}", self.name);
-        thread::spawn(move || {
-            enter(&path);
-            f()
-        })
-        .join()
-        .expect("thread in namespace panicked")
-    }
-
-    /// Like [`Netns::run`] but does not wait.
-    pub fn spawn<R: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> R + Send + 'static,
-    ) -> thread::JoinHandle<R> {
-        let path = format!("/run/netns/{}", self.name);
-        thread::spawn(move || {
-            enter(&path);
-            f()
-        })
-    }
-}
-
-/// Moves the calling thread into the network namespace at `path`.
-pub fn enter(path: &str) {
-    let f = File::open(path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-    // SAFETY: a valid namespace fd; setns affects only the calling thread for CLONE_NEWNET.
-    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-    assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
+/// A network namespace made for one test (`ip netns add`), deleted on drop.
+pub use netns::NetnsGuard as Netns;
 
 /// The real collector, running on its own thread with its own tokio runtime, gathering every
 /// event it receives.

@@ -8,32 +8,6 @@ use std::{
 };
 
 /// Panics unless we are root: privileged tests fail loudly, never skip.
-pub fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "this test creates network namespaces and must run as root (sudo -E cargo xtask test)"
-    );
-}
-
-/// Runs a command, panics with its output if it fails, returns its stdout.
-pub fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {}: {}\n{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
-
-/// A network namespace named `PREFIX-PID-N` with loopback up.
 pub struct NetnsGuard {
     pub name: String,
     /// Its inode: the netns id events and snapshots carry.
@@ -42,17 +16,17 @@ pub struct NetnsGuard {
 
 impl NetnsGuard {
     pub fn new(prefix: &str) -> NetnsGuard {
-        require_root();
+        crate::require_root();
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "{prefix}-{}-{}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        run("ip", &["netns", "add", &name]);
+        crate::sh(Command::new("ip").args(["netns", "add", &name]));
         // From here on, Drop deletes it.
         let mut guard = NetnsGuard { name, inode: 0 };
-        run("ip", &["-n", &guard.name, "link", "set", "lo", "up"]);
+        crate::sh(Command::new("ip").args(["-n", &guard.name, "link", "set", "lo", "up"]));
         guard.inode = std::fs::metadata(guard.path())
             .expect("stat the new namespace")
             .ino() as u32;
@@ -65,15 +39,27 @@ impl NetnsGuard {
 
     /// Runs a command inside the namespace (`ip netns exec`); returns its stdout.
     pub fn exec(&self, args: &[&str]) -> String {
-        let mut full = vec!["netns", "exec", &self.name];
-        full.extend_from_slice(args);
-        run("ip", &full)
+        crate::sh(
+            Command::new("ip")
+                .args(["netns", "exec", &self.name])
+                .args(args),
+        )
     }
 
     /// Writes a sysctl inside the namespace, from a process of its own (so the test does not
     /// depend on the behaviour it checks): `key` as in `net/ipv4/ip_local_port_range`.
     pub fn set_sysctl(&self, key: &str, value: &str) {
         self.exec(&["sh", "-c", &format!("echo '{value}' > /proc/sys/{key}")]);
+    }
+
+    /// Like [`NetnsGuard::set_sysctl`], with the key dotted or slashed
+    /// (`net.ipv4.tcp_tw_reuse`), and checks that it reads back.
+    pub fn sysctl(&self, key: &str, value: &str) {
+        let key = key.replace('.', "/");
+        self.set_sysctl(&key, value);
+        let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        let back = self.cat(&format!("/proc/sys/{key}"));
+        assert_eq!(norm(&back), norm(value), "sysctl {key} in {}", self.name);
     }
 
     /// Reads a file from a process inside the namespace.
@@ -83,6 +69,11 @@ impl NetnsGuard {
 
     /// Runs `f` on a new thread that has entered the namespace. Sockets created there stay
     /// in it for their whole life, whatever thread uses them later.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        self.enter(f)
+    }
+
+    /// Same as [`NetnsGuard::run`].
     pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
         let file = std::fs::File::open(self.path()).expect("open the namespace");
         std::thread::scope(|s| {

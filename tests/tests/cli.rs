@@ -50,7 +50,7 @@ fn check_says_this_machine_can_run_it() {
 
 #[test]
 fn events_json_streams_transitions_failures_and_timewait() {
-    let ns = Netns::new("cli");
+    let ns = Netns::new("pw-cli");
     let mut child = Command::new(bin())
         .args([
             "events",

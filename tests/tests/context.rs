@@ -12,10 +12,7 @@ use portwatch::{
     context::{self, Options, Owner, SnapSocket, Sysctls, sysctl},
     event::TcpState,
 };
-use portwatch_tests::{
-    netns::{NetnsGuard, require_root},
-    sockets, ss,
-};
+use portwatch_tests::{netns::NetnsGuard, require_root, sockets, ss};
 
 /// Sockets kept open in a test namespace, and what we know about them.
 struct Scene {

@@ -37,7 +37,7 @@ fn calls(events: &[portwatch::event::Event]) -> Vec<(&portwatch::event::Event, &
 
 /// A client connects, sends, closes first; the server reads EOF, waits, closes.
 fn lifecycle(ip: &str) {
-    let ns = Netns::new("life");
+    let ns = Netns::new("pw-life");
     ns.sysctl("net.ipv4.tcp_tw_reuse", "0");
     let tracer = Tracer::start(only(ns.inode));
     let server_addr = SocketAddr::new(ip.parse::<IpAddr>().unwrap(), 8080);
@@ -190,7 +190,7 @@ fn client_closes_first_ipv6() {
 
 #[test]
 fn exhaustion_fails_with_eaddrnotavail_and_source_port_zero() {
-    let ns = Netns::new("exh");
+    let ns = Netns::new("pw-exh");
     ns.sysctl("net.ipv4.ip_local_port_range", "40000 40009");
     ns.sysctl("net.ipv4.tcp_tw_reuse", "0");
     let tracer = Tracer::start(only(ns.inode));
@@ -266,7 +266,7 @@ fn exhaustion_fails_with_eaddrnotavail_and_source_port_zero() {
 
 #[test]
 fn bind_conflict_reports_address_port_and_pid() {
-    let ns = Netns::new("bind");
+    let ns = Netns::new("pw-bind");
     let tracer = Tracer::start(only(ns.inode));
     let addr: SocketAddr = "127.0.0.1:9090".parse().unwrap();
     let (tid, fd) = ns.run(move || {
@@ -315,8 +315,8 @@ fn fixed_tuple_connection(reuse: bool) {
 
 #[test]
 fn identical_tuples_in_two_namespaces_are_told_apart() {
-    let a = Netns::new("twin");
-    let b = Netns::new("twin");
+    let a = Netns::new("pw-twin");
+    let b = Netns::new("pw-twin");
     let tracer = Tracer::start(Options::default());
     a.run(|| fixed_tuple_connection(false));
     b.run(|| fixed_tuple_connection(false));
@@ -354,7 +354,7 @@ fn identical_tuples_in_two_namespaces_are_told_apart() {
 
 #[test]
 fn timewait_reuse_ends_it_early() {
-    let ns = Netns::new("reuse");
+    let ns = Netns::new("pw-reuse");
     ns.sysctl("net.ipv4.tcp_tw_reuse", "1");
     ns.sysctl("net.ipv4.tcp_timestamps", "1");
     let tracer = Tracer::start(only(ns.inode));
@@ -385,7 +385,7 @@ fn timewait_reuse_ends_it_early() {
 
 #[test]
 fn timewait_expires_after_sixty_seconds() {
-    let ns = Netns::new("expire");
+    let ns = Netns::new("pw-expire");
     let tracer = Tracer::start(only(ns.inode));
     ns.run(|| fixed_tuple_connection(false));
     let ok = tracer.wait_for(Duration::from_secs(75), |ev| {

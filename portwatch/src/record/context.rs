@@ -216,16 +216,9 @@ pub fn clocks_now() -> (u64, u64) {
     (wall, monotonic_ns())
 }
 
-/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns`.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns` (one implementation,
+/// the collector's).
+pub use crate::collect::monotonic_now_ns as monotonic_ns;
 
 /// A value of a type owned elsewhere (the snapshot, sysctls), with the name and version of
 /// its schema so that a reader knows what it holds before decoding it.

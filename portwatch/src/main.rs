@@ -26,7 +26,11 @@ Start with `portwatch check`.";
 
 #[derive(Parser)]
 #[command(name = "portwatch", version, about = ABOUT, long_about = LONG_ABOUT)]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
+    /// Without a subcommand: the live TUI (these options are its own).
+    #[command(flatten)]
+    live: cmd::tui::Args,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -39,6 +43,14 @@ enum Cmd {
     /// Print every decoded kernel event as it happens, one per line (JSON Lines with --json),
     /// and the lost-event count when it stops (Ctrl-C, SIGTERM or --duration).
     Events(cmd::events::Args),
+    /// The TUI on a recording: pause (p), speed (+ -), seek ([ ] { }).
+    Replay(cmd::replay::Args),
+    /// Watch portwatch explain a port exhaustion it stages in a throwaway network namespace
+    /// (a client churning short connections through 50 ports). Needs root.
+    Demo(cmd::demo::Args),
+    /// The client process of `portwatch demo` (internal).
+    #[command(hide = true)]
+    LabClient(cmd::lab_client::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,12 +59,10 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Some(Cmd::Check(args)) => cmd::check::run(args),
         Some(Cmd::Events(args)) => cmd::events::run(args),
-        None => {
-            eprintln!(
-                "the live view is not built yet; try `portwatch events` or `portwatch --help`"
-            );
-            Ok(ExitCode::from(2))
-        }
+        Some(Cmd::Replay(args)) => cmd::replay::run(args),
+        Some(Cmd::Demo(args)) => cmd::demo::run(args),
+        Some(Cmd::LabClient(args)) => cmd::lab_client::run(args),
+        None => cmd::tui::run(cli.live),
     };
     result.unwrap_or_else(|e| {
         eprintln!("portwatch: error: {e:#}");

@@ -1,7 +1,11 @@
 //! One module per subcommand, each with `Args` and `run(args)`.
 
 pub mod check;
+pub mod demo;
 pub mod events;
+pub mod lab_client;
+pub mod replay;
+pub mod tui;
 
 use std::time::Duration;
 

@@ -7,6 +7,8 @@
 mod live;
 mod player;
 
+#[cfg(test)]
+mod tests;
 
 use std::time::{Duration, Instant};
 
@@ -65,9 +67,7 @@ impl Frames {
             findings: explain(model, at),
             loss: src.loss(),
             source: src.info(),
-            drill: app
-                .drill_request()
-                .map(|t| self.drill(src, &t, now, false)),
+            drill: app.drill_request().map(|t| self.drill(src, &t, now, false)),
             warnings: src.warnings(),
         }
     }

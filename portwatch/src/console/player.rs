@@ -81,7 +81,10 @@ impl Player {
         if self.paused || self.replay.ended() {
             return self.anchor_ns;
         }
-        let played = now.saturating_duration_since(self.anchor_wall).as_secs_f64() * self.speed;
+        let played = now
+            .saturating_duration_since(self.anchor_wall)
+            .as_secs_f64()
+            * self.speed;
         self.anchor_ns
             .saturating_add(Duration::from_secs_f64(played).as_nanos() as u64)
     }

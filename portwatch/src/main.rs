@@ -21,6 +21,9 @@ port). With the default net.ipv4.ip_local_port_range of 32768-60999 that is 28,2
 source IP and destination; a connection closed first by this side keeps its port for 60 s in
 TIME_WAIT. When none is free, connect() fails with EADDRNOTAVAIL.
 
+Without a command, portwatch opens the live TUI (the options below are its own); `sudo
+portwatch demo` shows it explaining an exhaustion it stages in a throwaway namespace.
+
 Needs root (or CAP_BPF + CAP_PERFMON) and a kernel with BTF (/sys/kernel/btf/vmlinux).
 Start with `portwatch check`.";
 

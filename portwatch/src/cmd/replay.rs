@@ -22,8 +22,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    need_terminal()?;
     let mut player = Player::open(&args.file, args.speed, Instant::now())?;
+    need_terminal()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -4,6 +4,7 @@
 //! `collect` (kernel → typed [`event::Event`]s) feeds everything else.
 
 pub mod collect;
+pub mod console;
 pub mod context;
 pub mod event;
 pub mod explain;

@@ -21,12 +21,19 @@ port). With the default net.ipv4.ip_local_port_range of 32768-60999 that is 28,2
 source IP and destination; a connection closed first by this side keeps its port for 60 s in
 TIME_WAIT. When none is free, connect() fails with EADDRNOTAVAIL.
 
+Without a command, portwatch opens the live TUI (the options below are its own); `sudo
+portwatch demo` shows it explaining an exhaustion it stages in a throwaway namespace.
+
 Needs root (or CAP_BPF + CAP_PERFMON) and a kernel with BTF (/sys/kernel/btf/vmlinux).
 Start with `portwatch check`.";
 
 #[derive(Parser)]
 #[command(name = "portwatch", version, about = ABOUT, long_about = LONG_ABOUT)]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
+    /// Without a subcommand: the live TUI (these options are its own).
+    #[command(flatten)]
+    live: cmd::tui::Args,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -48,6 +55,14 @@ enum Cmd {
     Info(cmd::info::Args),
     /// A recording's events as JSON Lines or CSV, one row per event.
     Export(cmd::export::Args),
+    /// The TUI on a recording: pause (p), speed (+ -), seek ([ ] { }).
+    Replay(cmd::replay::Args),
+    /// Watch portwatch explain a port exhaustion it stages in a throwaway network namespace
+    /// (a client churning short connections through 50 ports). Needs root.
+    Demo(cmd::demo::Args),
+    /// The client process of `portwatch demo` (internal).
+    #[command(hide = true)]
+    LabClient(cmd::lab_client::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,12 +75,10 @@ fn main() -> ExitCode {
         Some(Cmd::Record(args)) => cmd::record::run(args),
         Some(Cmd::Info(args)) => cmd::info::run(args),
         Some(Cmd::Export(args)) => cmd::export::run(args),
-        None => {
-            eprintln!(
-                "the live view is not built yet; try `portwatch events` or `portwatch --help`"
-            );
-            Ok(ExitCode::from(2))
-        }
+        Some(Cmd::Replay(args)) => cmd::replay::run(args),
+        Some(Cmd::Demo(args)) => cmd::demo::run(args),
+        Some(Cmd::LabClient(args)) => cmd::lab_client::run(args),
+        None => cmd::tui::run(cli.live),
     };
     result.unwrap_or_else(|e| {
         eprintln!("portwatch: error: {e:#}");

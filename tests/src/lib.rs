@@ -5,6 +5,7 @@
 //! never skip — without it.
 
 pub mod netns;
+pub mod pty;
 pub mod sockets;
 pub mod ss;
 

@@ -151,7 +151,8 @@ fn a_recording_cut_by_sigkill_reports_what_live_reported() {
     assert_eq!(info.status.code(), Some(2), "{text}");
     assert!(text.contains("truncated"), "{text}");
     assert!(
-        text.lines().any(|l| l.starts_with("context") && l.contains("snapshot")),
+        text.lines()
+            .any(|l| l.starts_with("context") && l.contains("snapshot")),
         "the start-up snapshot is in the file: {text}"
     );
 }

@@ -1,11 +1,15 @@
 //! One module per subcommand, each with `Args` and `run(args)`.
 
 pub mod check;
+pub mod demo;
 pub mod events;
 pub mod export;
 pub mod info;
+pub mod lab_client;
 pub mod record;
+pub mod replay;
 pub mod report;
+pub mod tui;
 
 use std::time::Duration;
 

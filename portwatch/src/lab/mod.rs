@@ -2,4 +2,5 @@
 //! the benchmarks and the tests. Nothing here ever sends traffic outside a namespace it made.
 
 pub mod churn;
+pub mod demo;
 pub mod netns;

@@ -34,7 +34,7 @@ mod tests;
 
 pub use app::{App, DrillState, Options};
 pub use data::{Drill, DrillTarget, ReplayInfo, SourceInfo, ViewData};
-pub use keys::{Action, HELP, KeyHelp, on_key};
+pub use keys::{Action, HELP, KeyHelp, MAX_SPEED, MIN_SPEED, on_key};
 pub use render::draw;
 pub use rows::Tab;
 pub use terminal::{TerminalGuard, restore, run_terminal};

@@ -1,0 +1,26 @@
+//! `portwatch lab-client` (hidden): the client process of `portwatch demo`, started by it
+//! inside the demo's network namespace. See `portwatch::lab::demo`.
+
+use std::{net::SocketAddr, process::ExitCode, time::Duration};
+
+use portwatch::lab::demo::{self, ClientOptions};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[arg(long)]
+    pub dst: SocketAddr,
+    /// New connections per second.
+    #[arg(long)]
+    pub rate: f64,
+    #[arg(long, value_parser = super::parse_duration)]
+    pub duration: Option<Duration>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    demo::run_client(&ClientOptions {
+        dst: args.dst,
+        rate: args.rate,
+        duration: args.duration,
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,61 @@
+//! Live tracing as a console [`Source`]: the kernel collector feeds the model between frames;
+//! each frame ticks the model's clock (and the periodic reconciliation).
+
+use super::Source;
+use crate::{
+    collect::{Counters, monotonic_now_ns},
+    event::Event,
+    model::Model,
+    session::Live,
+    tui::{Action, SourceInfo},
+};
+
+pub struct LiveSource {
+    pub live: Live,
+    now_ns: u64,
+}
+
+impl LiveSource {
+    pub fn new(live: Live) -> LiveSource {
+        LiveSource {
+            live,
+            now_ns: monotonic_now_ns(),
+        }
+    }
+}
+
+impl Source for LiveSource {
+    async fn next_events(&mut self, out: &mut Vec<Event>) -> anyhow::Result<()> {
+        self.live.next_batch(out).await
+    }
+
+    fn tick(&mut self, _out: &mut Vec<Event>) -> anyhow::Result<()> {
+        self.live.tick();
+        self.now_ns = monotonic_now_ns().max(self.live.model.now_ns());
+        Ok(())
+    }
+
+    fn model(&self) -> &Model {
+        &self.live.model
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    fn loss(&self) -> Counters {
+        self.live.counters()
+    }
+
+    fn info(&self) -> SourceInfo {
+        SourceInfo::Live
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.live.warnings.0.clone()
+    }
+
+    fn control(&mut self, _action: Action, _out: &mut Vec<Event>) -> anyhow::Result<()> {
+        Ok(())
+    }
+}

@@ -123,13 +123,22 @@ fn time_wait_churn(ctx: &Ctx, p: &PoolView, sev: Severity) -> Finding {
     let need = p
         .need
         .unwrap_or_else(|| (per_s * TIME_WAIT_S).round() as u32);
+    // Attempts are the demand; when the pool is out, fewer get a port: say both.
+    let opens = if s.rates.failed_per_s > 0.0 && s.rates.new_per_s < per_s {
+        format!(
+            "tries {} new connections/s (only {} a second get a port)",
+            rate(per_s),
+            rate(s.rates.new_per_s)
+        )
+    } else {
+        format!("opens {} new connections/s", rate(per_s))
+    };
     let evidence = if per_s >= 0.5 {
         format!(
-            "{} opens {} new connections/s to {} and closes them first, so each port then \
+            "{} {opens} to {} and closes them first, so each port then \
              sits 60 s in TIME_WAIT: {} of the {} ports are held that way, and at {}/s × 60 s \
              it needs {}{}.",
             p.who.words_cap(),
-            rate(per_s),
             s.dst,
             n(p.mix.closing),
             n(s.capacity),

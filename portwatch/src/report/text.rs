@@ -143,7 +143,7 @@ pub fn finding(out: &mut String, rank: usize, f: &Finding) {
     if let Some(r) = f.rate_per_s {
         let what = match f.cause {
             Cause::CloseWaitLeak => "new CLOSE_WAIT/s",
-            _ => "new connections/s",
+            _ => "connection attempts/s",
         };
         pace.push(format!("{} {what}", rate(r)));
     }

@@ -161,6 +161,18 @@ impl Said {
     }
 }
 
+fn parse(line: &str) -> Said {
+    let mut f = line.split_whitespace();
+    Said {
+        what: f.next().unwrap_or_default().to_string(),
+        at_ns: f.next().and_then(|t| t.parse().ok()).unwrap_or(0),
+        kv: f
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
 /// A `pw-scenario` process in a namespace, with the name (`comm`) it gave itself. It runs
 /// until [`Scenario::stop`] (or drop) closes its stdin, or its own time limit.
 pub struct Scenario {
@@ -217,20 +229,21 @@ impl Scenario {
                     self.comm, self.pid, self.said
                 )
             });
-            let mut f = line.split_whitespace();
-            let said = Said {
-                what: f.next().unwrap_or_default().to_string(),
-                at_ns: f.next().and_then(|t| t.parse().ok()).unwrap_or(0),
-                kv: f
-                    .filter_map(|kv| kv.split_once('='))
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            };
+            let said = parse(&line);
             self.said.push(said.clone());
             if matches(&said) {
                 return said;
             }
         }
+    }
+
+    /// Whether it has said `what` (among the lines read so far, after reading what is
+    /// waiting).
+    pub fn has_said(&mut self, what: &str) -> bool {
+        while let Ok(line) = self.out.try_recv() {
+            self.said.push(parse(&line));
+        }
+        self.said.iter().any(|s| s.what == what)
     }
 
     /// Closes its stdin (it then releases its sockets and exits) and reaps it.

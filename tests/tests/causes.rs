@@ -138,7 +138,8 @@ fn time_wait_churn_until_connect_fails() {
     let _server = TestServer::start(&ns, addr("127.0.0.1:8080"), Serve::CloseAfterClient);
     let mut sc = Scenario::start(SCENARIO, &ns, "pw-twchurn", &["churn", "127.0.0.1:8080"]);
     let onset = sc.wait("fail", Some("EADDRNOTAVAIL"), REACH);
-    assert_eq!(onset.num("made"), 50, "the kernel gave out 50 ports");
+    // 50 ports (51 only if a peer's RST ended a TIME_WAIT early: RFC 1337 assassination).
+    assert!((50..=51).contains(&onset.num("made")), "{onset:?}");
     let r = report_at(report, onset.at_ns + 2 * S);
     assert_within_5s(&r, onset.at_ns);
     let f = top(&r);
@@ -532,12 +533,9 @@ fn config_parity_and_reserved_ports_under_pressure() {
     let _server = TestServer::start(&ns, addr("127.0.0.1:8080"), Serve::CloseAfterClient);
     let mut sc = Scenario::start(SCENARIO, &ns, "pw-cfg", &["churn", "127.0.0.1:8080"]);
     let onset = sc.wait("fail", Some("EADDRNOTAVAIL"), REACH);
-    let ports = (
-        onset.num("made"),
-        onset.num("min_port"),
-        onset.num("max_port"),
-    );
-    assert_eq!(ports, (61, 40040, 40100), "{onset:?}");
+    let ports = (onset.num("min_port"), onset.num("max_port"));
+    assert_eq!(ports, (40040, 40100), "{onset:?}");
+    assert!((61..=62).contains(&onset.num("made")), "{onset:?}");
     let r = report_at(report, onset.at_ns + 2 * S);
     assert_within_5s(&r, onset.at_ns);
     let f = top(&r);
@@ -599,8 +597,14 @@ fn config_tw_reuse_loopback_only_on_a_veth() {
     let _server = TestServer::start(&peer, addr("10.77.0.2:8080"), Serve::CloseAfterClient);
     let mut sc = Scenario::start(SCENARIO, &ns, "pw-twveth", &["churn", "10.77.0.2:8080"]);
     let onset = sc.wait("fail", Some("EADDRNOTAVAIL"), REACH);
-    assert_eq!(onset.num("made"), 50, "no TIME_WAIT was reused");
     let r = report_at(report, onset.at_ns + 2 * S);
+    // Retrying every 100 ms, it never got a port back: reuse would take a TIME_WAIT 1 s old.
+    assert!(!sc.has_said("recovered"), "{:?}", sc.said);
+    assert!(
+        r["failures"]["total"].as_u64() >= Some(10),
+        "{}",
+        r["failures"]
+    );
     assert_within_5s(&r, onset.at_ns);
     let f = top(&r);
     assert_finding(

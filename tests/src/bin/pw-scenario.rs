@@ -20,7 +20,8 @@
 //! It enters the namespace, names itself (`prctl(PR_SET_NAME)`, what the kernel's `comm` is),
 //! does its work on its main thread, and reports on stdout, one line each:
 //! `<what> <CLOCK_MONOTONIC ns> [key=value…]` — `start` (first connection made), `reached`
-//! (the count reached), `fail` (first failure of an errno, `errno=NAME`), `ready` (listening).
+//! (the count reached), `fail` (first failure of an errno, `errno=NAME`), `recovered` (churn:
+//! a connection made after a failure), `ready` (listening).
 //! Then it holds its sockets until stdin closes or `--max-s` (default 30) passes: every loop
 //! here is bounded.
 
@@ -240,6 +241,7 @@ fn churn(a: &Args, stop: &Stop) {
     let mut pace = Pace::new(a.num("--rate", 0.0));
     let mut fails = Failures::default();
     let (mut made, mut lo, mut hi) = (0u64, u16::MAX, 0u16);
+    let mut recovered = false;
     while made < count && !pace.wait(stop) {
         match TcpStream::connect(dst) {
             Ok(s) => {
@@ -248,6 +250,10 @@ fn churn(a: &Args, stop: &Stop) {
                 made += 1;
                 if made == 1 {
                     say("start", &[]);
+                }
+                if !fails.seen.is_empty() && !recovered {
+                    recovered = true;
+                    say("recovered", &[("made", made.to_string())]);
                 }
                 drop(s);
             }

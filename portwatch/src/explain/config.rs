@@ -50,20 +50,24 @@ fn pressure_sev(ctx: &Ctx, netns: u32) -> Severity {
     }
 }
 
+/// Ends of the same parity: each `connect()` scans one port fewer than the range holds
+/// (model/capacity.rs), so a pool's last free port can be missed.
 fn range_parity(ns: &NetnsSysctls, out: &mut Vec<Finding>) {
-    let Some(top) = ns.capacity.unused_top_port else {
-        return;
-    };
     let (lo, hi) = ns.sysctls.port_range;
+    let count = (u32::from(hi) + 1).saturating_sub(u32::from(lo));
+    if count <= 1 || count % 2 == 0 {
+        return;
+    }
     let ev = format!(
-        "ip_local_port_range {lo}–{hi} holds {} ports, an odd number: connect() scans {} of \
-         them and never uses port {top}.",
-        n(u32::from(hi) + 1 - u32::from(lo)),
-        n(ns.capacity.scanned)
+        "ip_local_port_range {lo}–{hi} holds {} ports, an odd number: each connect() scans \
+         only {} of them, skipping {lo} or {hi} depending on where its search starts, so it \
+         can fail with EADDRNOTAVAIL while one port of the pool is still free.",
+        n(count),
+        n(count - 1)
     );
-    let title = format!("Configuration: port {top} of the range is never used");
-    let mut f = finding(ns, ConfigIssue::RangeParity, Severity::Info, &title, ev);
-    f.capacity = Some(ns.capacity.scanned);
+    let title = "Configuration: the ends of ip_local_port_range have the same parity";
+    let mut f = finding(ns, ConfigIssue::RangeParity, Severity::Info, title, ev);
+    f.capacity = Some(count);
     f.remedies.push(rem::range_parity(lo, hi));
     out.push(f);
 }

@@ -18,7 +18,7 @@ use crate::{
     },
 };
 
-/// How a pool's sockets divide between the patterns.
+/// How the sockets that take a pool's ports divide between the patterns.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Mix {
     /// Closed first by this side: FIN_WAIT1, FIN_WAIT2, CLOSING, TIME_WAIT.
@@ -170,7 +170,9 @@ fn view(
     failures: &FailureStats,
     now: u64,
 ) -> PoolView {
-    let mix = Mix::of(&stats.states);
+    // What fills the pool: sockets whose port is held by bind() (bind-before-connect, its
+    // own finding) or lies outside the range take nothing from it.
+    let mix = Mix::of(&stats.states_in_capacity);
     let unknown: u32 = stats
         .owners
         .iter()

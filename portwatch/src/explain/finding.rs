@@ -81,7 +81,8 @@ impl Cause {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConfigIssue {
-    /// `ip_local_port_range` ends of the same parity: the top port is never used.
+    /// `ip_local_port_range` ends of the same parity: each `connect()` scans one port fewer
+    /// than the range holds (skipping one end), so the last free port can be missed.
     RangeParity,
     /// `ip_local_reserved_ports` takes a large part of the range.
     ReservedPorts,

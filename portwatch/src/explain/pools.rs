@@ -37,7 +37,7 @@ pub(super) fn rules(ctx: &Ctx, out: &mut Vec<Finding>) {
             // Failed earlier, empty now: how its connections ended tells what filled it.
             let c = &p.stats.closes;
             let ended = c.local_first + c.remote_first + c.reset;
-            if m.total == 0 && c.tw_started > 0 && c.tw_started * 2 >= ended {
+            if p.stats.states.total() == 0 && c.tw_started > 0 && c.tw_started * 2 >= ended {
                 out.push(time_wait_churn(ctx, p, sev));
             }
         }

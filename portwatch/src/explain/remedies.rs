@@ -374,9 +374,9 @@ pub(super) fn range_parity(lo: u16, hi: u16) -> Remedy {
         true,
         format!("sysctl -w net.ipv4.ip_local_port_range=\"{lo} {hi2}\""),
         format!(
-            "connect() scans an even number of ports (even ones first, then odd), so with \
-             ends of the same parity port {hi} is never used; ends of opposite parity use \
-             every port."
+            "connect() scans an even number of ports (in two passes, one per parity), so with \
+             ends of the same parity each call skips {lo} or {hi}; ends of opposite parity \
+             let every call scan every port, as the kernel's ip-sysctl documentation advises."
         ),
     )
 }

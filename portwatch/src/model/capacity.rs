@@ -2,12 +2,17 @@
 //!
 //! From `__inet_hash_connect` (net/ipv4/inet_hashtables.c), FACTS.md "Port selection":
 //!
-//! - the scan covers `remaining = high + 1 - low` ports from `low`, and rounds `remaining`
-//!   down to an even number when it is above 1 (`remaining &= ~1U`), so that the even pass and
-//!   the odd pass (step 2 each) cover the same number of ports. A range whose ends have the
-//!   same parity (an odd count) therefore never offers its top port: 40000–40010 gives 10
-//!   ports, not 11. (With the per-socket `IP_LOCAL_PORT_RANGE` option the step is 1 and no
-//!   rounding happens; that option is invisible to the model.)
+//! - each call scans `remaining = high + 1 - low` ports rounded down to an even number
+//!   (`remaining &= ~1U`) in two passes of step 2, the first from `low + offset` (`offset`
+//!   even, a per-destination hash plus a perturbation that moves after every connect),
+//!   wrapping by `remaining`. With an odd count (ends of the same parity) one call therefore
+//!   skips one port of `low`'s parity: `low` itself when `offset > 0`, the top port when
+//!   `offset == 0`. Different calls skip different ends, so over a pool's life **every port of
+//!   the range is handed out**: 40000–40050 gives 51 ports, not 50 (measured on Linux 6.18:
+//!   51 held connections, ports 40000 and 40050 both used; the cause tests pin it). What the
+//!   odd count costs is only that, with one port left, a call may not look at it (the
+//!   `range_parity` config finding). (With the per-socket `IP_LOCAL_PORT_RANGE` option the
+//!   step is 1 and no rounding happens; that option is invisible to the model.)
 //! - ports in `ip_local_reserved_ports` are skipped;
 //! - a port whose bind bucket was made by `bind()` or `listen()` (`fastreuse >= 0`) is skipped
 //!   for every destination and every source address (the bucket is per namespace + port);
@@ -27,10 +32,8 @@ use super::input::Sysctls;
 pub(crate) struct PortSpace {
     /// First port scanned.
     low: u16,
-    /// Ports scanned from `low` (the kernel's `remaining`).
+    /// Ports of the range from `low` (every one can be handed out).
     scan: u32,
-    /// The top port of an odd-sized range, which the scan never reaches.
-    unused_top: Option<u16>,
     reserved: Option<Box<[u64; 1024]>>,
     /// Scanned ports that are not reserved.
     usable: u32,
@@ -45,7 +48,6 @@ impl PortSpace {
         let mut p = PortSpace {
             low: 0,
             scan: 0,
-            unused_top: None,
             reserved: None,
             usable: 0,
             held: FxHashMap::default(),
@@ -59,17 +61,10 @@ impl PortSpace {
     pub fn configure(&mut self, sysctls: &Sysctls) {
         let (lo, hi) = sysctls.port_range;
         self.low = lo;
-        self.unused_top = None;
         self.scan = if hi < lo {
             0
         } else {
-            let n = u32::from(hi) + 1 - u32::from(lo);
-            if n > 1 && n % 2 == 1 {
-                self.unused_top = Some(hi);
-                n - 1
-            } else {
-                n
-            }
+            u32::from(hi) + 1 - u32::from(lo)
         };
         self.reserved = None;
         if !sysctls.reserved_ports.is_empty() {
@@ -134,7 +129,6 @@ impl PortSpace {
     pub fn breakdown(&self) -> CapacityBreakdown {
         CapacityBreakdown {
             scanned: self.scan,
-            unused_top_port: self.unused_top,
             reserved: self.scan - self.usable,
             held_by_bind: self.held_usable,
             capacity: self.capacity(),
@@ -145,10 +139,9 @@ impl PortSpace {
 /// How a namespace's capacity comes about, for views and explanations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct CapacityBreakdown {
-    /// Ports `connect()` scans (the range, rounded down to an even count).
+    /// Ports of `ip_local_port_range` (`connect()` can hand out every one; see the module
+    /// doc for ranges with an odd count).
     pub scanned: u32,
-    /// Set when the range has an odd number of ports: its top port is never used.
-    pub unused_top_port: Option<u16>,
     /// Scanned ports listed in `ip_local_reserved_ports`.
     pub reserved: u32,
     /// Scanned, unreserved ports held by `bind()` or a listener.

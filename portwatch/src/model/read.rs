@@ -153,6 +153,7 @@ impl Model {
             src: k.src,
             dst: k.dst,
             states: p.counts,
+            states_in_capacity: p.consuming,
             in_use,
             blocking,
             outside_capacity: p.counts.total() - p.consuming.total(),

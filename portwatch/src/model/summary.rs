@@ -29,6 +29,9 @@ pub struct PoolStats {
     pub dst: SocketAddr,
     /// Every socket of the pool by state.
     pub states: StateCounts,
+    /// Those whose port comes out of the pool's capacity (`states` minus
+    /// `outside_capacity`), by state: what fills the pool.
+    pub states_in_capacity: StateCounts,
     /// Ports taken out of the pool's capacity (every state that holds a port).
     pub in_use: u32,
     /// `in_use` minus TIME_WAIT entries that `tcp_tw_reuse` lets `connect()` take over.

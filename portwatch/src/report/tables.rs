@@ -321,16 +321,13 @@ fn sysctls(out: &mut String, r: &Report) {
             })
             .collect();
         let text = format!(
-            "ip_local_port_range {}–{}: {} ports scanned{}, {} reserved, {} held by bind() or \
+            "ip_local_port_range {}–{}: {} ports scanned, {} reserved, {} held by bind() or \
              listeners, {} per pool · ip_local_reserved_ports {} · tcp_tw_reuse {} · \
              tcp_timestamps {} · tcp_max_tw_buckets {} ({} timewait sockets now, {} \
              overflowed since start) · tcp_fin_timeout {} s{}",
             y.port_range.0,
             y.port_range.1,
             n(c.scanned),
-            c.unused_top_port
-                .map(|p| format!(" (port {p} never used)"))
-                .unwrap_or_default(),
             n(c.reserved),
             n(c.held_by_bind),
             n(c.capacity),

@@ -150,3 +150,35 @@ fn bind_conflict_with_nothing_left_suggests_so_reuseaddr() {
     assert_eq!(helps(f, "so_reuseaddr"), Some(true));
     assert_eq!(helps(f, "tcp_tw_reuse"), Some(false));
 }
+
+/// What Linux 6.18 did (tests/causes.rs): one process binds 127.0.0.1:0 and connects, 50
+/// times, to one destination in a 50-port range, keeping the connections, until bind(0)
+/// fails with EADDRINUSE. Every port is held by bind(): the pool toward 127.0.0.1:8080 has
+/// capacity 0 and none of its sockets takes one of its ports, so its pressure is
+/// bind-before-connect's alone — not "too many concurrent connections", whose remedies
+/// (more destinations, more source IPs) would give pools that bind() has emptied too.
+#[test]
+fn a_pool_emptied_by_bind_before_connect_is_not_concurrency() {
+    let mut sim = Sim::range(40000, 40049, 2);
+    let fetcher = task(4242, "fetcher");
+    sim.bind_connect(fetcher, "127.0.0.1", &["127.0.0.1:8080"], 50, false);
+    sim.s.advance(SEC);
+    sim.bind_connect(fetcher, "127.0.0.1", &["127.0.0.1:8080"], 3, false);
+    sim.s.advance(SEC);
+    sim.s.run(&mut sim.m);
+    let fs = explain(&sim.m, sim.now());
+    assert_sound(&fs);
+    let pool = &sim.m.pools(sim.now(), 1)[0];
+    assert_eq!(
+        (pool.capacity, pool.in_use, pool.time_to_exhaustion_s),
+        (0, 0, Some(0.0))
+    );
+    assert_eq!(
+        causes(&fs),
+        vec![(Cause::BindBeforeConnect, Severity::Critical)],
+        "{fs:#?}"
+    );
+    let f = one(&fs, Cause::BindBeforeConnect);
+    assert_eq!(f.dst.as_deref(), Some("127.0.0.1:8080"));
+    assert_eq!(f.errors["EADDRINUSE"], 3);
+}

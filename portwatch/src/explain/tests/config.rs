@@ -20,10 +20,12 @@ fn same_parity_range_ends() {
     let f = config(&fs, ConfigIssue::RangeParity).unwrap();
     assert_eq!((f.severity, f.netns), (Severity::Info, NETNS));
     assert!(
-        f.evidence.contains("never uses port 50000"),
+        f.evidence
+            .contains("scans only 10,000 of them, skipping 40000 or 50000"),
         "{}",
         f.evidence
     );
+    assert_eq!(f.capacity, Some(10001));
     assert!(
         f.remedies[0].action.contains("40000 50001"),
         "{:?}",

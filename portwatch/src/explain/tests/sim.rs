@@ -74,7 +74,7 @@ impl Sim {
     /// Next port `connect()` would choose toward `dst` from `src`, if any.
     fn port(&mut self, src: &str, dst: &str) -> Option<u16> {
         let (lo, hi) = self.range;
-        let scan = (u32::from(hi) + 1 - u32::from(lo)) & !1;
+        let scan = u32::from(hi) + 1 - u32::from(lo);
         let q = self
             .free
             .entry((src.to_string(), dst.to_string()))

@@ -1,0 +1,444 @@
+//! The pieces of the cause tests (`tests/causes.rs`): the `portwatch report` binary running
+//! live on one namespace, a scenario process (`pw-scenario`) that misbehaves in it, and test
+//! servers on the namespace's loopback.
+
+use std::{
+    io::{self, BufRead, BufReader, Read},
+    net::{SocketAddr, TcpListener, TcpStream},
+    os::fd::AsRawFd,
+    process::{Child, ChildStdin, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use crate::{Netns, require_root};
+
+/// The portwatch binary under test: `PORTWATCH_BIN` (set by `cargo xtask test`). Panics
+/// without it: these tests never skip.
+pub fn portwatch_bin() -> String {
+    let bin = std::env::var("PORTWATCH_BIN")
+        .expect("PORTWATCH_BIN must name the portwatch binary (cargo xtask test sets it)");
+    assert!(
+        std::path::Path::new(&bin).exists(),
+        "PORTWATCH_BIN={bin} does not exist"
+    );
+    bin
+}
+
+/// CLOCK_MONOTONIC now, in ns: the clock of events and of a report's window.
+pub fn mono_ns() -> u64 {
+    portwatch::collect::monotonic_now_ns()
+}
+
+/// Sleeps until `CLOCK_MONOTONIC` reaches `t_ns` (at once if it has).
+pub fn sleep_until_ns(t_ns: u64) {
+    let now = mono_ns();
+    if t_ns > now {
+        thread::sleep(Duration::from_nanos(t_ns - now));
+    }
+}
+
+/// Reads a child's stream line by line on a thread, so that waits can time out.
+fn lines(r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// `portwatch report --json --netns INODE`, started and tracing; [`LiveReport::finish`] ends
+/// its window (SIGTERM, as Ctrl-C would) and returns the report.
+pub struct LiveReport {
+    child: Option<Child>,
+    stderr: mpsc::Receiver<String>,
+    /// What it printed on stderr so far.
+    log: Vec<String>,
+}
+
+impl LiveReport {
+    /// Starts it and waits until it says it is tracing. `max` is its `--duration`: a bound in
+    /// case the test never ends the window.
+    pub fn start(netns: u32, max: Duration) -> LiveReport {
+        require_root();
+        let mut child = Command::new(portwatch_bin())
+            .args(["report", "--json", "--netns", &netns.to_string()])
+            .args(["--duration", &format!("{}s", max.as_secs().max(1))])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn portwatch report");
+        let stderr = lines(child.stderr.take().unwrap());
+        let mut me = LiveReport {
+            child: Some(child),
+            stderr,
+            log: Vec::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match me.stderr.recv_timeout(left) {
+                Ok(l) => {
+                    let tracing = l.contains("tracing");
+                    me.log.push(l);
+                    if tracing {
+                        return me;
+                    }
+                }
+                Err(_) => panic!(
+                    "portwatch report did not start tracing: {}",
+                    me.log.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Ends the window now and returns the report (the JSON document).
+    pub fn finish(mut self) -> Value {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: a signal to the child we started and have not reaped yet.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        let status = child.wait().unwrap();
+        self.log.extend(self.stderr.try_iter());
+        assert!(
+            status.success(),
+            "portwatch report: {status}\n{}",
+            self.log.join("\n")
+        );
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("report JSON: {e}\n{out}"))
+    }
+}
+
+impl Drop for LiveReport {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// One line a scenario printed: what happened, when (CLOCK_MONOTONIC ns), and its details.
+#[derive(Clone, Debug)]
+pub struct Said {
+    pub what: String,
+    pub at_ns: u64,
+    pub kv: Vec<(String, String)>,
+}
+
+impl Said {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.kv
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn num(&self, key: &str) -> u64 {
+        self.get(key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{key} in {self:?}"))
+    }
+}
+
+fn parse(line: &str) -> Said {
+    let mut f = line.split_whitespace();
+    Said {
+        what: f.next().unwrap_or_default().to_string(),
+        at_ns: f.next().and_then(|t| t.parse().ok()).unwrap_or(0),
+        kv: f
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+/// A `pw-scenario` process in a namespace, with the name (`comm`) it gave itself. It runs
+/// until [`Scenario::stop`] (or drop) closes its stdin, or its own time limit.
+pub struct Scenario {
+    pub pid: u32,
+    pub comm: String,
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    out: mpsc::Receiver<String>,
+    /// Every line read so far.
+    pub said: Vec<Said>,
+}
+
+impl Scenario {
+    /// `bin`: the pw-scenario binary (`env!("CARGO_BIN_EXE_pw-scenario")` in a test).
+    pub fn start(bin: &str, ns: &Netns, comm: &str, args: &[&str]) -> Scenario {
+        assert!(comm.len() <= 15, "comm is at most 15 bytes: {comm}");
+        let mut child = Command::new(bin)
+            .args([
+                "--netns",
+                &format!("/run/netns/{}", ns.name),
+                "--comm",
+                comm,
+            ])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {bin}: {e}"));
+        let out = lines(child.stdout.take().unwrap());
+        Scenario {
+            pid: child.id(),
+            comm: comm.to_string(),
+            stdin: child.stdin.take(),
+            child: Some(child),
+            out,
+            said: Vec::new(),
+        }
+    }
+
+    /// Waits for the first line saying `what` (and `errno`, for `fail`); panics after
+    /// `timeout` with everything it said.
+    pub fn wait(&mut self, what: &str, errno: Option<&str>, timeout: Duration) -> Said {
+        let matches = |s: &Said| s.what == what && errno.is_none_or(|e| s.get("errno") == Some(e));
+        if let Some(s) = self.said.iter().find(|s| matches(s)) {
+            return s.clone();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.out.recv_timeout(left).unwrap_or_else(|_| {
+                panic!(
+                    "{} (pid {}) never said {what} {errno:?}: {:#?}",
+                    self.comm, self.pid, self.said
+                )
+            });
+            let said = parse(&line);
+            self.said.push(said.clone());
+            if matches(&said) {
+                return said;
+            }
+        }
+    }
+
+    /// Whether it has said `what` (among the lines read so far, after reading what is
+    /// waiting).
+    pub fn has_said(&mut self, what: &str) -> bool {
+        while let Ok(line) = self.out.try_recv() {
+            self.said.push(parse(&line));
+        }
+        self.said.iter().any(|s| s.what == what)
+    }
+
+    /// Closes its stdin (it then releases its sockets and exits) and reaps it.
+    pub fn stop(mut self) {
+        self.end();
+    }
+
+    fn end(&mut self) {
+        drop(self.stdin.take());
+        if let Some(mut c) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+/// What a [`TestServer`] does with each connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Serve {
+    /// Reads until the client's FIN, then closes: the client closed first.
+    CloseAfterClient,
+    /// Closes at once: the server closes first.
+    CloseFirst,
+    /// Keeps every connection open until the server stops.
+    Keep,
+    /// Never accepts, with the smallest backlog: once one connection waits in its accept
+    /// queue, the kernel drops every further SYN (an overloaded server).
+    NeverAccept,
+}
+
+/// A listener of the test process (so its pid differs from the scenario's) on a namespace's
+/// loopback, served by one thread until dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub fn start(ns: &Netns, addr: SocketAddr, how: Serve) -> TestServer {
+        let backlog = if how == Serve::NeverAccept { 0 } else { 1024 };
+        let listener = ns.run(move || -> io::Result<TcpListener> {
+            let s = socket2::Socket::new(
+                socket2::Domain::for_address(addr),
+                socket2::Type::STREAM,
+                None,
+            )?;
+            s.set_reuse_address(true)?;
+            s.bind(&addr.into())?;
+            s.listen(backlog)?;
+            Ok(s.into())
+        });
+        let listener = listener.unwrap_or_else(|e| panic!("listen on {addr}: {e}"));
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = thread::spawn(move || {
+            let mut kept = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                if how == Serve::NeverAccept {
+                    thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+                match listener.accept() {
+                    Ok((s, _)) => match how {
+                        Serve::CloseAfterClient => {
+                            let _ = s.set_nonblocking(false);
+                            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                            let mut s = s;
+                            let mut buf = [0u8; 64];
+                            while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+                        }
+                        Serve::CloseFirst => drop(s),
+                        Serve::Keep => kept.push(s),
+                        Serve::NeverAccept => unreachable!(),
+                    },
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        poll_readable(listener.as_raw_fd(), 20);
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(1)),
+                }
+            }
+            drop(kept);
+        });
+        TestServer {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Fills a [`Serve::NeverAccept`] server's accept queue (one connection of the test
+    /// process), so that every later SYN is dropped. Returns that connection: keep it.
+    pub fn fill_accept_queue(&self, ns: &Netns) -> TcpStream {
+        let addr = self.addr;
+        ns.run(move || TcpStream::connect_timeout(&addr, Duration::from_secs(2)))
+            .expect("the first connection fills the accept queue")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn poll_readable(fd: i32, ms: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut p, 1, ms) > 0 }
+}
+
+/// The findings of a report, in rank order.
+pub fn findings(report: &Value) -> &[Value] {
+    report["findings"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
+
+/// One line per finding (severity, cause, issue, title, evidence), for failure messages.
+pub fn describe(report: &Value) -> String {
+    let mut s = String::new();
+    for f in findings(report) {
+        s.push_str(&format!(
+            "- {} {} {} [{} pid {} dst {}] {}\n    {}\n",
+            f["severity"],
+            f["cause"],
+            f["issue"],
+            f["comm"],
+            f["pid"],
+            f["dst"],
+            f["title"],
+            f["evidence"]
+        ));
+    }
+    if s.is_empty() {
+        s.push_str("(no findings)\n");
+    }
+    s.push_str(&format!(
+        "pools: {}\nlost: {}",
+        report["pools"], report["lost_events"]
+    ));
+    s
+}
+
+/// The top-ranked finding; panics if there is none.
+pub fn top(report: &Value) -> &Value {
+    findings(report)
+        .first()
+        .unwrap_or_else(|| panic!("no finding at all:\n{}", describe(report)))
+}
+
+/// The first finding of this cause (and config issue).
+pub fn finding<'a>(report: &'a Value, cause: &str, issue: Option<&str>) -> &'a Value {
+    findings(report)
+        .iter()
+        .find(|f| f["cause"] == cause && issue.is_none_or(|i| f["issue"] == i))
+        .unwrap_or_else(|| panic!("no {cause} {issue:?} finding:\n{}", describe(report)))
+}
+
+/// The remedies of a finding with this id.
+pub fn remedies<'a>(f: &'a Value, id: &str) -> Vec<&'a Value> {
+    f["remedies"]
+        .as_array()
+        .map(|v| v.iter().filter(|r| r["id"] == id).collect())
+        .unwrap_or_default()
+}
+
+/// Asserts the finding has a remedy `id` and every remedy with that id has `helps`.
+pub fn assert_remedy(f: &Value, id: &str, helps: bool) {
+    let r = remedies(f, id);
+    assert!(
+        !r.is_empty() && r.iter().all(|r| r["helps"] == helps),
+        "remedy {id} helps={helps} in {:#}",
+        f["remedies"]
+    );
+}

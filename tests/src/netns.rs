@@ -73,6 +73,20 @@ impl NetnsGuard {
         self.enter(f)
     }
 
+    /// Like [`NetnsGuard::run`] but does not wait: the thread lives on in the namespace.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
+        let file = std::fs::File::open(self.path()).expect("open the namespace");
+        std::thread::spawn(move || {
+            // SAFETY: a valid namespace fd; setns moves only this thread.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+    }
+
     /// Same as [`NetnsGuard::run`].
     pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
         let file = std::fs::File::open(self.path()).expect("open the namespace");

@@ -266,3 +266,18 @@ pub fn assert_one_timewait(
     }
     addr
 }
+
+/// Asserts that nothing of this tracer's namespace was lost on the way: no record dropped for
+/// a full ring, unreadable or undecodable. (Skipped program runs are not part of it: the
+/// kernel counts them for every namespace on the machine, so a busy machine can show some
+/// that concern other traffic; tests that need them assert the exact events instead.)
+pub fn assert_nothing_lost(c: &Counters) {
+    assert_eq!(
+        (c.state.lost, c.call.lost, c.timewait.lost, c.decode_errors),
+        (0, 0, 0, 0),
+        "{c:?}"
+    );
+    assert_eq!(c.state.received, c.state.seen, "{c:?}");
+    assert_eq!(c.call.received, c.call.seen, "{c:?}");
+    assert_eq!(c.timewait.received, c.timewait.seen, "{c:?}");
+}

@@ -127,5 +127,11 @@ fn events_json_streams_transitions_failures_and_timewait() {
             .all(|e| e["netns"] == ns.inode && e["time"].is_string()),
         "{stdout}"
     );
-    assert!(rest.contains("events received, 0 lost"), "{rest}");
+    // Ring-buffer and decoding losses of this namespace: none. (Skipped program runs are
+    // counted for the whole machine and are not asserted here.)
+    assert!(
+        rest.contains("ring full or unreadable: state 0, call 0, timewait 0;")
+            && rest.contains("undecodable 0"),
+        "{rest}"
+    );
 }

@@ -63,6 +63,9 @@ enum Cmd {
     /// The client process of `portwatch demo` (internal).
     #[command(hide = true)]
     LabClient(cmd::lab_client::Args),
+    /// Load generators for the benchmarks (loopback, in a fresh network namespace).
+    #[command(hide = true)]
+    Lab(cmd::lab::Args),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
         Some(Cmd::Replay(args)) => cmd::replay::run(args),
         Some(Cmd::Demo(args)) => cmd::demo::run(args),
         Some(Cmd::LabClient(args)) => cmd::lab_client::run(args),
+        Some(Cmd::Lab(args)) => cmd::lab::run(args),
         None => cmd::tui::run(cli.live),
     };
     result.unwrap_or_else(|e| {

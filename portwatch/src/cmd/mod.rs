@@ -10,6 +10,7 @@ pub mod record;
 pub mod replay;
 pub mod report;
 pub mod tui;
+pub mod lab;
 
 use std::time::Duration;
 

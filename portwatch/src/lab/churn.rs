@@ -137,6 +137,10 @@ fn handle(mut s: TcpStream, closer: Closer) {
 #[derive(Clone, Debug)]
 pub struct ChurnOpts {
     pub dst: SocketAddr,
+    /// Spread the connections over this many destination addresses: `dst`'s IPv4 address
+    /// plus 0, 1, … (e.g. 127.0.0.1 … 127.0.0.16, with the server listening on 0.0.0.0), one
+    /// port pool each, so that a long run does not run out of ports. 1: `dst` only.
+    pub spread: u32,
     pub threads: usize,
     pub duration: Duration,
     /// Stop after this many successful connections in total.
@@ -185,16 +189,64 @@ pub fn churn(ns: &Netns, opts: &ChurnOpts) -> io::Result<ChurnReport> {
     })
 }
 
+/// Waits until no socket of `ns` is in a state that will still change on its own
+/// (SYN_SENT, SYN_RECV, FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING), or `timeout`; returns
+/// whether it settled. After a churn run this means every transition it caused has happened
+/// (TIME_WAIT and listeners remain; they change no TCP state until torn down).
+pub fn settle(ns: &Netns, timeout: Duration) -> anyhow::Result<bool> {
+    use crate::{context::diag::Dumper, event::TcpState::*};
+    let deadline = Instant::now() + timeout;
+    let inode = ns.inode;
+    loop {
+        let busy = ns.run(move || -> anyhow::Result<u64> {
+            let mut busy = 0;
+            Dumper::new(inode)?.dump_tcp(|s| {
+                if matches!(
+                    s.state,
+                    SynSent | SynRecv | FinWait1 | FinWait2 | CloseWait | LastAck | Closing
+                ) {
+                    busy += 1;
+                }
+            })?;
+            Ok(busy)
+        })??;
+        if busy == 0 {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The destinations a churn run cycles through (see [`ChurnOpts::spread`]).
+fn destinations(opts: &ChurnOpts) -> Vec<SocketAddr> {
+    match opts.dst {
+        SocketAddr::V4(v4) if opts.spread > 1 => (0..opts.spread)
+            .map(|k| {
+                let ip = std::net::Ipv4Addr::from(u32::from(*v4.ip()).wrapping_add(k));
+                SocketAddr::new(ip.into(), v4.port())
+            })
+            .collect(),
+        dst => vec![dst],
+    }
+}
+
 fn client(opts: &ChurnOpts, made: &AtomicU64, deadline: Instant) -> BTreeMap<String, u64> {
     let mut failures = BTreeMap::new();
     let max = opts.max_connections.unwrap_or(u64::MAX);
+    let dsts = destinations(opts);
+    let mut next = 0;
     while Instant::now() < deadline {
         // Claim a connection before making it, so the total never overshoots `max`.
         if made.fetch_add(1, Ordering::SeqCst) >= max {
             made.fetch_sub(1, Ordering::SeqCst);
             break;
         }
-        match TcpStream::connect(opts.dst) {
+        let dst = dsts[next % dsts.len()];
+        next += 1;
+        match TcpStream::connect(dst) {
             Ok(mut s) => {
                 if opts.closer == Closer::Server {
                     let mut buf = [0u8; 64];

@@ -3,4 +3,5 @@
 
 pub mod churn;
 pub mod demo;
+pub mod hold;
 pub mod netns;

@@ -1,0 +1,453 @@
+//! The traced modes: each is a command line run as a process of its own beside the load
+//! (or, for `kernel`, the library's collector inside the harness), started on the load's
+//! network namespace, stopped with SIGINT, and asked what it received and lost.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+    thread::{self, JoinHandle},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use portwatch::{
+    collect::{Collector, Options},
+    record::{ContextRecord, Item, Reader},
+    session::recording::{LOSS, counters_from_record},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::bpfstats::{self, ProgStat};
+
+/// How a mode's process says what it received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parse {
+    /// `portwatch events --json`: one JSON object per line; the summary on stderr.
+    EventsJson,
+    /// A recording at `{out}`, read back with `record::Reader`.
+    Recording,
+    /// `portwatch report --json`: `model.events`, `lost_events.total`.
+    ReportJson,
+    /// The stand-ins' one JSON line (`standin.rs`).
+    StandinJson,
+    /// libbpf-tools `tcpstates`: one line per transition; transitions of the load's port.
+    Tcpstates { port: u16 },
+}
+
+#[derive(Debug, Clone)]
+pub enum How {
+    /// The library's collector in the harness: the kernel side and a consumer that only counts.
+    InProcess,
+    /// `{netns}` and `{out}` are replaced in the arguments.
+    Command { argv: Vec<String>, parse: Parse },
+    Unavailable(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Mode {
+    pub key: &'static str,
+    /// What ran, for the table.
+    pub label: String,
+    pub how: How,
+    /// Fallbacks and caveats, shown with its figures.
+    pub note: String,
+    /// Whether the ≥ 0.90 target applies.
+    pub targeted: bool,
+}
+
+/// What a traced run received. `state_received` is `None` when the mode's output does not
+/// separate state transitions from other events.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Tally {
+    pub state_received: Option<u64>,
+    /// Events of every kind.
+    pub received: u64,
+    pub lost: u64,
+    /// State transitions that reached the programs (seen + skipped runs), where known.
+    pub kernel_seen: Option<u64>,
+    pub recording_bytes: Option<u64>,
+    /// The mode's BPF programs with their run-time statistics, read before it stopped.
+    pub progs: Vec<ProgStat>,
+    /// The in-process collector's hook name per program id.
+    pub hooks: Vec<(u32, String)>,
+}
+
+pub enum Running {
+    Kernel {
+        stop: Arc<AtomicBool>,
+        thread: JoinHandle<anyhow::Result<Tally>>,
+    },
+    Proc {
+        child: Child,
+        parse: Parse,
+        out: PathBuf,
+        stdout: JoinHandle<StdoutSeen>,
+        stderr: JoinHandle<String>,
+    },
+}
+
+/// What a reader thread made of a process's standard output.
+pub enum StdoutSeen {
+    Lines { state: u64, total: u64 },
+    Text(String),
+}
+
+fn subst(arg: &str, netns: u32, out: &Path) -> String {
+    arg.replace("{netns}", &netns.to_string())
+        .replace("{out}", &out.to_string_lossy())
+}
+
+impl Mode {
+    /// Starts tracing `netns`; returns once the programs are attached.
+    pub fn start(&self, netns: u32, out: &Path) -> anyhow::Result<Running> {
+        match &self.how {
+            How::Unavailable(why) => bail!("{}: {why}", self.key),
+            How::InProcess => start_kernel(netns),
+            How::Command { argv, parse } => {
+                let _ = std::fs::remove_file(out);
+                let args: Vec<String> = argv.iter().map(|a| subst(a, netns, out)).collect();
+                let mut child = Command::new(&args[0])
+                    .args(&args[1..])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .with_context(|| format!("start {}", args.join(" ")))?;
+                let stdout = child.stdout.take().expect("piped");
+                let stdout = thread::spawn({
+                    let parse = *parse;
+                    move || read_stdout(stdout, parse)
+                });
+                let mut err = child.stderr.take().expect("piped");
+                let stderr = thread::spawn(move || {
+                    let mut s = String::new();
+                    let _ = err.read_to_string(&mut s);
+                    s
+                });
+                let mut running = Running::Proc {
+                    child,
+                    parse: *parse,
+                    out: out.to_path_buf(),
+                    stdout,
+                    stderr,
+                };
+                if let Err(e) = running.wait_attached() {
+                    let said = running.kill_and_stderr();
+                    bail!("{}: {e:#}; it said: {}", args.join(" "), said.trim());
+                }
+                Ok(running)
+            }
+        }
+    }
+}
+
+fn read_stdout(out: impl Read, parse: Parse) -> StdoutSeen {
+    let mut r = BufReader::with_capacity(1 << 20, out);
+    match parse {
+        Parse::EventsJson | Parse::Tcpstates { .. } => {
+            let (mut state, mut total) = (0, 0);
+            let mut line = Vec::new();
+            while matches!(r.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+                match parse {
+                    Parse::EventsJson => {
+                        total += 1;
+                        if memfind(&line, b"\"type\":\"state\"") {
+                            state += 1;
+                        }
+                    }
+                    Parse::Tcpstates { port } => {
+                        if tcpstates_matches(&line, port) {
+                            state += 1;
+                            total += 1;
+                        }
+                    }
+                    _ => unreachable!(),
+                }
+                line.clear();
+            }
+            StdoutSeen::Lines { state, total }
+        }
+        _ => {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            StdoutSeen::Text(s)
+        }
+    }
+}
+
+fn memfind(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// `SKADDR C-PID C-COMM LADDR LPORT RADDR RPORT OLDSTATE -> NEWSTATE MS` (comm may hold
+/// spaces, so count from the right).
+fn tcpstates_matches(line: &[u8], port: u16) -> bool {
+    let line = String::from_utf8_lossy(line);
+    let t: Vec<&str> = line.split_whitespace().collect();
+    if t.len() < 10 || t[t.len() - 3] != "->" {
+        return false;
+    }
+    let p = port.to_string();
+    t[t.len() - 7] == p || t[t.len() - 5] == p
+}
+
+fn start_kernel(netns: u32) -> anyhow::Result<Running> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+    let stop2 = stop.clone();
+    let thread = thread::spawn(move || -> anyhow::Result<Tally> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let opts = Options {
+                netns: Some(netns),
+                ..Options::default()
+            };
+            let mut c = match Collector::start(&opts) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(format!("{e:#}")));
+                    return Err(e);
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            let mut buf = Vec::new();
+            while !stop2.load(Ordering::Relaxed) {
+                let _ = tokio::time::timeout(Duration::from_millis(100), c.next_batch(&mut buf))
+                    .await;
+                buf.clear();
+            }
+            // Programs are unloaded at stop: read their statistics first.
+            let progs = bpfstats::of_process(std::process::id());
+            let hooks = hook_names(&c, &progs);
+            c.stop();
+            c.drain(&mut buf);
+            let k = c.counters();
+            Ok(Tally {
+                state_received: Some(k.state.received),
+                received: k.received_total(),
+                lost: k.lost_total(),
+                kernel_seen: Some(k.state.seen + k.skipped.state),
+                recording_bytes: None,
+                progs,
+                hooks,
+            })
+        })
+    });
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(Running::Kernel { stop, thread }),
+        Ok(Err(e)) => bail!("start the collector: {e}"),
+        Err(_) => bail!("the collector thread died"),
+    }
+}
+
+/// Programs are loaded in attach order, so ids follow `Hook::ALL`; the kernel keeps 15
+/// characters of each name.
+fn hook_names(c: &Collector, progs: &[ProgStat]) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    let mut it = progs.iter();
+    for a in c.attached().iter().filter(|a| a.result.is_ok()) {
+        let name = a.hook.program();
+        if let Some(p) = it.by_ref().find(|p| name.starts_with(&p.name)) {
+            out.push((p.id, name.to_string()));
+        }
+    }
+    out
+}
+
+impl Running {
+    fn pid(&self) -> u32 {
+        match self {
+            Running::Kernel { .. } => std::process::id(),
+            Running::Proc { child, .. } => child.id(),
+        }
+    }
+
+    /// Waits until the process has attached its programs and stopped attaching more.
+    fn wait_attached(&mut self) -> anyhow::Result<()> {
+        let Running::Proc { child, .. } = self else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (mut last, mut since) = (0, Instant::now());
+        loop {
+            if let Some(status) = child.try_wait()? {
+                bail!("exited before attaching ({status})");
+            }
+            let n = bpfstats::attachments(child.id());
+            if n != last {
+                (last, since) = (n, Instant::now());
+            } else if n > 0 && since.elapsed() >= Duration::from_millis(300) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("nothing attached after 30 s");
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn kill_and_stderr(self) -> String {
+        match self {
+            Running::Kernel { stop, thread } => {
+                stop.store(true, Ordering::Relaxed);
+                let _ = thread.join();
+                String::new()
+            }
+            Running::Proc {
+                mut child, stderr, ..
+            } => {
+                let _ = child.kill();
+                let _ = child.wait();
+                stderr.join().unwrap_or_default()
+            }
+        }
+    }
+
+    /// Reads the programs' statistics, stops with SIGINT, and collects what it received.
+    pub fn stop(self) -> anyhow::Result<Tally> {
+        let progs = bpfstats::of_process(self.pid());
+        match self {
+            Running::Kernel { stop, thread } => {
+                stop.store(true, Ordering::Relaxed);
+                thread.join().map_err(|_| anyhow::anyhow!("collector panicked"))?
+            }
+            Running::Proc {
+                mut child,
+                parse,
+                out,
+                stdout,
+                stderr,
+            } => {
+                // SAFETY: kill has no memory-safety preconditions; the child is ours.
+                unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+                let deadline = Instant::now() + Duration::from_secs(120);
+                let status = loop {
+                    if let Some(s) = child.try_wait()? {
+                        break s;
+                    }
+                    if Instant::now() > deadline {
+                        let _ = child.kill();
+                        bail!("did not stop within 120 s of SIGINT");
+                    }
+                    thread::sleep(Duration::from_millis(10));
+                };
+                let seen = stdout.join().map_err(|_| anyhow::anyhow!("reader panicked"))?;
+                let err = stderr.join().unwrap_or_default();
+                // A clean stop: 0, 130, or killed by the SIGINT itself.
+                use std::os::unix::process::ExitStatusExt;
+                let clean = status.success()
+                    || status.code() == Some(130)
+                    || status.signal() == Some(libc::SIGINT);
+                if !clean {
+                    bail!("exited with {status}: {}", err.trim());
+                }
+                let mut t = parse_output(parse, &out, seen, &err)?;
+                t.progs = progs;
+                Ok(t)
+            }
+        }
+    }
+}
+
+fn parse_output(parse: Parse, out: &Path, seen: StdoutSeen, err: &str) -> anyhow::Result<Tally> {
+    let text = || match &seen {
+        StdoutSeen::Text(s) => s.as_str(),
+        StdoutSeen::Lines { .. } => "",
+    };
+    let mut t = Tally::default();
+    match parse {
+        Parse::EventsJson => {
+            let StdoutSeen::Lines { state, total } = seen else {
+                unreachable!()
+            };
+            t.state_received = Some(state);
+            t.received = total;
+            t.lost = summary_number(err, " lost").context("no summary on stderr")?;
+        }
+        Parse::Tcpstates { .. } => {
+            let StdoutSeen::Lines { state, total } = seen else {
+                unreachable!()
+            };
+            t.state_received = Some(state);
+            t.received = total;
+            // "lost N events on CPU #C"
+            t.lost = err
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("lost ")?.split(' ').next()?.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+        Parse::Recording => return read_recording(out),
+        Parse::ReportJson => {
+            let v: serde_json::Value = serde_json::from_str(text())
+                .with_context(|| format!("report JSON; stderr: {}", err.trim()))?;
+            t.received = v["model"]["events"].as_u64().context("model.events")?;
+            t.lost = v["lost_events"]["total"]
+                .as_u64()
+                .context("lost_events.total")?;
+        }
+        Parse::StandinJson => {
+            t = serde_json::from_str(text().trim())
+                .with_context(|| format!("stand-in output; stderr: {}", err.trim()))?;
+        }
+    }
+    Ok(t)
+}
+
+/// The number before `what` in portwatch's summary line ("… 12 lost (…").
+fn summary_number(err: &str, what: &str) -> Option<u64> {
+    let line = err.lines().rev().find(|l| l.contains("events received"))?;
+    let before = &line[..line.find(what)?];
+    before.split_whitespace().last()?.parse().ok()
+}
+
+fn read_recording(path: &Path) -> anyhow::Result<Tally> {
+    let mut r = Reader::open(path).with_context(|| format!("open {}", path.display()))?;
+    let mut t = Tally {
+        state_received: Some(0),
+        recording_bytes: Some(std::fs::metadata(path)?.len()),
+        ..Tally::default()
+    };
+    let mut loss = None;
+    for item in r.by_ref() {
+        match item? {
+            Item::Event(e) => {
+                t.received += 1;
+                if matches!(e.kind, portwatch::event::EventKind::State(_)) {
+                    *t.state_received.as_mut().unwrap() += 1;
+                }
+            }
+            Item::Context(ContextRecord::Counters(c)) if c.name == LOSS => loss = Some(c),
+            Item::Context(_) => {}
+        }
+    }
+    if !r.integrity().is_complete() {
+        bail!("{}: {}", path.display(), r.integrity());
+    }
+    let c = counters_from_record(&loss.context("no loss counters in the recording")?)?;
+    t.lost = c.lost_total();
+    t.kernel_seen = Some(c.state.seen + c.skipped.state);
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_and_tcpstates_lines() {
+        let s = "portwatch: tracing\nportwatch: 39 events received, 2 lost (ring full …)";
+        assert_eq!(summary_number(s, " lost"), Some(2));
+        let l = b"ffff8881 1234 my comm 127.0.0.1 40000 127.0.0.1 23100 SYN_SENT -> ESTABLISHED 0.01\n";
+        assert!(tcpstates_matches(l, 23100));
+        assert!(!tcpstates_matches(l, 8080));
+    }
+}

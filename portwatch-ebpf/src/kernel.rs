@@ -75,6 +75,42 @@ pub fn read<T>(addr: u64) -> Result<T, ()> {
     }
 }
 
+/// A load through a BTF-typed kernel pointer (a `tp_btf` argument such as `struct sock *`,
+/// or a pointer loaded through one) at `off`, a known constant to the verifier (a read-only
+/// global). No helper call: the verifier checks the access against the kernel's BTF and
+/// makes it fault-safe (a fault reads 0). Only for fields inside the pointer's own struct.
+///
+/// # Safety
+/// `ptr` must be such a pointer, for the verifier to accept the program.
+#[inline(always)]
+pub unsafe fn btf_load<T: Copy>(ptr: u64, off: u64) -> T {
+    unsafe { core::ptr::read_volatile((ptr + off) as *const T) }
+}
+
+/// Inode number of the network namespace of `sk`, a BTF-typed `struct sock *` (see
+/// [`btf_load`]): two plain loads, cheap enough to filter on before anything else.
+#[inline(always)]
+pub fn netns_of_btf_sk(sk: u64) -> u32 {
+    let off_net = off::OFF_SKC_NET();
+    if off_net == 0 {
+        return 0;
+    }
+    // SAFETY: `sk` is the tracepoint's BTF-typed socket; `skc_net.net` and `ns.inum` are
+    // fields of `struct sock_common` and `struct net` at offsets userspace read from BTF.
+    let net: u64 = unsafe { btf_load(sk, off_net) };
+    if net == 0 {
+        return 0;
+    }
+    unsafe { btf_load::<u32>(net, off::OFF_NET_INUM()) }
+}
+
+/// `sk->sk_protocol` of a BTF-typed `struct sock *` (see [`btf_load`]).
+#[inline(always)]
+pub fn protocol_of_btf_sk(sk: u64) -> u16 {
+    // SAFETY: `sk_protocol` is a field of `struct sock`.
+    unsafe { btf_load(sk, off::OFF_SK_PROTOCOL()) }
+}
+
 /// Inode number of the network namespace of a `struct sock_common` (a socket or a timewait
 /// socket); 0 when unknown.
 #[inline(always)]

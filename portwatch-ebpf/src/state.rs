@@ -11,7 +11,7 @@ use portwatch_common::{IPPROTO_TCP, StateRecord, kind, stat};
 
 use crate::{
     emit::{bump, header, output},
-    kernel::{SkcBlock, inet_sport, netns_inum, protocol_of, wanted},
+    kernel::{SkcBlock, inet_sport, netns_of_btf_sk, protocol_of_btf_sk, wanted},
     nest::{self, hook},
 };
 
@@ -35,18 +35,20 @@ pub fn inet_sock_set_state_rescue(ctx: BtfTracePointContext) -> i32 {
 #[inline(always)]
 fn transition(ctx: &BtfTracePointContext, slot: u32) {
     let sk: u64 = ctx.arg(0);
+    // The namespace filter first, with plain loads: every other tracer's sockets (and every
+    // other portwatch's, filtered to another namespace) cost two loads and no helper call.
+    let netns = netns_of_btf_sk(sk);
+    if !wanted(netns) {
+        return;
+    }
     // TCP only: MPTCP's own socket and anything else that uses inet_sk_set_state stay out.
-    if protocol_of(sk) != IPPROTO_TCP {
+    if protocol_of_btf_sk(sk) != IPPROTO_TCP {
         return;
     }
     let Ok(block) = SkcBlock::read(sk, slot) else {
         return;
     };
     let tuple = block.tuple();
-    let netns = netns_inum(tuple.as_ref().map_or(0, |t| t.net));
-    if !wanted(netns) {
-        return;
-    }
     bump(stat::STATE_SEEN);
     let oldstate: i32 = ctx.arg(1);
     let newstate: i32 = ctx.arg(2);

@@ -21,15 +21,18 @@ use portwatch_common::{TimeWaitRecord, kind, stat, tw_op};
 
 use crate::{
     emit::{bump, header, output},
-    kernel::{SkcBlock, netns_inum, off, read, wanted},
+    kernel::{SkcBlock, btf_load, netns_inum, off, read, wanted},
     nest::{self, hook},
 };
 
-/// The timer's callback, or 0 when the timewait programs are disabled / unreadable.
+/// Whether `timer` (the tracepoint's BTF-typed `struct timer_list *`) is a timewait socket's:
+/// its callback is `tw_timer_handler`. Every timer in the system comes through here, so this
+/// is one plain load (see `kernel::btf_load`), no helper call.
 #[inline(always)]
 fn is_tw_timer(timer: u64) -> bool {
     let handler = off::TW_TIMER_HANDLER();
-    handler != 0 && read::<u64>(timer + off::OFF_TIMER_FUNCTION()) == Ok(handler)
+    // SAFETY: `function` is a field of `struct timer_list`.
+    handler != 0 && unsafe { btf_load::<u64>(timer, off::OFF_TIMER_FUNCTION()) } == handler
 }
 
 #[inline(always)]

@@ -161,3 +161,65 @@ fn name_of(id: u32) -> Option<String> {
         .collect();
     Some(String::from_utf8_lossy(&bytes).into_owned())
 }
+
+/// Another process with a TCP state tracer loaded: portwatch's programs or tcpstates'.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tracer {
+    pub pid: u32,
+    pub cmdline: String,
+    /// The namespace it filters on (`--netns N`), if any.
+    pub netns: Option<u32>,
+}
+
+/// Program names (as the kernel keeps them: 15 characters) that trace TCP state changes.
+const TRACER_PROGS: &[&str] = &["inet_sock_set_s", "handle_set_stat"];
+
+/// Processes other than `mine` that hold a TCP state tracer: they run on every transition of
+/// the benchmark too (and may filter on a namespace inode the kernel recycles for ours).
+pub fn foreign_tracers(mine: &[u32]) -> Vec<Tracer> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if mine.contains(&pid) || !holds_bpf_prog(pid) {
+            continue;
+        }
+        if !of_process(pid)
+            .iter()
+            .any(|p| TRACER_PROGS.contains(&p.name.as_str()))
+        {
+            continue;
+        }
+        let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<String> = raw
+            .split(|&b| b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let netns = args.iter().enumerate().find_map(|(i, a)| {
+            a.strip_prefix("--netns=")
+                .map(str::to_string)
+                .or_else(|| (a == "--netns").then(|| args.get(i + 1).cloned()).flatten())
+                .and_then(|v| v.parse().ok())
+        });
+        out.push(Tracer {
+            pid,
+            cmdline: args.join(" "),
+            netns,
+        });
+    }
+    out
+}
+
+fn holds_bpf_prog(pid: u32) -> bool {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy() == "anon_inode:bpf-prog")
+    })
+}

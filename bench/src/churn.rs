@@ -50,15 +50,53 @@ pub struct ModeRun {
     pub error: Option<String>,
 }
 
-fn untraced(cfg: &Cfg) -> anyhow::Result<ChurnOut> {
-    let mut lab = Lab::churn(cfg.portwatch, &cfg.load)?;
+/// Other processes' TCP state tracers seen during the experiment, by pid.
+pub type Foreign = std::collections::BTreeMap<u32, bpfstats::Tracer>;
+
+/// What the experiment keeps across runs.
+#[derive(Default)]
+pub struct Env {
+    pub foreign: Foreign,
+    /// Namespaces another tracer filters on, held (empty) for the whole experiment so that
+    /// the kernel does not hand their inodes out again.
+    placeholders: Vec<Lab>,
+}
+
+/// A churn process whose namespace no foreign tracer filters on: the kernel recycles
+/// namespace inodes, and a tracer left running with `--netns N` would trace this run.
+fn lab(cfg: &Cfg, env: &mut Env) -> anyhow::Result<Lab> {
+    let mine = [std::process::id()];
+    for _ in 0..8 {
+        let lab = Lab::churn(cfg.portwatch, &cfg.load)?;
+        let tracers = bpfstats::foreign_tracers(&mine);
+        let clash = tracers.iter().any(|t| t.netns == Some(lab.netns));
+        env.foreign.extend(tracers.into_iter().map(|t| (t.pid, t)));
+        if !clash {
+            return Ok(lab);
+        }
+        eprintln!(
+            "churn: netns {} is filtered by another tracer: held aside",
+            lab.netns
+        );
+        env.placeholders.push(lab);
+    }
+    anyhow::bail!("every new namespace was already traced by another process")
+}
+
+fn untraced(cfg: &Cfg, foreign: &mut Env) -> anyhow::Result<ChurnOut> {
+    let mut lab = lab(cfg, foreign)?;
     let out = lab.go()?;
     lab.finish();
     Ok(out)
 }
 
-fn traced(cfg: &Cfg, mode: &Mode, perf: bool) -> anyhow::Result<(ChurnOut, Tally, PerfOutcome)> {
-    let mut lab = Lab::churn(cfg.portwatch, &cfg.load)?;
+fn traced(
+    cfg: &Cfg,
+    mode: &Mode,
+    perf: bool,
+    foreign: &mut Env,
+) -> anyhow::Result<(ChurnOut, Tally, PerfOutcome)> {
+    let mut lab = lab(cfg, foreign)?;
     let out_file = cfg.tmp.join(format!("{}.pwr", mode.key));
     let tracer = mode.start(lab.netns, &out_file)?;
     let counter = perf.then(|| Perf::start(cfg.load.port));
@@ -85,7 +123,7 @@ enum PerfOutcome {
 }
 
 /// Runs every available mode; a mode that fails keeps its error and is not run again.
-pub fn run(cfg: &Cfg, modes: &[Mode]) -> Vec<ModeRun> {
+pub fn run(cfg: &Cfg, modes: &[Mode], foreign: &mut Env) -> Vec<ModeRun> {
     let mut runs: Vec<ModeRun> = modes
         .iter()
         .map(|m| ModeRun {
@@ -107,8 +145,8 @@ pub fn run(cfg: &Cfg, modes: &[Mode]) -> Vec<ModeRun> {
                 continue;
             }
             eprintln!("churn: pair {}/{} for {}", round + 1, cfg.pairs, mode.key);
-            let pair = untraced(cfg).and_then(|u| {
-                let (t, tally, _) = traced(cfg, mode, false)?;
+            let pair = untraced(cfg, foreign).and_then(|u| {
+                let (t, tally, _) = traced(cfg, mode, false, foreign)?;
                 Ok(Pair {
                     ratio: t.connections_per_s / u.connections_per_s,
                     untraced: u,
@@ -130,7 +168,7 @@ pub fn run(cfg: &Cfg, modes: &[Mode]) -> Vec<ModeRun> {
             continue;
         }
         eprintln!("churn: cost run for {}", mode.key);
-        match traced(cfg, mode, perf_ok.is_ok()) {
+        match traced(cfg, mode, perf_ok.is_ok(), foreign) {
             Ok((out, tally, p)) => {
                 let (perf, perf_error) = match p {
                     PerfOutcome::Count(n) => (Some(n), None),
@@ -157,7 +195,7 @@ pub fn run(cfg: &Cfg, modes: &[Mode]) -> Vec<ModeRun> {
 }
 
 /// The table lines for the churn experiment.
-pub fn figures(runs: &[ModeRun]) -> Vec<Figure> {
+pub fn figures(runs: &[ModeRun], foreign: &Foreign) -> Vec<Figure> {
     let mut figs = Vec::new();
     let untraced: Vec<f64> = runs
         .iter()
@@ -174,6 +212,7 @@ pub fn figures(runs: &[ModeRun]) -> Vec<Figure> {
         )
         .spread(spread_of(&untraced, "runs"))
         .note("10 transitions/connection")
+        .note(foreign_note(foreign))
     });
     for r in runs {
         figs.extend(mode_figures(r));
@@ -236,10 +275,22 @@ fn mode_figures(r: &ModeRun) -> Vec<Figure> {
         ),
     });
     let lost: u64 = r.pairs.iter().map(|p| p.tally.lost).sum();
+    let mut by = std::collections::BTreeMap::<&str, u64>::new();
+    for p in &r.pairs {
+        for (why, n) in &p.tally.lost_by {
+            *by.entry(why).or_default() += n;
+        }
+    }
+    let lossy = r.pairs.iter().filter(|p| p.tally.lost > 0).count();
     figs.push(
         Figure::new(&key("lost"), &format!("  {k} lost"), lost as f64, "events")
             .target(Target::AtMost(0.0))
-            .spread(format!("{} runs", r.pairs.len())),
+            .spread(format!("{lossy} of {} runs", r.pairs.len()))
+            .note(if by.is_empty() {
+                String::new()
+            } else {
+                format!("{by:?}")
+            }),
     );
     if let Some(c) = &r.cost {
         figs.extend(cost_figures(k, c));
@@ -377,4 +428,20 @@ fn gap_figures(runs: &[ModeRun]) -> Vec<Figure> {
             100.0 * worst
         )),
     ]
+}
+
+fn foreign_note(foreign: &Foreign) -> String {
+    if foreign.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = foreign
+        .values()
+        .map(|t| format!("{} `{}`", t.pid, t.cmdline.chars().take(60).collect::<String>()))
+        .collect();
+    format!(
+        "{} other tracer(s) attached meanwhile, traced and untraced runs alike pay their \
+         programs: {}",
+        foreign.len(),
+        list.join(", ")
+    )
 }

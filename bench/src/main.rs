@@ -68,9 +68,12 @@ struct BenchArgs {
     /// replaced), e.g. `record=portwatch record -o {out} --netns {netns}`.
     #[arg(long = "mode-cmd", value_name = "KEY=ARGS")]
     mode_cmd: Vec<String>,
-    /// Only these sections (churn, model, sockets, record); default all.
+    /// Only these sections (churn, model, sockets); default all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Only these traced modes (kernel, record, report, events, tcpstates); default all.
+    #[arg(long, value_delimiter = ',')]
+    modes: Vec<String>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -112,6 +115,7 @@ struct Output<'a> {
     cpus: usize,
     figures: &'a [Figure],
     churn: &'a [churn::ModeRun],
+    foreign_tracers: &'a churn::Foreign,
 }
 
 fn main() -> ExitCode {
@@ -140,6 +144,7 @@ fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&tmp)?;
     let mut figs: Vec<Figure> = Vec::new();
     let mut runs = Vec::new();
+    let mut env = churn::Env::default();
 
     if want("churn") {
         let load = load::ChurnLoad {
@@ -148,20 +153,21 @@ fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
             duration: a.duration.unwrap_or(if smoke {
                 Duration::from_millis(300)
             } else {
-                Duration::from_secs(4)
+                Duration::from_secs(3)
             }),
             max_connections: smoke.then_some(300),
             port: 23100,
         };
-        let modes = modes::discover(&portwatch, &me, load.port, &a.mode_cmd)?;
+        let mut modes = modes::discover(&portwatch, &me, load.port, &a.mode_cmd)?;
+        modes.retain(|m| a.modes.is_empty() || a.modes.iter().any(|k| k == m.key));
         let cfg = churn::Cfg {
             portwatch: &portwatch,
             load,
-            pairs: a.pairs.unwrap_or(if smoke { 1 } else { 3 }),
+            pairs: a.pairs.unwrap_or(if smoke { 1 } else { 5 }),
             tmp: tmp.clone(),
         };
-        runs = churn::run(&cfg, &modes);
-        figs.extend(churn::figures(&runs));
+        runs = churn::run(&cfg, &modes, &mut env);
+        figs.extend(churn::figures(&runs, &env.foreign));
     }
     if want("model") {
         eprintln!("model: replay throughput and memory");
@@ -194,6 +200,7 @@ fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
         figures: &figs,
         churn: &runs,
+        foreign_tracers: &env.foreign,
     };
     let name = if smoke { "smoke.json" } else { "bench.json" };
     let path = a.out.join(name);

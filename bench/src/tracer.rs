@@ -70,6 +70,10 @@ pub struct Tally {
     /// Events of every kind.
     pub received: u64,
     pub lost: u64,
+    /// `lost` by cause, where the mode says (ring full per kind, skipped runs, …).
+    pub lost_by: std::collections::BTreeMap<String, u64>,
+    /// Kernel reads that failed (`Counters::read_failed`), where known.
+    pub read_failed: Option<u64>,
     /// State transitions that reached the programs (seen + skipped runs), where known.
     pub kernel_seen: Option<u64>,
     pub recording_bytes: Option<u64>,
@@ -235,6 +239,8 @@ fn start_kernel(netns: u32) -> anyhow::Result<Running> {
                 state_received: Some(k.state.received),
                 received: k.received_total(),
                 lost: k.lost_total(),
+                lost_by: lost_by(&k),
+                read_failed: Some(k.read_failed),
                 kernel_seen: Some(k.state.seen + k.skipped.state),
                 recording_bytes: None,
                 progs,
@@ -393,6 +399,14 @@ fn parse_output(parse: Parse, out: &Path, seen: StdoutSeen, err: &str) -> anyhow
             t.lost = v["lost_events"]["total"]
                 .as_u64()
                 .context("lost_events.total")?;
+            if let Some(o) = v["lost_events"].as_object() {
+                t.lost_by = o
+                    .iter()
+                    .filter(|(k, _)| *k != "total")
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
+                    .filter(|(_, v)| *v > 0)
+                    .collect();
+            }
         }
         Parse::StandinJson => {
             t = serde_json::from_str(text().trim())
@@ -434,8 +448,27 @@ fn read_recording(path: &Path) -> anyhow::Result<Tally> {
     }
     let c = counters_from_record(&loss.context("no loss counters in the recording")?)?;
     t.lost = c.lost_total();
+    t.lost_by = lost_by(&c);
+    t.read_failed = Some(c.read_failed);
     t.kernel_seen = Some(c.state.seen + c.skipped.state);
     Ok(t)
+}
+
+/// The non-zero parts of `Counters::lost_total`.
+pub fn lost_by(c: &portwatch::collect::Counters) -> std::collections::BTreeMap<String, u64> {
+    [
+        ("state_ring_full", c.state.lost),
+        ("call_ring_full", c.call.lost),
+        ("timewait_ring_full", c.timewait.lost),
+        ("decode_errors", c.decode_errors),
+        ("skipped_state", c.skipped.state),
+        ("skipped_calls", c.skipped.calls),
+        ("untracked_calls", c.untracked_calls),
+    ]
+    .into_iter()
+    .filter(|(_, v)| *v > 0)
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 #[cfg(test)]

@@ -290,7 +290,7 @@ impl Collector {
         if self.final_skipped.is_some() {
             return;
         }
-        self.final_skipped = Some(progs::skipped(&self.ebpf, &self.attached, self.rescued()));
+        self.final_skipped = Some(self.skipped_now());
         progs::unload_all(&mut self.ebpf, &self.attached);
     }
 
@@ -303,6 +303,23 @@ impl Collector {
             }
         }
         sums
+    }
+
+    /// Skipped runs less rescued ones, read while the programs run. Every nested run bumps
+    /// a primary's misses, then its rescuer's count: reading the misses while such a pair is
+    /// in flight would count a rescued run as lost (under a flood, in any namespace, dozens per
+    /// second). So read rescues, misses, rescues again, until no rescue happened in between.
+    fn skipped_now(&self) -> progs::Skipped {
+        let mut before = self.rescued();
+        for _ in 0..32 {
+            let s = progs::skipped(&self.ebpf, &self.attached, before);
+            let after = self.rescued();
+            if after == before {
+                return s;
+            }
+            before = after;
+        }
+        progs::skipped(&self.ebpf, &self.attached, before)
     }
 
     /// Runs rescued from nesting: (state, timers).
@@ -328,7 +345,7 @@ impl Collector {
             decode_errors: self.tally.decode_errors,
             skipped: self
                 .final_skipped
-                .unwrap_or_else(|| progs::skipped(&self.ebpf, &self.attached, self.rescued())),
+                .unwrap_or_else(|| self.skipped_now()),
             rescued: sums[stat::STATE_RESCUED as usize] + sums[stat::TIMER_RESCUED as usize],
             untracked_calls: sums[stat::CALL_UNTRACKED as usize],
             read_failed: sums[stat::READ_FAILED as usize],

@@ -4,13 +4,13 @@ use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::map,
-    maps::{PerCpuArray, RingBuf},
+    maps::{PerCpuArray, RingBuf, ring_buf::RingBufEntry},
 };
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use portwatch_common::{COMM_LEN, Header, stat};
 
-use crate::kernel::current_ppid;
+use crate::kernel::{current_ppid, current_ppid_btf};
 
 /// 4 MiB by default; userspace may resize it before load (`--ring-size`).
 #[map(name = "EVENTS")]
@@ -77,6 +77,59 @@ fn wakeup_flags<T>() -> u64 {
         BPF_RB_FORCE_WAKEUP as u64
     } else {
         BPF_RB_NO_WAKEUP as u64
+    }
+}
+
+/// Room for one `T` in the ring buffer, to be written in place and [`commit`]ted (or
+/// discarded); `None`, counted lost in `lost_slot`, when the ring is full. The caller has
+/// already counted the record seen.
+#[inline(always)]
+pub fn reserve<T: 'static>(lost_slot: u32) -> Option<RingBufEntry<T>> {
+    let entry = EVENTS.reserve::<T>(0);
+    if entry.is_none() {
+        bump(lost_slot);
+    }
+    entry
+}
+
+/// Submits a record written in place, waking the consumer when it takes the unread data
+/// across the threshold (the reserve already counts in the unread data).
+#[inline(always)]
+pub fn commit<T: 'static>(entry: RingBufEntry<T>) {
+    let threshold = unsafe { core::ptr::read_volatile(&raw const WAKEUP_BYTES) };
+    let flags = if threshold == 0 {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        let avail = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
+        if avail >= threshold && avail - ring_bytes::<T>() < threshold {
+            BPF_RB_FORCE_WAKEUP
+        } else {
+            BPF_RB_NO_WAKEUP
+        }
+    };
+    entry.submit(flags as u64);
+}
+
+/// Writes the header for a record of `kind` in place (see [`header`]); the current task's
+/// parent through its BTF-typed `task_struct` (two plain loads) when `with_ppid`.
+///
+/// # Safety
+/// `h` points to a reserved ring buffer record.
+#[inline(always)]
+pub unsafe fn write_header(h: *mut Header, kind: u8, netns: u32, with_ppid: bool) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    unsafe {
+        (*h).ts_ns = bpf_ktime_get_ns();
+        (*h).netns = netns;
+        (*h).pid = pid_tgid as u32;
+        (*h).tgid = (pid_tgid >> 32) as u32;
+        (*h).ppid = if with_ppid { current_ppid_btf() } else { 0 };
+        (*h).kind = kind;
+        (*h)._pad = [0; 7];
+        let comm = &raw mut (*h).comm;
+        if aya_ebpf::helpers::generated::bpf_get_current_comm(comm.cast(), COMM_LEN as u32) != 0 {
+            *comm = [0; COMM_LEN];
+        }
     }
 }
 

@@ -166,6 +166,71 @@ pub fn current_ppid() -> u32 {
     }
 }
 
+/// Process id of the current task's parent, through the BTF-typed current task (two plain
+/// loads, no helper call beyond getting the task); 0 when unknown.
+#[inline(always)]
+pub fn current_ppid_btf() -> u32 {
+    let off_parent = off::OFF_TASK_REAL_PARENT();
+    if off_parent == 0 {
+        return 0;
+    }
+    let task = unsafe { aya_ebpf::helpers::generated::bpf_get_current_task_btf() } as u64;
+    if task == 0 {
+        return 0;
+    }
+    // SAFETY: `real_parent` and `tgid` are fields of `struct task_struct`.
+    let parent: u64 = unsafe { btf_load(task, off_parent) };
+    if parent == 0 {
+        return 0;
+    }
+    unsafe { btf_load::<u32>(parent, off::OFF_TASK_TGID()) }
+}
+
+/// The 4-tuple of a BTF-typed `struct sock *` (see [`btf_load`]), read field by field with
+/// plain loads; the local port from `skc_num`, or, once `inet_put_port()` cleared it (the
+/// transition to CLOSE), from `inet_sport` (one kernel read). `net` is left 0: the caller has
+/// the namespace already.
+#[inline(always)]
+pub fn tuple_btf(sk: u64) -> Result<Tuple, ()> {
+    // SAFETY (every load): fields of `struct sock_common`, at the start of `struct sock`.
+    let family: u16 = unsafe { btf_load(sk, off::OFF_SKC_FAMILY()) };
+    let (saddr, daddr) = if family == AF_INET {
+        let s: u32 = unsafe { btf_load(sk, off::OFF_SKC_RCV_SADDR()) };
+        let d: u32 = unsafe { btf_load(sk, off::OFF_SKC_DADDR()) };
+        (v4(s.to_ne_bytes()), v4(d.to_ne_bytes()))
+    } else if family == AF_INET6 {
+        (
+            v6(sk, off::OFF_SKC_V6_RCV_SADDR()),
+            v6(sk, off::OFF_SKC_V6_DADDR()),
+        )
+    } else {
+        return Err(());
+    };
+    let num: u16 = unsafe { btf_load(sk, off::OFF_SKC_NUM()) };
+    let sport = if num != 0 { num } else { inet_sport(sk)? };
+    let dport: u16 = unsafe { btf_load(sk, off::OFF_SKC_DPORT()) };
+    Ok(Tuple {
+        saddr,
+        daddr,
+        sport,
+        dport: u16::from_be(dport),
+        family,
+        net: 0,
+    })
+}
+
+/// An IPv6 address at `off` in a BTF-typed socket: two 8-byte loads.
+#[inline(always)]
+fn v6(sk: u64, off: u64) -> [u8; 16] {
+    // SAFETY: an `in6_addr` field of `struct sock_common`.
+    let (a, b): (u64, u64) = unsafe { (btf_load(sk, off), btf_load(sk, off + 8)) };
+    let (a, b) = (a.to_ne_bytes(), b.to_ne_bytes());
+    [
+        a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], b[0], b[1], b[2], b[3], b[4], b[5], b[6],
+        b[7],
+    ]
+}
+
 /// A connection's addresses as a `sock_common` holds them.
 pub struct Tuple {
     pub saddr: [u8; 16],

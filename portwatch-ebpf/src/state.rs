@@ -10,8 +10,8 @@ use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
 use portwatch_common::{IPPROTO_TCP, StateRecord, kind, stat};
 
 use crate::{
-    emit::{bump, header, output},
-    kernel::{SkcBlock, inet_sport, netns_of_btf_sk, protocol_of_btf_sk, wanted},
+    emit::{bump, commit, reserve, write_header},
+    kernel::{netns_of_btf_sk, protocol_of_btf_sk, tuple_btf, wanted},
     nest::{self, hook},
 };
 
@@ -33,7 +33,7 @@ pub fn inet_sock_set_state_rescue(ctx: BtfTracePointContext) -> i32 {
 }
 
 #[inline(always)]
-fn transition(ctx: &BtfTracePointContext, slot: u32) {
+fn transition(ctx: &BtfTracePointContext, _slot: u32) {
     let sk: u64 = ctx.arg(0);
     // The namespace filter first, with plain loads: every other tracer's sockets (and every
     // other portwatch's, filtered to another namespace) cost two loads and no helper call.
@@ -45,33 +45,35 @@ fn transition(ctx: &BtfTracePointContext, slot: u32) {
     if protocol_of_btf_sk(sk) != IPPROTO_TCP {
         return;
     }
-    let Ok(block) = SkcBlock::read(sk, slot) else {
-        return;
-    };
-    let tuple = block.tuple();
     bump(stat::STATE_SEEN);
     let oldstate: i32 = ctx.arg(1);
     let newstate: i32 = ctx.arg(2);
-    let (Ok(t), Ok(sport)) = (tuple, inet_sport(sk)) else {
+    let Ok(t) = tuple_btf(sk) else {
         // Counted seen, so it must count as lost: the accounting stays exact.
         bump(stat::STATE_LOST);
         return;
     };
-    // Only CLOSE -> SYN_SENT (connect) and CLOSE -> LISTEN (listen) are sure to run in the
-    // owner's context; elsewhere the parent of whatever task ran is not worth two reads.
-    let owner_context = oldstate == TCP_CLOSE;
-    let record = StateRecord {
-        hdr: header(kind::STATE, netns, owner_context),
-        skaddr: sk,
-        saddr: t.saddr,
-        daddr: t.daddr,
-        sport,
-        dport: t.dport,
-        family: t.family,
-        oldstate: oldstate as u8,
-        newstate: newstate as u8,
+    let Some(mut entry) = reserve::<StateRecord>(stat::STATE_LOST) else {
+        return;
     };
-    output(&record, stat::STATE_LOST);
+    // Written in place in the ring: no record on the stack, no copy.
+    let r = entry.as_mut_ptr();
+    // Only CLOSE -> SYN_SENT (connect) and CLOSE -> LISTEN (listen) are sure to run in the
+    // owner's context; elsewhere the parent of whatever task ran is not worth two loads.
+    let owner_context = oldstate == TCP_CLOSE;
+    // SAFETY: `r` is a reserved record of the right size; every byte is written.
+    unsafe {
+        write_header(&raw mut (*r).hdr, kind::STATE, netns, owner_context);
+        (*r).skaddr = sk;
+        (*r).saddr = t.saddr;
+        (*r).daddr = t.daddr;
+        (*r).sport = t.sport;
+        (*r).dport = t.dport;
+        (*r).family = t.family;
+        (*r).oldstate = oldstate as u8;
+        (*r).newstate = newstate as u8;
+    }
+    commit(entry);
 }
 
 const TCP_CLOSE: i32 = 7;

@@ -56,7 +56,7 @@ struct ChurnArgs {
     /// Which side closes first (and so holds the TIME_WAIT).
     #[arg(long, value_enum, default_value = "client")]
     closer: Closer,
-    /// Server port (listening on 0.0.0.0).
+    /// Server port (listening on 0.0.0.0), below the ephemeral range (24000-65535).
     #[arg(long, default_value_t = 23100)]
     port: u16,
     /// Destination addresses 127.0.0.1 … 127.0.0.N, one port pool each.
@@ -79,7 +79,8 @@ struct HoldArgs {
     /// Connections to hold (two sockets each).
     #[arg(long, default_value_t = 50_000)]
     connections: u64,
-    /// Listener port (on 0.0.0.0).
+    /// Listener port (on 0.0.0.0); children holding part of the connections use the next
+    /// ones. Below the ephemeral range (24000-65535).
     #[arg(long, default_value_t = 5001)]
     port: u16,
     /// Hold until stdin closes, or this long at most.
@@ -130,11 +131,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Ephemeral ports of the lab's namespaces: every listener port of the lab (below it) stays
+/// free for `bind()` while clients connect, and 41,536 ports per destination.
+const PORT_RANGE: &str = "24000 65535";
+
 /// A fresh namespace that this whole process moves into (so that tools which find
 /// namespaces through `/proc/PID/ns/net` see it), with ports and TIME_WAIT unconstrained.
 fn namespace() -> anyhow::Result<Netns> {
     let ns = Netns::new()?;
-    ns.sysctl("net/ipv4/ip_local_port_range", "1024 65535")?;
+    ns.sysctl("net/ipv4/ip_local_port_range", PORT_RANGE)?;
     ns.sysctl("net/ipv4/tcp_max_tw_buckets", "2000000")?;
     ns.enter().context("enter the new network namespace")?;
     Ok(ns)

@@ -31,7 +31,7 @@ impl HoldOpts {
         HoldOpts {
             connections,
             port: 5001,
-            per_address: 60_000,
+            per_address: 40_000,
         }
     }
 }

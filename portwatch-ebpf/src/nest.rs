@@ -2,19 +2,45 @@
 //! time: when an interrupt's softirq hits the same tracepoint while the program runs (say,
 //! a transition traced in `connect()` is interrupted by loopback packet processing), the
 //! nested run is skipped and only counted (`recursion_misses`). So each hook has two
-//! programs: the primary, which does the work and marks itself running on this CPU, and a
-//! rescuer, attached after it, which does the same work only when it finds the primary
-//! running on its CPU — exactly the runs the kernel skipped for the primary. A run is lost
-//! only when the rescuer itself is interrupted by a third one (counted as well: userspace
+//! programs: the primary, which does the work, and a rescuer, attached after it, which does
+//! the same work for exactly the firings the kernel skipped the primary for.
+//!
+//! How the rescuer knows: every probe of one tracepoint firing is handed the same context
+//! address (the arguments array in the same frame of the tracepoint's iterator), and firings
+//! live at once on a CPU have different ones. The primary, once its filter passed, pushes its
+//! context onto a small per-CPU stack; the rescuer, after the same filter, looks for its own:
+//! found, the primary ran for this firing (the entry goes, with any above it, left by firings
+//! whose rescuer was itself skipped); not found, the primary was skipped — nested in another
+//! run, including the primary's first and last instructions, which a "primary is running"
+//! flag would miss — and the rescuer does the work. Old entries are ignored
+//! ([`FRESH_JIFFIES`]): a left-over entry never vouches for a much later firing that happens
+//! to reuse its stack slot.
+//! A firing is lost only when the rescuer too is running on that CPU (counted: userspace
 //! reports primary misses minus rescues).
 
-use aya_ebpf::{macros::map, maps::PerCpuArray};
+use aya_ebpf::{helpers::generated::bpf_jiffies64, macros::map, maps::PerCpuArray};
 
 use crate::emit::bump;
 
-/// Per hook: 1 while its primary program runs on this CPU.
-#[map(name = "RUNNING")]
-static RUNNING: PerCpuArray<u32> = PerCpuArray::with_max_entries(4, 0);
+const DEPTH: usize = 4;
+
+/// How long an entry vouches for its firing, in jiffies (256 ms at HZ=250, the most common
+/// setting; 64 ms at HZ=1000). Between a primary and its rescuer the CPU can serve interrupts
+/// and their softirqs (milliseconds under a flood); a left-over entry (see above) only
+/// matters if an identical context is skipped within this time.
+const FRESH_JIFFIES: u64 = 64;
+
+/// Contexts of firings whose primary ran and whose rescuer has not yet seen them.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Pending {
+    depth: u64,
+    ctx: [u64; DEPTH],
+    jiffies: [u64; DEPTH],
+}
+
+#[map(name = "PENDING")]
+static PENDING: PerCpuArray<Pending> = PerCpuArray::with_max_entries(4, 0);
 
 /// Hooks with a primary and a rescuer; also their primaries' scratch slots
 /// (`kernel::SkcBlock`), the rescuers using `hook + RESCUER_SLOT_OFFSET`.
@@ -27,38 +53,53 @@ pub mod hook {
 
 pub const RESCUER_SLOT_OFFSET: u32 = 4;
 
-/// Marks `hook`'s primary as running on this CPU until [`leave`]; returns its scratch slot.
-/// (No closures here: the BPF backend then keeps everything in one function, which the
-/// verifier needs.)
+/// For `hook`'s primary, whose filter passed for the firing with context `ctx`: records that
+/// it ran (before any work, so that a firing nested in the work is told apart); returns its
+/// scratch slot. (No closures here: the BPF backend then keeps everything in one function,
+/// which the verifier needs.)
 #[inline(always)]
-pub fn enter(hook: u32) -> u32 {
-    set_running(hook, 1);
+pub fn enter(hook: u32, ctx: u64) -> u32 {
+    if let Some(p) = PENDING.get_ptr_mut(hook) {
+        // SAFETY: this CPU's slot. A run nested in ours writes it too, but only by pushing
+        // above our entry and popping back to it, before we continue.
+        let p = unsafe { &mut *p };
+        let now = unsafe { bpf_jiffies64() };
+        let mut d = p.depth as usize;
+        if d >= DEPTH {
+            // Full of left-overs (live nesting is two deep): drop the oldest.
+            p.ctx[0] = p.ctx[1];
+            p.ctx[1] = p.ctx[2];
+            p.ctx[2] = p.ctx[3];
+            p.jiffies[0] = p.jiffies[1];
+            p.jiffies[1] = p.jiffies[2];
+            p.jiffies[2] = p.jiffies[3];
+            d = DEPTH - 1;
+        }
+        p.ctx[d & (DEPTH - 1)] = ctx;
+        p.jiffies[d & (DEPTH - 1)] = now;
+        p.depth = d as u64 + 1;
+    }
     hook
 }
 
+/// For `hook`'s rescuer, whose filter passed for the firing with context `ctx`: the scratch
+/// slot to work with if the kernel skipped the primary for this firing, else `None`.
 #[inline(always)]
-pub fn leave(hook: u32) {
-    set_running(hook, 0);
-}
-
-#[inline(always)]
-fn set_running(hook: u32, v: u32) {
-    if let Some(p) = RUNNING.get_ptr_mut(hook) {
-        // SAFETY: this CPU's slot; nothing else writes it while we run (a nested primary is
-        // skipped by the kernel).
-        unsafe { *p = v };
+pub fn rescue(hook: u32, ctx: u64, rescued_stat: u32) -> Option<u32> {
+    let p = PENDING.get_ptr_mut(hook)?;
+    // SAFETY: this CPU's slot; see `enter`.
+    let p = unsafe { &mut *p };
+    let now = unsafe { bpf_jiffies64() };
+    let d = p.depth as usize;
+    // Unrolled, newest first.
+    let mut i = DEPTH;
+    while i > 0 {
+        i -= 1;
+        if i < d && p.ctx[i] == ctx && now.wrapping_sub(p.jiffies[i]) <= FRESH_JIFFIES {
+            p.depth = i as u64;
+            return None;
+        }
     }
-}
-
-/// For `hook`'s rescuer: the scratch slot to work with if the primary is running on this
-/// CPU — which means this run interrupted it and the kernel skipped the primary for it —
-/// else `None`.
-#[inline(always)]
-pub fn rescue(hook: u32, rescued_stat: u32) -> Option<u32> {
-    if RUNNING.get(hook) == Some(&1) {
-        bump(rescued_stat);
-        Some(hook + RESCUER_SLOT_OFFSET)
-    } else {
-        None
-    }
+    bump(rescued_stat);
+    Some(hook + RESCUER_SLOT_OFFSET)
 }

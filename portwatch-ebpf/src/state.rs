@@ -6,7 +6,7 @@
 //! program's `recursion_misses`, which userspace reports as lost), not whenever any other
 //! tracing program happens to run there.
 
-use aya_ebpf::{macros::btf_tracepoint, programs::BtfTracePointContext};
+use aya_ebpf::{EbpfContext, macros::btf_tracepoint, programs::BtfTracePointContext};
 use portwatch_common::{IPPROTO_TCP, StateRecord, kind, stat};
 
 use crate::{
@@ -17,34 +17,38 @@ use crate::{
 
 #[btf_tracepoint(function = "inet_sock_set_state")]
 pub fn inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
-    let slot = nest::enter(hook::STATE);
-    transition(&ctx, slot);
-    nest::leave(hook::STATE);
+    let sk: u64 = ctx.arg(0);
+    if let Some(netns) = traced(sk) {
+        nest::enter(hook::STATE, ctx.as_ptr() as u64);
+        transition(&ctx, sk, netns);
+    }
     0
 }
 
 /// Attached after `inet_sock_set_state`: see `nest.rs`.
 #[btf_tracepoint(function = "inet_sock_set_state")]
 pub fn inet_sock_set_state_rescue(ctx: BtfTracePointContext) -> i32 {
-    if let Some(slot) = nest::rescue(hook::STATE, stat::STATE_RESCUED) {
-        transition(&ctx, slot);
+    let sk: u64 = ctx.arg(0);
+    if let Some(netns) = traced(sk)
+        && nest::rescue(hook::STATE, ctx.as_ptr() as u64, stat::STATE_RESCUED).is_some()
+    {
+        transition(&ctx, sk, netns);
     }
     0
 }
 
+/// The socket's namespace if its transitions are wanted: a TCP socket (MPTCP's own socket
+/// and anything else that uses inet_sk_set_state stay out) in the namespace asked for.
+/// Plain loads only: every other tracer's sockets (and every other portwatch's, filtered to
+/// another namespace) cost this and nothing else.
 #[inline(always)]
-fn transition(ctx: &BtfTracePointContext, _slot: u32) {
-    let sk: u64 = ctx.arg(0);
-    // The namespace filter first, with plain loads: every other tracer's sockets (and every
-    // other portwatch's, filtered to another namespace) cost two loads and no helper call.
+fn traced(sk: u64) -> Option<u32> {
     let netns = netns_of_btf_sk(sk);
-    if !wanted(netns) {
-        return;
-    }
-    // TCP only: MPTCP's own socket and anything else that uses inet_sk_set_state stay out.
-    if protocol_of_btf_sk(sk) != IPPROTO_TCP {
-        return;
-    }
+    (wanted(netns) && protocol_of_btf_sk(sk) == IPPROTO_TCP).then_some(netns)
+}
+
+#[inline(always)]
+fn transition(ctx: &BtfTracePointContext, sk: u64, netns: u32) {
     bump(stat::STATE_SEEN);
     let oldstate: i32 = ctx.arg(1);
     let newstate: i32 = ctx.arg(2);

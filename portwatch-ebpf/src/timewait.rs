@@ -15,7 +15,8 @@
 //! cheapest possible test that this timer is a timewait socket's.
 
 use aya_ebpf::{
-    helpers::generated::bpf_jiffies64, macros::btf_tracepoint, programs::BtfTracePointContext,
+    EbpfContext, helpers::generated::bpf_jiffies64, macros::btf_tracepoint,
+    programs::BtfTracePointContext,
 };
 use portwatch_common::{TimeWaitRecord, kind, stat, tw_op};
 
@@ -77,17 +78,22 @@ macro_rules! timer_hooks {
     ($($primary:ident, $rescuer:ident, $hook:expr, $op:expr;)*) => {$(
         #[btf_tracepoint]
         pub fn $primary(ctx: BtfTracePointContext) -> i32 {
-            let slot = nest::enter($hook);
-            on_timer(&ctx, $op, slot);
-            nest::leave($hook);
+            let timer: u64 = ctx.arg(0);
+            if is_tw_timer(timer) {
+                let slot = nest::enter($hook, ctx.as_ptr() as u64);
+                emit(timer, $op, slot);
+            }
             0
         }
 
         /// Attached after the primary: see `nest.rs`.
         #[btf_tracepoint]
         pub fn $rescuer(ctx: BtfTracePointContext) -> i32 {
-            if let Some(slot) = nest::rescue($hook, stat::TIMER_RESCUED) {
-                on_timer(&ctx, $op, slot);
+            let timer: u64 = ctx.arg(0);
+            if is_tw_timer(timer)
+                && let Some(slot) = nest::rescue($hook, ctx.as_ptr() as u64, stat::TIMER_RESCUED)
+            {
+                emit(timer, $op, slot);
             }
             0
         }
@@ -98,12 +104,4 @@ timer_hooks! {
     timer_start, timer_start_rescue, hook::TIMER_START, tw_op::START;
     timer_cancel, timer_cancel_rescue, hook::TIMER_CANCEL, tw_op::CANCEL;
     timer_expire_entry, timer_expire_entry_rescue, hook::TIMER_EXPIRE, tw_op::EXPIRE;
-}
-
-#[inline(always)]
-fn on_timer(ctx: &BtfTracePointContext, op: u8, slot: u32) {
-    let timer: u64 = ctx.arg(0);
-    if is_tw_timer(timer) {
-        emit(timer, op, slot);
-    }
 }

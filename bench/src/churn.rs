@@ -292,6 +292,18 @@ fn mode_figures(r: &ModeRun) -> Vec<Figure> {
                 format!("{by:?}")
             }),
     );
+    let cpu: Option<u64> = r.pairs.iter().map(|p| p.tally.cpu_ns).sum();
+    if let Some(cpu) = cpu {
+        figs.push(
+            Figure::new(
+                &key("cpu_per_event"),
+                &format!("  {k} userspace CPU / event"),
+                cpu as f64 / all.max(1) as f64,
+                "ns",
+            )
+            .spread(format!("{:.2} s CPU for {all} events", cpu as f64 / 1e9)),
+        );
+    }
     if let Some(c) = &r.cost {
         figs.extend(cost_figures(k, c));
     }

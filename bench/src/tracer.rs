@@ -72,6 +72,9 @@ pub struct Tally {
     pub lost: u64,
     /// `lost` by cause, where the mode says (ring full per kind, skipped runs, …).
     pub lost_by: std::collections::BTreeMap<String, u64>,
+    /// CPU time of the tracer's userspace (its process, or the collector's thread), read
+    /// before it stopped: consuming, decoding, modelling, writing.
+    pub cpu_ns: Option<u64>,
     /// Kernel reads that failed (`Counters::read_failed`), where known.
     pub read_failed: Option<u64>,
     /// State transitions that reached the programs (seen + skipped runs), where known.
@@ -202,6 +205,29 @@ fn tcpstates_matches(line: &[u8], port: u16) -> bool {
     t[t.len() - 7] == p || t[t.len() - 5] == p
 }
 
+/// CPU time of the calling thread.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// CPU time of a process so far (`/proc/PID/stat` utime + stime, clock ticks).
+fn process_cpu_ns(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name's closing parenthesis: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(ticks * 1_000_000_000 / hz)
+}
+
 fn start_kernel(netns: u32) -> anyhow::Result<Running> {
     let stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
@@ -231,6 +257,7 @@ fn start_kernel(netns: u32) -> anyhow::Result<Running> {
             }
             // Programs are unloaded at stop: read their statistics first.
             let progs = bpfstats::of_process(std::process::id());
+            let cpu_ns = thread_cpu_ns();
             let hooks = hook_names(&c, &progs);
             c.stop();
             c.drain(&mut buf);
@@ -241,6 +268,7 @@ fn start_kernel(netns: u32) -> anyhow::Result<Running> {
                 lost: k.lost_total(),
                 lost_by: lost_by(&k),
                 read_failed: Some(k.read_failed),
+                cpu_ns: Some(cpu_ns),
                 kernel_seen: Some(k.state.seen + k.skipped.state),
                 recording_bytes: None,
                 progs,
@@ -321,6 +349,7 @@ impl Running {
     /// Reads the programs' statistics, stops with SIGINT, and collects what it received.
     pub fn stop(self) -> anyhow::Result<Tally> {
         let progs = bpfstats::of_process(self.pid());
+        let cpu_ns = process_cpu_ns(self.pid());
         match self {
             Running::Kernel { stop, thread } => {
                 stop.store(true, Ordering::Relaxed);
@@ -358,6 +387,7 @@ impl Running {
                 }
                 let mut t = parse_output(parse, &out, seen, &err)?;
                 t.progs = progs;
+                t.cpu_ns = cpu_ns;
                 Ok(t)
             }
         }

@@ -43,7 +43,6 @@ fn flood(
         &ns,
         &ChurnOpts {
             dst,
-            spread: 1,
             threads: 3,
             duration: Duration::from_secs(3),
             max_connections: Some(20_000),

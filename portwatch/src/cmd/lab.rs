@@ -198,16 +198,16 @@ fn run_churn(a: ChurnArgs) -> anyhow::Result<ExitCode> {
     let bind: SocketAddr = ([0, 0, 0, 0], a.port).into();
     let server = churn::Server::start(&ns, bind, a.closer, a.acceptors)
         .with_context(|| format!("listen on {bind}"))?;
+    let dst: SocketAddr = ([127, 0, 0, 1], server.addr.port()).into();
     let opts = ChurnOpts {
-        dst: ([127, 0, 0, 1], server.addr.port()).into(),
-        spread: a.spread,
+        dst,
         threads: a.threads,
         duration: a.duration,
         max_connections: a.max_connections,
         closer: a.closer,
         backoff_on_error: Duration::from_millis(1),
     };
-    let report = churn::churn(&ns, &opts)?;
+    let report = churn::churn_to(&ns, &opts, &churn::spread(dst, a.spread))?;
     let n = report.connections;
     let served = server.stop_after(n, Duration::from_secs(10));
     let settled = served == n && churn::settle(&ns, Duration::from_secs(10))?;

@@ -5,12 +5,12 @@ pub mod demo;
 pub mod events;
 pub mod export;
 pub mod info;
+pub mod lab;
 pub mod lab_client;
 pub mod record;
 pub mod replay;
 pub mod report;
 pub mod tui;
-pub mod lab;
 
 use std::time::Duration;
 

@@ -343,9 +343,7 @@ impl Collector {
             call: k(stat::CALL_SEEN, stat::CALL_LOST, 1),
             timewait: k(stat::TW_SEEN, stat::TW_LOST, 2),
             decode_errors: self.tally.decode_errors,
-            skipped: self
-                .final_skipped
-                .unwrap_or_else(|| self.skipped_now()),
+            skipped: self.final_skipped.unwrap_or_else(|| self.skipped_now()),
             rescued: sums[stat::STATE_RESCUED as usize] + sums[stat::TIMER_RESCUED as usize],
             untracked_calls: sums[stat::CALL_UNTRACKED as usize],
             read_failed: sums[stat::READ_FAILED as usize],

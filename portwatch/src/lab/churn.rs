@@ -137,10 +137,6 @@ fn handle(mut s: TcpStream, closer: Closer) {
 #[derive(Clone, Debug)]
 pub struct ChurnOpts {
     pub dst: SocketAddr,
-    /// Spread the connections over this many destination addresses: `dst`'s IPv4 address
-    /// plus 0, 1, … (e.g. 127.0.0.1 … 127.0.0.16, with the server listening on 0.0.0.0), one
-    /// port pool each, so that a long run does not run out of ports. 1: `dst` only.
-    pub spread: u32,
     pub threads: usize,
     pub duration: Duration,
     /// Stop after this many successful connections in total.
@@ -164,13 +160,19 @@ pub struct ChurnReport {
 
 /// Runs client threads in `ns` against `opts.dst` until the duration or the count is reached.
 pub fn churn(ns: &Netns, opts: &ChurnOpts) -> io::Result<ChurnReport> {
+    churn_to(ns, opts, &[opts.dst])
+}
+
+/// Like [`churn`], cycling through `dsts` instead of `opts.dst` (see [`spread`]).
+pub fn churn_to(ns: &Netns, opts: &ChurnOpts, dsts: &[SocketAddr]) -> io::Result<ChurnReport> {
     let made = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let deadline = start + opts.duration;
+    let dsts: Arc<[SocketAddr]> = dsts.into();
     let handles = (0..opts.threads.max(1))
         .map(|_| {
-            let (made, opts) = (made.clone(), opts.clone());
-            ns.spawn(move || client(&opts, &made, deadline))
+            let (made, opts, dsts) = (made.clone(), opts.clone(), dsts.clone());
+            ns.spawn(move || client(&opts, &dsts, &made, deadline))
         })
         .collect::<io::Result<Vec<_>>>()?;
     let mut failures = BTreeMap::new();
@@ -220,10 +222,11 @@ pub fn settle(ns: &Netns, timeout: Duration) -> anyhow::Result<bool> {
     }
 }
 
-/// The destinations a churn run cycles through (see [`ChurnOpts::spread`]).
-fn destinations(opts: &ChurnOpts) -> Vec<SocketAddr> {
-    match opts.dst {
-        SocketAddr::V4(v4) if opts.spread > 1 => (0..opts.spread)
+/// `n` destinations: `dst`'s IPv4 address plus 0, 1, … (127.0.0.1 … 127.0.0.16 for a server
+/// listening on 0.0.0.0), one port pool each, so that a long run does not run out of ports.
+pub fn spread(dst: SocketAddr, n: u32) -> Vec<SocketAddr> {
+    match dst {
+        SocketAddr::V4(v4) if n > 1 => (0..n)
             .map(|k| {
                 let ip = std::net::Ipv4Addr::from(u32::from(*v4.ip()).wrapping_add(k));
                 SocketAddr::new(ip.into(), v4.port())
@@ -233,10 +236,14 @@ fn destinations(opts: &ChurnOpts) -> Vec<SocketAddr> {
     }
 }
 
-fn client(opts: &ChurnOpts, made: &AtomicU64, deadline: Instant) -> BTreeMap<String, u64> {
+fn client(
+    opts: &ChurnOpts,
+    dsts: &[SocketAddr],
+    made: &AtomicU64,
+    deadline: Instant,
+) -> BTreeMap<String, u64> {
     let mut failures = BTreeMap::new();
     let max = opts.max_connections.unwrap_or(u64::MAX);
-    let dsts = destinations(opts);
     let mut next = 0;
     while Instant::now() < deadline {
         // Claim a connection before making it, so the total never overshoots `max`.

@@ -187,7 +187,8 @@ pub fn run(cfg: &Cfg, modes: &[Mode], foreign: &mut Env) -> Vec<ModeRun> {
     }
     if let Err(e) = &stats {
         for r in &mut runs {
-            r.note.push_str(&format!("; BPF statistics unavailable: {e}"));
+            r.note
+                .push_str(&format!("; BPF statistics unavailable: {e}"));
         }
     }
     drop(stats);
@@ -243,7 +244,13 @@ fn mode_figures(r: &ModeRun) -> Vec<Figure> {
     .note(format!(
         "{}; {} conn/s traced",
         r.label,
-        num(stats(&r.pairs.iter().map(|p| p.traced.connections_per_s).collect::<Vec<_>>()).0)
+        num(stats(
+            &r.pairs
+                .iter()
+                .map(|p| p.traced.connections_per_s)
+                .collect::<Vec<_>>()
+        )
+        .0)
     ))
     .note(r.note.clone());
     if r.targeted {
@@ -369,6 +376,24 @@ fn cost_figures(k: &str, c: &Cost) -> Vec<Figure> {
     }
     let key = format!("perf.{k}");
     let label = format!("  {k} perf tracepoint firings - caused");
+    if k == "tcpstates" {
+        // Its program sits on the classic tracepoint, and a BPF program there that returns 0
+        // (tcpstates' does) keeps perf's event from counting (perf_trace_run_bpf_submit).
+        let misses: u64 = c.tally.progs.iter().map(|p| p.recursion_misses).sum();
+        figs.push(
+            Figure::missing(
+                &key,
+                &label,
+                format!(
+                    "not comparable: tcpstates' program on the same classic tracepoint returns 0, \
+                     which stops perf counting; its program skipped {misses} runs (another BPF \
+                     program running on the CPU), uncounted as lost"
+                ),
+            )
+            .unavailable(),
+        );
+        return figs;
+    }
     figs.push(match (c.perf, &c.perf_error) {
         (Some(n), _) => {
             let mut f = Figure::new(&key, &label, n as f64 - expected as f64, "")
@@ -448,7 +473,13 @@ fn foreign_note(foreign: &Foreign) -> String {
     }
     let list: Vec<String> = foreign
         .values()
-        .map(|t| format!("{} `{}`", t.pid, t.cmdline.chars().take(60).collect::<String>()))
+        .map(|t| {
+            format!(
+                "{} `{}`",
+                t.pid,
+                t.cmdline.chars().take(60).collect::<String>()
+            )
+        })
         .collect();
     format!(
         "{} other tracer(s) attached meanwhile, traced and untraced runs alike pay their \

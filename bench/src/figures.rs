@@ -74,6 +74,12 @@ impl Figure {
         self
     }
 
+    /// Not measurable for a reason outside portwatch (a tool missing, a tool's own quirk).
+    pub fn unavailable(mut self) -> Figure {
+        self.unavailable = true;
+        self
+    }
+
     pub fn spread(mut self, s: impl Into<String>) -> Figure {
         self.spread = s.into();
         self
@@ -141,7 +147,12 @@ pub fn spread_of(xs: &[f64], what: &str) -> String {
 /// The table, as plain text at most ~120 columns wide; notes wrap under their line.
 pub fn render(figs: &[Figure]) -> String {
     let mut out = String::new();
-    let w = figs.iter().map(|f| f.label.len()).max().unwrap_or(10).min(48);
+    let w = figs
+        .iter()
+        .map(|f| f.label.len())
+        .max()
+        .unwrap_or(10)
+        .min(48);
     out.push_str(&format!(
         "{:<w$}  {:>14}  {:>14}  {:<4}  {}\n",
         "figure", "value", "target", "met", "spread / notes"

@@ -159,8 +159,7 @@ fn timewait_objects() -> Option<u64> {
 /// namespace's are freed by a kernel worker after its last process exits.
 pub fn quiesce() {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while timewait_objects().is_some_and(|n| n >= 5_000) && std::time::Instant::now() < deadline
-    {
+    while timewait_objects().is_some_and(|n| n >= 5_000) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -51,13 +51,18 @@ pub fn throughput(sizes: &Sizes) -> Vec<Figure> {
         rates.push(events.len() as f64 / t.elapsed().as_secs_f64());
     }
     vec![
-        Figure::new("model.events_per_s", "model replay, one core", stats(&rates).0, "ev/s")
-            .target(Target::AtLeast(5e6))
-            .spread(spread_of(&rates, "runs"))
-            .note(format!(
-                "{} events of synthetic churn (10k conn/s, TIME_WAIT 60 s)",
-                num(events.len() as f64)
-            )),
+        Figure::new(
+            "model.events_per_s",
+            "model replay, one core",
+            stats(&rates).0,
+            "ev/s",
+        )
+        .target(Target::AtLeast(5e6))
+        .spread(spread_of(&rates, "runs"))
+        .note(format!(
+            "{} events of synthetic churn (10k conn/s, TIME_WAIT 60 s)",
+            num(events.len() as f64)
+        )),
     ]
 }
 
@@ -75,10 +80,7 @@ fn live_socket_events(n: usize) -> impl Iterator<Item = Event> {
             comm: Comm::new("client"),
         };
         let pool = (i / PER_POOL) as u32;
-        let dst = SocketAddr::new(
-            IpAddr::V4(Ipv4Addr::from(0x0a09_0000 + pool)),
-            443,
-        );
+        let dst = SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0x0a09_0000 + pool)), 443);
         let src = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
         let port = 32768 + (i % PER_POOL) as u16;
         let sk = 0xffff_8881_0000_0000 + i as u64 * 2368;
@@ -96,7 +98,12 @@ fn live_socket_events(n: usize) -> impl Iterator<Item = Event> {
             }),
         };
         [
-            ev(ts, SocketAddr::new(src, 0), TcpState::Close, TcpState::SynSent),
+            ev(
+                ts,
+                SocketAddr::new(src, 0),
+                TcpState::Close,
+                TcpState::SynSent,
+            ),
             ev(
                 ts + 500,
                 SocketAddr::new(src, port),

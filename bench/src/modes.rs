@@ -56,7 +56,9 @@ pub fn discover(
             key: "record",
             label: "record stand-in".into(),
             how: How::Command {
-                argv: argv(&[&me, "standin", "record", "--netns", "{netns}", "--output", "{out}"]),
+                argv: argv(&[
+                    &me, "standin", "record", "--netns", "{netns}", "--output", "{out}",
+                ]),
                 parse: Parse::Recording,
             },
             note: "portwatch has no `record` yet: library Live + record::Writer in its own \
@@ -70,7 +72,15 @@ pub fn discover(
             key: "report",
             label: "portwatch report".into(),
             how: How::Command {
-                argv: argv(&[&pw, "report", "--json", "--netns", "{netns}", "--duration", "10m"]),
+                argv: argv(&[
+                    &pw,
+                    "report",
+                    "--json",
+                    "--netns",
+                    "{netns}",
+                    "--duration",
+                    "10m",
+                ]),
                 parse: Parse::ReportJson,
             },
             note: String::new(),
@@ -109,7 +119,9 @@ pub fn discover(
                 parse: Parse::Tcpstates { port },
             }
         } else {
-            How::Unavailable(format!("{TCPSTATES} not installed (Debian package libbpf-tools)"))
+            How::Unavailable(format!(
+                "{TCPSTATES} not installed (Debian package libbpf-tools)"
+            ))
         },
         note: "the reference: one text line per transition, all namespaces".into(),
         targeted: false,

@@ -27,7 +27,14 @@ impl Perf {
     /// Starts counting system-wide; gives perf a moment to open its counters.
     pub fn start(port: u16) -> anyhow::Result<Perf> {
         let mut child = Command::new("perf")
-            .args(["stat", "-a", "-x,", "-e", "sock:inet_sock_set_state", "--filter"])
+            .args([
+                "stat",
+                "-a",
+                "-x,",
+                "-e",
+                "sock:inet_sock_set_state",
+                "--filter",
+            ])
             .arg(format!("sport == {port} || dport == {port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -83,7 +83,12 @@ fn snapshot_vs_ss_inner(
         only_netns: Some(vec![lab.netns]),
         ..Options::default()
     };
+    let no_owners = Options {
+        owners: false,
+        ..only.clone()
+    };
     let (mut snap, mut load, mut ss, mut ssp) = (vec![], vec![], vec![], vec![]);
+    let mut bare = vec![];
     let mut seen = 0;
     for _ in 0..runs {
         ss.push(time_ss(lab.pid, &["-tan"])?);
@@ -93,11 +98,19 @@ fn snapshot_vs_ss_inner(
         let mut m = Model::default();
         m.load_snapshot(&report.snapshot, monotonic_now_ns());
         load.push(t.elapsed());
-        seen = report.snapshot.namespaces.iter().map(|n| n.sockets.len()).sum();
+        seen = report
+            .snapshot
+            .namespaces
+            .iter()
+            .map(|n| n.sockets.len())
+            .sum();
         ssp.push(time_ss(lab.pid, &["-tanp"])?);
+        let t = Instant::now();
+        context::take(&no_owners)?;
+        bare.push(t.elapsed());
     }
     lab.finish();
-    let (snap, load, ss, ssp) = (ms(&snap), ms(&load), ms(&ss), ms(&ssp));
+    let (snap, load, ss, ssp, bare) = (ms(&snap), ms(&load), ms(&ss), ms(&ssp), ms(&bare));
     let ss_median = stats(&ss).0;
     let ratio = stats(&snap).0 / ss_median;
     let n = format!("{} sockets", num(seen as f64));
@@ -105,22 +118,42 @@ fn snapshot_vs_ss_inner(
         eprintln!("snapshot: saw {seen} of {sockets} sockets");
     }
     Ok(vec![
-        Figure::new("snapshot.ss_tan.ms", "ss -tan, same sockets", ss_median, "ms")
-            .spread(spread_of(&ss, "runs"))
-            .note(n.clone()),
-        Figure::new("snapshot.ms", "start-up snapshot (with owners)", stats(&snap).0, "ms")
-            .spread(spread_of(&snap, "runs"))
-            .note(format!(
-                "sock_diag + /proc owner walk + sysctls; ss -tanp {} ms",
-                num(stats(&ssp).0)
-            )),
+        Figure::new(
+            "snapshot.ss_tan.ms",
+            "ss -tan, same sockets",
+            ss_median,
+            "ms",
+        )
+        .spread(spread_of(&ss, "runs"))
+        .note(n.clone()),
+        Figure::new(
+            "snapshot.ms",
+            "start-up snapshot (with owners)",
+            stats(&snap).0,
+            "ms",
+        )
+        .spread(spread_of(&snap, "runs"))
+        .note(format!(
+            "sock_diag + /proc owner walk + sysctls; ss -tanp {} ms",
+            num(stats(&ssp).0)
+        )),
         Figure::new("snapshot.vs_ss", "  snapshot / ss -tan", ratio, "")
             .target(Target::AtMost(1.0))
             .note(format!(
-                "with model load: {} ms ({:.2}x ss -tan)",
+                "with model load: {} ms ({:.2}x); {:.2}x ss -tanp, which also finds owners",
                 num(stats(&load).0),
-                stats(&load).0 / ss_median
+                stats(&load).0 / ss_median,
+                stats(&snap).0 / stats(&ssp).0
             )),
+        Figure::new(
+            "snapshot.no_owners.vs_ss",
+            "  snapshot without owners / ss -tan",
+            stats(&bare).0 / ss_median,
+            "",
+        )
+        .target(Target::AtMost(1.0))
+        .spread(spread_of(&bare, "runs (ms)"))
+        .note("sock_diag + sysctls: the part that is not the /proc walk"),
     ])
 }
 

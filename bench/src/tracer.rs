@@ -45,7 +45,10 @@ pub enum How {
     /// The library's collector in the harness: the kernel side and a consumer that only counts.
     InProcess,
     /// `{netns}` and `{out}` are replaced in the arguments.
-    Command { argv: Vec<String>, parse: Parse },
+    Command {
+        argv: Vec<String>,
+        parse: Parse,
+    },
     Unavailable(String),
 }
 
@@ -93,6 +96,8 @@ pub enum Running {
     },
     Proc {
         child: Child,
+        /// CPU time when it was ready: start-up (BTF, attach, snapshot) is not per event.
+        cpu_at_ready: Option<u64>,
         parse: Parse,
         out: PathBuf,
         stdout: JoinHandle<StdoutSeen>,
@@ -140,6 +145,7 @@ impl Mode {
                 });
                 let mut running = Running::Proc {
                     child,
+                    cpu_at_ready: None,
                     parse: *parse,
                     out: out.to_path_buf(),
                     stdout,
@@ -148,6 +154,14 @@ impl Mode {
                 if let Err(e) = running.wait_attached() {
                     let said = running.kill_and_stderr();
                     bail!("{}: {e:#}; it said: {}", args.join(" "), said.trim());
+                }
+                if let Running::Proc {
+                    child,
+                    cpu_at_ready,
+                    ..
+                } = &mut running
+                {
+                    *cpu_at_ready = process_cpu_ns(child.id());
                 }
                 Ok(running)
             }
@@ -249,15 +263,16 @@ fn start_kernel(netns: u32) -> anyhow::Result<Running> {
                 }
             };
             let _ = ready_tx.send(Ok(()));
+            let cpu_at_ready = thread_cpu_ns();
             let mut buf = Vec::new();
             while !stop2.load(Ordering::Relaxed) {
-                let _ = tokio::time::timeout(Duration::from_millis(100), c.next_batch(&mut buf))
-                    .await;
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(100), c.next_batch(&mut buf)).await;
                 buf.clear();
             }
             // Programs are unloaded at stop: read their statistics first.
             let progs = bpfstats::of_process(std::process::id());
-            let cpu_ns = thread_cpu_ns();
+            let cpu_ns = thread_cpu_ns() - cpu_at_ready;
             let hooks = hook_names(&c, &progs);
             c.stop();
             c.drain(&mut buf);
@@ -353,10 +368,13 @@ impl Running {
         match self {
             Running::Kernel { stop, thread } => {
                 stop.store(true, Ordering::Relaxed);
-                thread.join().map_err(|_| anyhow::anyhow!("collector panicked"))?
+                thread
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("collector panicked"))?
             }
             Running::Proc {
                 mut child,
+                cpu_at_ready,
                 parse,
                 out,
                 stdout,
@@ -375,7 +393,9 @@ impl Running {
                     }
                     thread::sleep(Duration::from_millis(10));
                 };
-                let seen = stdout.join().map_err(|_| anyhow::anyhow!("reader panicked"))?;
+                let seen = stdout
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("reader panicked"))?;
                 let err = stderr.join().unwrap_or_default();
                 // A clean stop: 0, 130, or killed by the SIGINT itself.
                 use std::os::unix::process::ExitStatusExt;
@@ -387,7 +407,7 @@ impl Running {
                 }
                 let mut t = parse_output(parse, &out, seen, &err)?;
                 t.progs = progs;
-                t.cpu_ns = cpu_ns;
+                t.cpu_ns = cpu_ns.zip(cpu_at_ready).map(|(end, start)| end - start);
                 Ok(t)
             }
         }
@@ -418,7 +438,14 @@ fn parse_output(parse: Parse, out: &Path, seen: StdoutSeen, err: &str) -> anyhow
             // "lost N events on CPU #C"
             t.lost = err
                 .lines()
-                .filter_map(|l| l.trim().strip_prefix("lost ")?.split(' ').next()?.parse::<u64>().ok())
+                .filter_map(|l| {
+                    l.trim()
+                        .strip_prefix("lost ")?
+                        .split(' ')
+                        .next()?
+                        .parse::<u64>()
+                        .ok()
+                })
                 .sum::<u64>();
         }
         Parse::Recording => return read_recording(out),
@@ -509,7 +536,8 @@ mod tests {
     fn summary_and_tcpstates_lines() {
         let s = "portwatch: tracing\nportwatch: 39 events received, 2 lost (ring full …)";
         assert_eq!(summary_number(s, " lost"), Some(2));
-        let l = b"ffff8881 1234 my comm 127.0.0.1 40000 127.0.0.1 23100 SYN_SENT -> ESTABLISHED 0.01\n";
+        let l =
+            b"ffff8881 1234 my comm 127.0.0.1 40000 127.0.0.1 23100 SYN_SENT -> ESTABLISHED 0.01\n";
         assert!(tcpstates_matches(l, 23100));
         assert!(!tcpstates_matches(l, 8080));
     }

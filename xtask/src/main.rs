@@ -44,6 +44,17 @@ enum Cmd {
     },
     /// Run `cargo clippy` on the workspace and on the eBPF crate, and `cargo fmt --check`.
     Lint,
+    /// Measure portwatch's costs (release build, root): churn untraced vs traced by each mode,
+    /// BPF run time, model speed and memory, snapshot vs `ss`, recording size. Prints a table
+    /// with each figure next to its target and writes JSON under target/bench/.
+    Bench {
+        /// Tiny sizes, debug build, seconds: checks that every figure is reported, not speed.
+        #[arg(long)]
+        smoke: bool,
+        /// Extra arguments for portwatch-bench (`cargo xtask bench -- --help`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -54,6 +65,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Test { args } => test(&root, &args),
         Cmd::Run { args } => run(&root, &args),
         Cmd::Lint => lint(&root),
+        Cmd::Bench { smoke, args } => bench(&root, smoke, &args),
     }
 }
 
@@ -121,8 +133,35 @@ fn test(root: &Path, args: &[String]) -> anyhow::Result<()> {
                 .env_remove("RUSTUP_TOOLCHAIN")
                 .env_remove("CARGO_TARGET_DIR"),
         )?;
+        // The benchmark harness at a tiny size, so that it never rots: every figure reported.
+        bench(root, true, &[])?;
     }
     Ok(())
+}
+
+fn bench(root: &Path, smoke: bool, args: &[String]) -> anyhow::Result<()> {
+    ebpf::build(root, false)?;
+    let profile = if smoke { "debug" } else { "release" };
+    let mut build = cargo(root);
+    build.args(["build", "-p", "portwatch", "-p", "portwatch-bench"]);
+    if !smoke {
+        build.arg("--release");
+    }
+    run_cmd(&mut build)?;
+    if !is_root() {
+        bail!("the benchmark loads BPF programs and makes network namespaces: run it as root");
+    }
+    let dir = target_dir(root).join(profile);
+    let mut cmd = Command::new(dir.join("portwatch-bench"));
+    cmd.current_dir(root)
+        .arg("--portwatch")
+        .arg(dir.join("portwatch"))
+        .arg("--out")
+        .arg(target_dir(root).join("bench"));
+    if smoke {
+        cmd.arg("--smoke");
+    }
+    run_cmd(cmd.args(args))
 }
 
 fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {

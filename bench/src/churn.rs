@@ -471,19 +471,18 @@ fn foreign_note(foreign: &Foreign) -> String {
     if foreign.is_empty() {
         return String::new();
     }
-    let list: Vec<String> = foreign
-        .values()
-        .map(|t| {
-            format!(
-                "{} `{}`",
-                t.pid,
-                t.cmdline.chars().take(60).collect::<String>()
-            )
-        })
-        .collect();
+    // The program name is enough to tell them apart; the JSON lists them all.
+    let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+    for t in foreign.values() {
+        let name = t.cmdline.split_whitespace().next().unwrap_or("?");
+        let name = name.rsplit('/').next().unwrap_or(name);
+        let sub = t.cmdline.split_whitespace().nth(1).unwrap_or("");
+        *kinds.entry(format!("{name} {sub}")).or_default() += 1;
+    }
+    let list: Vec<String> = kinds.iter().map(|(k, n)| format!("{n}x `{k}`")).collect();
     format!(
-        "{} other tracer(s) attached meanwhile, traced and untraced runs alike pay their \
-         programs: {}",
+        "{} other tracer(s) attached during the runs ({}): untraced and traced runs alike \
+         paid their programs",
         foreign.len(),
         list.join(", ")
     )

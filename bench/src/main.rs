@@ -13,6 +13,7 @@ mod figures;
 mod load;
 mod model;
 mod modes;
+mod parse;
 mod perf;
 mod sockets;
 mod standin;

@@ -121,7 +121,7 @@ async fn session(netns: Option<u32>, output: Option<PathBuf>) -> anyhow::Result<
         state_received: Some(state),
         received: c.received_total(),
         lost: c.lost_total(),
-        lost_by: crate::tracer::lost_by(&c),
+        lost_by: crate::parse::lost_by(&c),
         kernel_seen: Some(c.state.seen + c.skipped.state),
         ..Tally::default()
     })

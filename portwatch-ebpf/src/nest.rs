@@ -24,11 +24,13 @@ use crate::emit::bump;
 
 const DEPTH: usize = 4;
 
-/// How long an entry vouches for its firing, in jiffies (256 ms at HZ=250, the most common
-/// setting; 64 ms at HZ=1000). Between a primary and its rescuer the CPU can serve interrupts
-/// and their softirqs (milliseconds under a flood); a left-over entry (see above) only
-/// matters if an identical context is skipped within this time.
-const FRESH_JIFFIES: u64 = 64;
+/// How long an entry vouches for its firing, in jiffies (1 s at HZ=250, the most common
+/// setting). Between a primary and its rescuer the CPU serves interrupts and their softirqs,
+/// and a virtual CPU can be descheduled by its host for a long time: an entry that expired
+/// meanwhile makes the rescuer repeat the primary's record (measured: about 2 per million
+/// firings with one jiffy, 1 in 14 million with 64). A left-over entry (see above: rare in
+/// itself) only matters if an identical context is skipped within this time.
+const FRESH_JIFFIES: u64 = 256;
 
 /// Contexts of firings whose primary ran and whose rescuer has not yet seen them.
 #[repr(C)]

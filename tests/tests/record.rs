@@ -54,6 +54,16 @@ fn start(args: &[&str], ready: &str) -> (Child, BufReader<std::process::ChildStd
     (child, err)
 }
 
+/// Kills the child when dropped (a failed assertion must not leave a recorder behind).
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The comparable part of the top findings.
 fn findings(report: &serde_json::Value) -> Vec<String> {
     report["findings"]
@@ -78,10 +88,20 @@ fn a_recording_cut_by_sigkill_reports_what_live_reported() {
     ns.sysctl("net/ipv4/tcp_tw_reuse", "0").unwrap();
     let inode = ns.inode.to_string();
     let file = tmp("killed.pwr");
-    let (mut recorder, _rec_err) = start(
-        &["record", "-o", file.to_str().unwrap(), "--netns", &inode],
+    // Bounded, and killed by the guard if an assertion fails first: never an orphan.
+    let (recorder, _rec_err) = start(
+        &[
+            "record",
+            "--duration",
+            "60s",
+            "-o",
+            file.to_str().unwrap(),
+            "--netns",
+            &inode,
+        ],
         "recording to",
     );
+    let mut recorder = KillOnDrop(recorder);
     let (mut reporter, mut rep_err) = start(
         &["report", "--json", "--netns", &inode, "--duration", "6s"],
         "tracing for",
@@ -121,8 +141,8 @@ fn a_recording_cut_by_sigkill_reports_what_live_reported() {
     assert!(reporter.wait().unwrap().success(), "{rest}");
     // Let the recorder write its last full chunk (it flushes every second), then kill it.
     std::thread::sleep(Duration::from_millis(2500));
-    recorder.kill().unwrap(); // SIGKILL: no chance to finish the file
-    recorder.wait().unwrap();
+    recorder.0.kill().unwrap(); // SIGKILL: no chance to finish the file
+    recorder.0.wait().unwrap();
 
     let out = Command::new(bin())
         .args(["report", "--json"])

@@ -9,22 +9,12 @@ use std::{
     time::Duration,
 };
 
-use portwatch_tests::*;
-
-fn bin() -> String {
-    let bin = std::env::var("PORTWATCH_BIN")
-        .expect("PORTWATCH_BIN must name the portwatch binary (cargo xtask test sets it)");
-    assert!(
-        std::path::Path::new(&bin).exists(),
-        "PORTWATCH_BIN={bin} does not exist"
-    );
-    bin
-}
+use portwatch_tests::{live::portwatch_bin, *};
 
 #[test]
 fn check_says_this_machine_can_run_it() {
     require_root();
-    let out = Command::new(bin()).arg("check").output().unwrap();
+    let out = Command::new(portwatch_bin()).arg("check").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -51,7 +41,7 @@ fn check_says_this_machine_can_run_it() {
 #[test]
 fn events_json_streams_transitions_failures_and_timewait() {
     let ns = Netns::new("pw-cli");
-    let mut child = Command::new(bin())
+    let mut child = Command::new(portwatch_bin())
         .args([
             "events",
             "--json",

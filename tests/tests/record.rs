@@ -5,7 +5,7 @@
 use std::{
     io::{BufRead, BufReader, Read},
     os::unix::fs::PermissionsExt,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -14,17 +14,7 @@ use portwatch::lab::{
     churn::{self, ChurnOpts, Closer, Server},
     netns::Netns,
 };
-use portwatch_tests::require_root;
-
-fn bin() -> String {
-    let bin = std::env::var("PORTWATCH_BIN")
-        .expect("PORTWATCH_BIN must name the portwatch binary (cargo xtask test sets it)");
-    assert!(
-        Path::new(&bin).exists(),
-        "PORTWATCH_BIN={bin} does not exist"
-    );
-    bin
-}
+use portwatch_tests::{live::portwatch_bin, require_root};
 
 fn tmp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pw-record-{}", std::process::id()));
@@ -36,7 +26,7 @@ fn tmp(name: &str) -> PathBuf {
 
 /// Spawns portwatch and waits until it says it is tracing/recording (stderr).
 fn start(args: &[&str], ready: &str) -> (Child, BufReader<std::process::ChildStderr>) {
-    let mut child = Command::new(bin())
+    let mut child = Command::new(portwatch_bin())
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -144,7 +134,7 @@ fn a_recording_cut_by_sigkill_reports_what_live_reported() {
     recorder.0.kill().unwrap(); // SIGKILL: no chance to finish the file
     recorder.0.wait().unwrap();
 
-    let out = Command::new(bin())
+    let out = Command::new(portwatch_bin())
         .args(["report", "--json"])
         .arg(&file)
         .output()
@@ -166,7 +156,11 @@ fn a_recording_cut_by_sigkill_reports_what_live_reported() {
     assert_eq!(findings(&recorded), findings(&live), "recording vs live");
 
     // info says the file was cut short (exit status 2), and what it holds.
-    let info = Command::new(bin()).arg("info").arg(&file).output().unwrap();
+    let info = Command::new(portwatch_bin())
+        .arg("info")
+        .arg(&file)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&info.stdout);
     assert_eq!(info.status.code(), Some(2), "{text}");
     assert!(text.contains("truncated"), "{text}");
@@ -181,7 +175,7 @@ fn a_recording_cut_by_sigkill_reports_what_live_reported() {
 fn recordings_are_private_fresh_and_never_through_a_symlink() {
     require_root();
     let file = tmp("private.pwr");
-    let out = Command::new(bin())
+    let out = Command::new(portwatch_bin())
         .args(["record", "--duration", "1s", "-o"])
         .arg(&file)
         .output()
@@ -195,7 +189,7 @@ fn recordings_are_private_fresh_and_never_through_a_symlink() {
     assert_eq!(mode, 0o600);
 
     // Exists: refused without --force, replaced with it.
-    let again = Command::new(bin())
+    let again = Command::new(portwatch_bin())
         .args(["record", "--duration", "1s", "-o"])
         .arg(&file)
         .output()
@@ -206,7 +200,7 @@ fn recordings_are_private_fresh_and_never_through_a_symlink() {
         "{}",
         String::from_utf8_lossy(&again.stderr)
     );
-    let forced = Command::new(bin())
+    let forced = Command::new(portwatch_bin())
         .args(["record", "--force", "--duration", "1s", "-o"])
         .arg(&file)
         .output()
@@ -222,7 +216,7 @@ fn recordings_are_private_fresh_and_never_through_a_symlink() {
     std::fs::write(&target, b"precious").unwrap();
     let link = tmp("link.pwr");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    let via = Command::new(bin())
+    let via = Command::new(portwatch_bin())
         .args(["record", "--force", "--duration", "1s", "-o"])
         .arg(&link)
         .output()
@@ -263,7 +257,7 @@ fn export_has_the_documented_columns() {
     server.stop_after(5, Duration::from_secs(5));
     assert!(rec.wait().unwrap().success());
 
-    let csv = Command::new(bin())
+    let csv = Command::new(portwatch_bin())
         .args(["export", "--format", "csv"])
         .arg(&file)
         .output()
@@ -280,7 +274,7 @@ fn export_has_the_documented_columns() {
         "{text}"
     );
 
-    let jsonl = Command::new(bin())
+    let jsonl = Command::new(portwatch_bin())
         .args(["export", "--format", "jsonl"])
         .arg(&file)
         .output()

@@ -11,24 +11,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use portwatch_tests::{pty::PtyChild, require_root};
+use portwatch_tests::{live::portwatch_bin, pty::PtyChild, require_root};
 
 const COLS: u16 = 80;
 const ROWS: u16 = 24;
 const DST: &str = "127.0.0.1:8080";
 
-fn bin() -> String {
-    let bin = std::env::var("PORTWATCH_BIN")
-        .expect("PORTWATCH_BIN must name the portwatch binary (cargo xtask test sets it)");
-    assert!(
-        Path::new(&bin).exists(),
-        "PORTWATCH_BIN={bin} does not exist"
-    );
-    bin
-}
-
 fn portwatch(args: &[&str]) -> Command {
-    let mut cmd = Command::new(bin());
+    let mut cmd = Command::new(portwatch_bin());
     cmd.args(args)
         .env("TERM", "xterm-256color")
         .env_remove("NO_COLOR");

@@ -12,7 +12,6 @@ use anyhow::Context as _;
 use portwatch::{
     collect::{Attach, Collector, Counters, monotonic_to_realtime_offset_ns},
     event::{Event, EventKind, TcpState, TwOp},
-    privileges,
 };
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -56,11 +55,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    privileges::check().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(stream(args))
+    super::traced(stream(args))
 }
 
 /// Prints the attach list's problems to stderr (nothing when all is well).

@@ -43,6 +43,15 @@ impl TraceArgs {
     }
 }
 
+/// Checks privileges, then runs a tracing command's future on a single-threaded runtime.
+pub fn traced<T>(fut: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    portwatch::privileges::check().map_err(|e| anyhow::anyhow!("{e}"))?;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(fut)
+}
+
 /// "4M", "512K", "65536".
 pub fn parse_size(s: &str) -> Result<u32, String> {
     let s = s.trim();

@@ -11,7 +11,6 @@ use std::{
 use anyhow::Context as _;
 use portwatch::{
     collect::monotonic_now_ns,
-    privileges,
     record::{self, Host, Writer},
     session::{
         Live, LiveOptions,
@@ -54,11 +53,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    privileges::check().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(record(args))
+    super::traced(record(args))
 }
 
 fn write(w: &mut Writer, rec: &record::ContextRecord) -> anyhow::Result<()> {

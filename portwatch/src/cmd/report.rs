@@ -7,7 +7,6 @@ use anyhow::Context as _;
 use portwatch::{
     collect::monotonic_now_ns,
     model::ModelConfig,
-    privileges,
     record::Host,
     report::{self, LostEvents, Report, Source},
     session::{Live, LiveOptions, Replay},
@@ -45,13 +44,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let report = match &args.file {
         Some(path) => from_file(path)?,
-        None => {
-            privileges::check().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(live(&args))?
-        }
+        None => super::traced(live(&args))?,
     };
     print(&report, args.json)?;
     Ok(ExitCode::SUCCESS)

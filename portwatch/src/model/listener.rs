@@ -9,7 +9,7 @@
 
 use rustc_hash::FxHashMap;
 
-use super::{addr::Ip, pool::CloseStats};
+use super::{addr::Ip, pool::CloseStats, slots::Slots};
 
 #[derive(Clone, Debug)]
 pub(crate) struct Listener {
@@ -32,8 +32,7 @@ pub(crate) struct Listener {
 pub(crate) struct Listeners {
     by_key: FxHashMap<(u32, Ip, u16), u32>,
     by_port: FxHashMap<(u32, u16), Vec<u32>>,
-    slots: Vec<Option<Listener>>,
-    free: Vec<u32>,
+    slots: Slots<Listener>,
 }
 
 impl Listeners {
@@ -74,30 +73,21 @@ impl Listeners {
             closes: CloseStats::default(),
             accepted: 0,
         };
-        let id = match self.free.pop() {
-            Some(id) => {
-                self.slots[id as usize] = Some(l);
-                id
-            }
-            None => {
-                self.slots.push(Some(l));
-                (self.slots.len() - 1) as u32
-            }
-        };
+        let id = self.slots.insert(l);
         self.by_key.insert((netns, ip, port), id);
         self.by_port.entry((netns, port)).or_default().push(id);
         (id, true)
     }
 
     pub fn get(&self, id: u32) -> &Listener {
-        self.slots[id as usize]
-            .as_ref()
+        self.slots
+            .get(id)
             .expect("listener ids are only held while referenced")
     }
 
     pub fn get_mut(&mut self, id: u32) -> &mut Listener {
-        self.slots[id as usize]
-            .as_mut()
+        self.slots
+            .get_mut(id)
             .expect("listener ids are only held while referenced")
     }
 
@@ -108,7 +98,7 @@ impl Listeners {
         if l.refs > 0 {
             return None;
         }
-        let l = self.slots[id as usize].take()?;
+        let l = self.slots.remove(id)?;
         self.by_key.remove(&(l.netns, l.ip, l.port));
         if let Some(v) = self.by_port.get_mut(&(l.netns, l.port)) {
             v.retain(|&x| x != id);
@@ -116,14 +106,10 @@ impl Listeners {
                 self.by_port.remove(&(l.netns, l.port));
             }
         }
-        self.free.push(id);
         Some(l.owner)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Listener)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| l.as_ref().map(|l| (i as u32, l)))
+        self.slots.iter()
     }
 }

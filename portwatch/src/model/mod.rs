@@ -37,6 +37,7 @@ mod owner;
 mod pool;
 mod rates;
 mod read;
+mod slots;
 mod snapshot;
 mod socket;
 mod summary;

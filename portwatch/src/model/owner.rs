@@ -11,7 +11,7 @@
 
 use rustc_hash::FxHashMap;
 
-use super::{addr::Ip, counts::StateCounts, socket::NONE};
+use super::{addr::Ip, counts::StateCounts, slots::Slots, socket::NONE};
 use crate::event::{Comm, Task};
 
 #[derive(Clone, Debug)]
@@ -34,8 +34,7 @@ pub(crate) struct Proc {
 #[derive(Default)]
 pub(crate) struct Procs {
     map: FxHashMap<(u32, Comm), u32>,
-    slots: Vec<Option<Proc>>,
-    free: Vec<u32>,
+    slots: Slots<Proc>,
     pub evicted: u64,
 }
 
@@ -74,16 +73,7 @@ impl Procs {
             connects: 0,
             failures: 0,
         };
-        let id = match self.free.pop() {
-            Some(id) => {
-                self.slots[id as usize] = Some(p);
-                id
-            }
-            None => {
-                self.slots.push(Some(p));
-                (self.slots.len() - 1) as u32
-            }
-        };
+        let id = self.slots.insert(p);
         self.map.insert(key, id);
         Some(id)
     }
@@ -96,17 +86,16 @@ impl Procs {
             .collect();
         idle.sort_unstable();
         for &(_, id) in idle.iter().take(n) {
-            if let Some(p) = self.slots[id as usize].take() {
+            if let Some(p) = self.slots.remove(id) {
                 self.map.remove(&(p.pid, p.comm));
-                self.free.push(id);
                 self.evicted += 1;
             }
         }
     }
 
     pub fn get_mut(&mut self, id: u32) -> &mut Proc {
-        self.slots[id as usize]
-            .as_mut()
+        self.slots
+            .get_mut(id)
             .expect("process ids are only held while referenced")
     }
 
@@ -114,7 +103,7 @@ impl Procs {
         if id == NONE {
             return None;
         }
-        self.slots.get(id as usize).and_then(Option::as_ref)
+        self.slots.get(id)
     }
 
     pub fn retain(&mut self, id: u32) {
@@ -131,10 +120,7 @@ impl Procs {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Proc)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| p.as_ref().map(|p| (i as u32, p)))
+        self.slots.iter()
     }
 }
 
@@ -162,8 +148,7 @@ pub(crate) struct Link {
 #[derive(Default)]
 pub(crate) struct Links {
     map: FxHashMap<LinkKey, u32>,
-    slots: Vec<Option<Link>>,
-    free: Vec<u32>,
+    slots: Slots<Link>,
 }
 
 impl Links {
@@ -179,29 +164,20 @@ impl Links {
             bind_any: 0,
             refs: 0,
         };
-        let id = match self.free.pop() {
-            Some(id) => {
-                self.slots[id as usize] = Some(l);
-                id
-            }
-            None => {
-                self.slots.push(Some(l));
-                (self.slots.len() - 1) as u32
-            }
-        };
+        let id = self.slots.insert(l);
         self.map.insert(key, id);
         (id, true)
     }
 
     pub fn get(&self, id: u32) -> &Link {
-        self.slots[id as usize]
-            .as_ref()
+        self.slots
+            .get(id)
             .expect("link ids are only held while referenced")
     }
 
     pub fn get_mut(&mut self, id: u32) -> &mut Link {
-        self.slots[id as usize]
-            .as_mut()
+        self.slots
+            .get_mut(id)
             .expect("link ids are only held while referenced")
     }
 
@@ -213,16 +189,12 @@ impl Links {
             return None;
         }
         let key = l.key;
-        self.slots[id as usize] = None;
+        self.slots.remove(id);
         self.map.remove(&key);
-        self.free.push(id);
         Some(key)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Link)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| l.as_ref().map(|l| (i as u32, l)))
+        self.slots.iter()
     }
 }

@@ -14,6 +14,7 @@ use super::{
     addr::Ip,
     counts::StateCounts,
     rates::{History, Rates},
+    slots::Slots,
 };
 use crate::event::TcpState;
 
@@ -114,8 +115,7 @@ impl Pool {
 #[derive(Default)]
 pub(crate) struct Pools {
     map: FxHashMap<PoolKeyInt, u32>,
-    slots: Vec<Option<Pool>>,
-    free: Vec<u32>,
+    slots: Slots<Pool>,
     pub evicted: u64,
 }
 
@@ -155,16 +155,7 @@ impl Pools {
             last_failure_ns: 0,
             last_active_ns: now_ns,
         };
-        let id = match self.free.pop() {
-            Some(id) => {
-                self.slots[id as usize] = Some(pool);
-                id
-            }
-            None => {
-                self.slots.push(Some(pool));
-                (self.slots.len() - 1) as u32
-            }
-        };
+        let id = self.slots.insert(pool);
         self.map.insert(k, id);
         Some(id)
     }
@@ -177,34 +168,30 @@ impl Pools {
             .collect();
         idle.sort_unstable();
         for &(_, id) in idle.iter().take(n) {
-            if let Some(p) = self.slots[id as usize].take() {
+            if let Some(p) = self.slots.remove(id) {
                 self.map.remove(&p.key);
-                self.free.push(id);
                 self.evicted += 1;
             }
         }
     }
 
     pub fn get(&self, id: u32) -> &Pool {
-        self.slots[id as usize]
-            .as_ref()
+        self.slots
+            .get(id)
             .expect("pool ids are only held while the pool exists")
     }
 
     pub fn get_mut(&mut self, id: u32) -> &mut Pool {
-        self.slots[id as usize]
-            .as_mut()
+        self.slots
+            .get_mut(id)
             .expect("pool ids are only held while the pool exists")
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Pool)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| p.as_ref().map(|p| (i as u32, p)))
+        self.slots.iter()
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Pool> {
-        self.slots.iter_mut().flatten()
+        self.slots.iter_mut()
     }
 }

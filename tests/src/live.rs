@@ -334,7 +334,7 @@ impl TestServer {
                         Serve::NeverAccept => unreachable!(),
                     },
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        poll_readable(listener.as_raw_fd(), 20);
+                        portwatch::lab::churn::poll_readable(listener.as_raw_fd(), 20);
                     }
                     Err(_) => thread::sleep(Duration::from_millis(1)),
                 }
@@ -364,16 +364,6 @@ impl Drop for TestServer {
             let _ = t.join();
         }
     }
-}
-
-fn poll_readable(fd: i32, ms: i32) -> bool {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    unsafe { libc::poll(&mut p, 1, ms) > 0 }
 }
 
 /// The findings of a report, in rank order.

@@ -9,7 +9,7 @@ use portwatch::{
     event::{Comm, Event, EventKind, StateChange, Task, TcpState},
     record::{ContextRecord, Host, Options, Writer},
 };
-use portwatch_tests::pty::PtyChild;
+use portwatch_tests::{live::portwatch_bin, pty::PtyChild};
 
 const SEC: u64 = 1_000_000_000;
 
@@ -52,12 +52,7 @@ fn header(pty: &PtyChild) -> String {
 
 #[test]
 fn replay_keys_move_the_header_and_q_restores_the_terminal() {
-    let bin = std::env::var("PORTWATCH_BIN")
-        .expect("PORTWATCH_BIN must name the portwatch binary (cargo xtask test sets it)");
-    assert!(
-        Path::new(&bin).exists(),
-        "PORTWATCH_BIN={bin} does not exist"
-    );
+    let bin = portwatch_bin();
     let dir = tempfile_dir();
     let file = dir.join("listener.pwr");
     write_recording(&file);

@@ -11,7 +11,6 @@ use anyhow::Context as _;
 use crossterm::event::Event as TermEvent;
 use portwatch::{
     console::{FPS_RANGE, Frames, LiveSource, Source},
-    privileges,
     session::{Live, LiveOptions},
     tui::{self, Action, App, TerminalGuard, on_key},
 };
@@ -53,12 +52,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    privileges::check().map_err(|e| anyhow::anyhow!("{e}"))?;
-    need_terminal()?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
+    super::traced(async {
+        need_terminal()?;
         let mut trace = args.trace.options();
         trace.netns = args.netns;
         let live = Live::start(LiveOptions {

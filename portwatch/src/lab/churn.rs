@@ -40,7 +40,7 @@ pub struct Server {
 }
 
 /// Waits up to `ms` for `fd` to be readable.
-fn poll_readable(fd: i32, ms: i32) -> bool {
+pub fn poll_readable(fd: i32, ms: i32) -> bool {
     let mut p = libc::pollfd {
         fd,
         events: libc::POLLIN,

@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use portwatch::record::Info;
+use portwatch::{record::Info, session::recording};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -80,22 +80,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ctx.join(", ")
         }
     );
-    match info.counters.get(portwatch::session::recording::LOSS) {
-        Some(c) => {
-            let lost: u64 = c
-                .values
-                .iter()
-                .filter(|(k, _)| {
-                    k.ends_with(".lost")
-                        || k.starts_with("skipped.state")
-                        || k.starts_with("skipped.calls")
-                        || *k == "decode_errors"
-                        || *k == "untracked_calls"
-                })
-                .map(|(_, v)| v)
-                .sum();
-            println!("lost        {lost} events (kernel counters at the end of the recording)");
-        }
+    let loss = info
+        .counters
+        .get(recording::LOSS)
+        .map(recording::counters_from_record);
+    match loss {
+        Some(Ok(c)) => println!(
+            "lost        {} events (kernel counters at the end of the recording)",
+            c.lost_total()
+        ),
+        Some(Err(e)) => println!("lost        unreadable loss counters: {e}"),
         None => println!("lost        unknown (no loss counters recorded)"),
     }
     println!("integrity   {}", info.integrity);

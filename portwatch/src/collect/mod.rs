@@ -13,11 +13,7 @@ pub mod layout;
 pub mod progs;
 pub mod tracefs;
 
-use std::{
-    io,
-    os::fd::{AsFd, AsRawFd},
-    time::Instant,
-};
+use std::{io, time::Instant};
 
 use anyhow::Context as _;
 use aya::{
@@ -348,11 +344,6 @@ impl Collector {
             untracked_calls: sums[stat::CALL_UNTRACKED as usize],
             read_failed: sums[stat::READ_FAILED as usize],
         }
-    }
-
-    /// The ring buffer's file descriptor (for diagnostics).
-    pub fn ring_fd(&self) -> i32 {
-        self.ring.get_ref().as_fd().as_raw_fd()
     }
 }
 

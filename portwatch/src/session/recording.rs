@@ -9,8 +9,6 @@
 //!   the end;
 //! - `note` records of level `warning`: degraded hooks and other problems.
 
-use std::collections::BTreeMap;
-
 use crate::{
     collect::Counters,
     model::SystemSnapshot,
@@ -94,11 +92,6 @@ pub fn counters_from_record(c: &record::Counters) -> anyhow::Result<Counters> {
         }
     }
     Ok(serde_json::from_value(serde_json::Value::Object(root))?)
-}
-
-/// The flattened names, for display.
-pub fn flat(c: &record::Counters) -> &BTreeMap<String, u64> {
-    &c.values
 }
 
 #[cfg(test)]

@@ -41,6 +41,14 @@ pub mod tw_op {
 }
 
 /// Address families as the kernel numbers them.
+/// Bits of [`Header::flags`].
+pub mod flag {
+    /// Written by a rescuer program (see `portwatch-ebpf/src/nest.rs`), not by the primary.
+    /// Userspace drops such a record when it repeats the primary's record of the same
+    /// firing (a rescue that was not needed), and counts it.
+    pub const RESCUED: u8 = 1;
+}
+
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
 pub const IPPROTO_TCP: u16 = 6;
@@ -62,7 +70,9 @@ pub struct Header {
     pub ppid: u32,
     /// One of [`kind`].
     pub kind: u8,
-    pub _pad: [u8; 7],
+    /// Bits of [`flag`].
+    pub flags: u8,
+    pub _pad: [u8; 6],
     /// `comm` of that task, NUL-padded.
     pub comm: [u8; COMM_LEN],
 }
@@ -168,7 +178,8 @@ pub mod maps {
 
 /// Slots of the per-CPU `STATS` array. Every record a program tries to emit counts once in a
 /// `*_SEEN` slot, and once more in the matching `*_LOST` slot if the ring buffer had no room, so
-/// `received + lost == seen` holds exactly once userspace has drained the ring.
+/// `received + lost == seen` holds exactly once userspace has drained the ring (where
+/// `received` takes in the rare rescued record userspace drops as a repeat: `flag::RESCUED`).
 pub mod stat {
     pub const STATE_SEEN: u32 = 0;
     pub const STATE_LOST: u32 = 1;

@@ -130,7 +130,7 @@ fn report_call(which: u8, ret: i64, p: Pending) {
         0
     };
     let record = CallRecord {
-        hdr: header(kind::CALL, netns, true),
+        hdr: header(kind::CALL, netns, true, 0),
         sk,
         addr,
         ret: ret as i32,

@@ -35,7 +35,7 @@ pub fn bump(slot: u32) {
 /// only when `with_ppid` (it costs two kernel reads, and matters only where the current task
 /// is the socket's owner).
 #[inline(always)]
-pub fn header(kind: u8, netns: u32, with_ppid: bool) -> Header {
+pub fn header(kind: u8, netns: u32, with_ppid: bool, flags: u8) -> Header {
     let pid_tgid = bpf_get_current_pid_tgid();
     Header {
         ts_ns: unsafe { bpf_ktime_get_ns() },
@@ -44,7 +44,8 @@ pub fn header(kind: u8, netns: u32, with_ppid: bool) -> Header {
         tgid: (pid_tgid >> 32) as u32,
         ppid: if with_ppid { current_ppid() } else { 0 },
         kind,
-        _pad: [0; 7],
+        flags,
+        _pad: [0; 6],
         comm: bpf_get_current_comm().unwrap_or([0; COMM_LEN]),
     }
 }
@@ -116,7 +117,7 @@ pub fn commit<T: 'static>(entry: RingBufEntry<T>) {
 /// # Safety
 /// `h` points to a reserved ring buffer record.
 #[inline(always)]
-pub unsafe fn write_header(h: *mut Header, kind: u8, netns: u32, with_ppid: bool) {
+pub unsafe fn write_header(h: *mut Header, kind: u8, netns: u32, with_ppid: bool, flags: u8) {
     let pid_tgid = bpf_get_current_pid_tgid();
     unsafe {
         (*h).ts_ns = bpf_ktime_get_ns();
@@ -125,7 +126,8 @@ pub unsafe fn write_header(h: *mut Header, kind: u8, netns: u32, with_ppid: bool
         (*h).tgid = (pid_tgid >> 32) as u32;
         (*h).ppid = if with_ppid { current_ppid_btf() } else { 0 };
         (*h).kind = kind;
-        (*h)._pad = [0; 7];
+        (*h).flags = flags;
+        (*h)._pad = [0; 6];
         let comm = &raw mut (*h).comm;
         if aya_ebpf::helpers::generated::bpf_get_current_comm(comm.cast(), COMM_LEN as u32) != 0 {
             *comm = [0; COMM_LEN];

@@ -17,6 +17,13 @@
 //! to reuse its stack slot.
 //! A firing is lost only when the rescuer too is running on that CPU (counted: userspace
 //! reports primary misses minus rescues).
+//!
+//! Measured, not explained: under floods a rescuer sometimes does the work for a firing whose
+//! primary ran too (about once per 10⁵–10⁶ firings: a rescue with no recursion miss to
+//! match it, the record an exact repeat of the primary's, written microseconds to
+//! milliseconds later, with the primary's entry gone from this CPU's stack). So rescuers mark
+//! their records (`flag::RESCUED`) and userspace drops, and counts, one that repeats a recent
+//! primary record (`portwatch/src/collect/dedup.rs`).
 
 use aya_ebpf::{helpers::generated::bpf_jiffies64, macros::map, maps::PerCpuArray};
 

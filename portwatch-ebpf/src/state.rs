@@ -7,7 +7,7 @@
 //! tracing program happens to run there.
 
 use aya_ebpf::{EbpfContext, macros::btf_tracepoint, programs::BtfTracePointContext};
-use portwatch_common::{IPPROTO_TCP, StateRecord, kind, stat};
+use portwatch_common::{IPPROTO_TCP, StateRecord, flag, kind, stat};
 
 use crate::{
     emit::{bump, commit, reserve, write_header},
@@ -20,7 +20,7 @@ pub fn inet_sock_set_state(ctx: BtfTracePointContext) -> i32 {
     let sk: u64 = ctx.arg(0);
     if let Some(netns) = traced(sk) {
         nest::enter(hook::STATE, ctx.as_ptr() as u64);
-        transition(&ctx, sk, netns);
+        transition(&ctx, sk, netns, 0);
     }
     0
 }
@@ -32,7 +32,7 @@ pub fn inet_sock_set_state_rescue(ctx: BtfTracePointContext) -> i32 {
     if let Some(netns) = traced(sk)
         && nest::rescue(hook::STATE, ctx.as_ptr() as u64, stat::STATE_RESCUED).is_some()
     {
-        transition(&ctx, sk, netns);
+        transition(&ctx, sk, netns, flag::RESCUED);
     }
     0
 }
@@ -48,7 +48,7 @@ fn traced(sk: u64) -> Option<u32> {
 }
 
 #[inline(always)]
-fn transition(ctx: &BtfTracePointContext, sk: u64, netns: u32) {
+fn transition(ctx: &BtfTracePointContext, sk: u64, netns: u32, flags: u8) {
     bump(stat::STATE_SEEN);
     let oldstate: i32 = ctx.arg(1);
     let newstate: i32 = ctx.arg(2);
@@ -67,7 +67,7 @@ fn transition(ctx: &BtfTracePointContext, sk: u64, netns: u32) {
     let owner_context = oldstate == TCP_CLOSE;
     // SAFETY: `r` is a reserved record of the right size; every byte is written.
     unsafe {
-        write_header(&raw mut (*r).hdr, kind::STATE, netns, owner_context);
+        write_header(&raw mut (*r).hdr, kind::STATE, netns, owner_context, flags);
         (*r).skaddr = sk;
         (*r).saddr = t.saddr;
         (*r).daddr = t.daddr;

@@ -18,7 +18,7 @@ use aya_ebpf::{
     EbpfContext, helpers::generated::bpf_jiffies64, macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
-use portwatch_common::{TimeWaitRecord, kind, stat, tw_op};
+use portwatch_common::{TimeWaitRecord, flag, kind, stat, tw_op};
 
 use crate::{
     emit::{bump, header, output},
@@ -48,6 +48,11 @@ fn emit(timer: u64, op: u8, slot: u32) {
         return;
     }
     bump(stat::TW_SEEN);
+    let flags = if slot >= nest::RESCUER_SLOT_OFFSET {
+        flag::RESCUED
+    } else {
+        0
+    };
     let remaining = match read::<u64>(timer + off::OFF_TIMER_EXPIRES()) {
         Ok(expires) if op != tw_op::EXPIRE => {
             expires.wrapping_sub(unsafe { bpf_jiffies64() }) as i64 as i32
@@ -59,7 +64,7 @@ fn emit(timer: u64, op: u8, slot: u32) {
         return;
     };
     let record = TimeWaitRecord {
-        hdr: header(kind::TIMEWAIT, netns, false),
+        hdr: header(kind::TIMEWAIT, netns, false, flags),
         tw,
         saddr: t.saddr,
         daddr: t.daddr,

@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use portwatch_common::{
-    AF_INET, AF_INET6, CallRecord, Header, StateRecord, TimeWaitRecord, call, kind, tw_op,
+    AF_INET, AF_INET6, CallRecord, Header, StateRecord, TimeWaitRecord, call, flag, kind, tw_op,
 };
 
 use crate::event::{
@@ -126,6 +126,11 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
     })
 }
 
+/// Whether a record that [`decode`]d was written by a rescuer program (`flag::RESCUED`).
+pub fn rescued(bytes: &[u8]) -> bool {
+    read::<Header>(bytes, 0).is_ok_and(|h| h.flags & flag::RESCUED != 0)
+}
+
 /// The bytes the kernel would have written for `event`: the inverse of [`decode`], for tests
 /// and for tools that feed the collector's consumers synthetic records.
 pub fn encode(event: &Event) -> Vec<u8> {
@@ -150,7 +155,8 @@ pub fn encode(event: &Event) -> Vec<u8> {
         tgid: event.task.pid,
         ppid: event.task.ppid,
         kind: k,
-        _pad: [0; 7],
+        flags: 0,
+        _pad: [0; 6],
         comm: event.task.comm.0,
     };
     match &event.kind {

@@ -4,11 +4,13 @@
 //! The accounting is exact: each program counts every record it tries to emit (`seen`) and
 //! every one it could not (`lost`: ring full, or a kernel read failed); the kernel counts
 //! program runs it skipped (`recursion_misses`); userspace counts what it received and what it
-//! could not decode. After [`Collector::stop`] and a final drain,
-//! `received + lost == seen` per kind.
+//! could not decode, and drops (and counts) the rare record a rescuer repeated (`dedup`).
+//! After [`Collector::stop`] and a final drain, `received + lost + duplicates == seen` per
+//! kind.
 
 pub mod btf;
 pub mod decode;
+pub mod dedup;
 pub mod layout;
 pub mod progs;
 pub mod tracefs;
@@ -93,6 +95,9 @@ pub struct KindCounters {
     pub lost: u64,
     /// Records userspace received and decoded.
     pub received: u64,
+    /// Records received twice for one kernel event (a rescuer repeated the primary's record:
+    /// `dedup`), dropped: in `seen`, not in `received`.
+    pub duplicates: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -149,10 +154,13 @@ pub struct Collector {
     final_skipped: Option<progs::Skipped>,
 }
 
-/// What userspace received and failed to decode, per kind.
+/// What userspace received, dropped as repeats and failed to decode, per kind.
 #[derive(Default)]
 struct Tally {
     received: [u64; 3],
+    /// Rescued records that repeated a primary's (`dedup`): state, call (always 0), timewait.
+    duplicates: [u64; 3],
+    dedup: dedup::Dedup,
     decode_errors: u64,
     first_error: Option<String>,
 }
@@ -164,8 +172,13 @@ impl Tally {
             n += 1;
             match decode::decode(&item) {
                 Ok(ev) => {
-                    self.received[kind_index(&ev)] += 1;
-                    out.push(ev);
+                    let k = kind_index(&ev);
+                    if self.dedup.is_repeat(&ev, decode::rescued(&item)) {
+                        self.duplicates[k] += 1;
+                    } else {
+                        self.received[k] += 1;
+                        out.push(ev);
+                    }
                 }
                 Err(e) => {
                     self.decode_errors += 1;
@@ -318,12 +331,14 @@ impl Collector {
         progs::skipped(&self.ebpf, &self.attached, before)
     }
 
-    /// Runs rescued from nesting: (state, timers).
+    /// Runs rescued from nesting: (state, timers). Rescues whose record repeated the
+    /// primary's were not rescues (no run was skipped): they are left out.
     fn rescued(&self) -> (u64, u64) {
         let sums = self.stat_sums();
+        let d = &self.tally.duplicates;
         (
-            sums[stat::STATE_RESCUED as usize],
-            sums[stat::TIMER_RESCUED as usize],
+            sums[stat::STATE_RESCUED as usize].saturating_sub(d[0]),
+            sums[stat::TIMER_RESCUED as usize].saturating_sub(d[2]),
         )
     }
 
@@ -333,6 +348,7 @@ impl Collector {
             seen: sums[seen as usize],
             lost: sums[lost as usize],
             received: self.tally.received[idx],
+            duplicates: self.tally.duplicates[idx],
         };
         Counters {
             state: k(stat::STATE_SEEN, stat::STATE_LOST, 0),
@@ -340,7 +356,10 @@ impl Collector {
             timewait: k(stat::TW_SEEN, stat::TW_LOST, 2),
             decode_errors: self.tally.decode_errors,
             skipped: self.final_skipped.unwrap_or_else(|| self.skipped_now()),
-            rescued: sums[stat::STATE_RESCUED as usize] + sums[stat::TIMER_RESCUED as usize],
+            rescued: {
+                let (state, timers) = self.rescued();
+                state + timers
+            },
             untracked_calls: sums[stat::CALL_UNTRACKED as usize],
             read_failed: sums[stat::READ_FAILED as usize],
         }

@@ -57,11 +57,13 @@ mod tests {
                 seen: 10,
                 lost: 2,
                 received: 8,
+                duplicates: 0,
             },
             call: KindCounters {
                 seen: 5,
                 lost: 1,
                 received: 4,
+                duplicates: 0,
             },
             decode_errors: 3,
             skipped: Skipped {

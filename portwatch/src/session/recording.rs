@@ -106,16 +106,19 @@ mod tests {
                 seen: 10,
                 lost: 2,
                 received: 8,
+                duplicates: 0,
             },
             call: KindCounters {
                 seen: 1,
                 lost: 0,
                 received: 1,
+                duplicates: 0,
             },
             timewait: KindCounters {
                 seen: 5,
                 lost: 1,
                 received: 4,
+                duplicates: 0,
             },
             decode_errors: 3,
             skipped: Skipped {

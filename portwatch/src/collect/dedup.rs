@@ -25,23 +25,20 @@ struct Key {
     /// Transition (old << 8 | new) or timewait operation | 0x10000.
     what: u32,
     /// Local and remote ports.
-    ports: u32,
+    ports: [u16; 2],
 }
 
 fn key(ev: &Event) -> Option<Key> {
-    match &ev.kind {
-        EventKind::State(s) => Some(Key {
-            addr: s.sk,
-            what: (s.old as u32) << 8 | s.new as u32,
-            ports: (s.local.port() as u32) << 16 | s.remote.port() as u32,
-        }),
-        EventKind::TimeWait(t) => Some(Key {
-            addr: t.tw,
-            what: 0x10000 | t.op as u32,
-            ports: (t.local.port() as u32) << 16 | t.remote.port() as u32,
-        }),
-        EventKind::Call(_) => None,
-    }
+    let (addr, what) = match &ev.kind {
+        EventKind::State(s) => (s.sk, (s.old as u32) << 8 | s.new as u32),
+        EventKind::TimeWait(t) => (t.tw, 0x10000 | t.op as u32),
+        EventKind::Call(_) => return None,
+    };
+    Some(Key {
+        addr,
+        what,
+        ports: ev.ports(),
+    })
 }
 
 /// The last [`RECENT`] primary records' keys, with their timestamps.

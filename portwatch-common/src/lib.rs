@@ -40,7 +40,6 @@ pub mod tw_op {
     pub const EXPIRE: u8 = 3;
 }
 
-/// Address families as the kernel numbers them.
 /// Bits of [`Header::flags`].
 pub mod flag {
     /// Written by a rescuer program (see `portwatch-ebpf/src/nest.rs`), not by the primary.
@@ -49,6 +48,7 @@ pub mod flag {
     pub const RESCUED: u8 = 1;
 }
 
+/// Address families as the kernel numbers them.
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
 pub const IPPROTO_TCP: u16 = 6;
@@ -178,8 +178,8 @@ pub mod maps {
 
 /// Slots of the per-CPU `STATS` array. Every record a program tries to emit counts once in a
 /// `*_SEEN` slot, and once more in the matching `*_LOST` slot if the ring buffer had no room, so
-/// `received + lost == seen` holds exactly once userspace has drained the ring (where
-/// `received` takes in the rare rescued record userspace drops as a repeat: `flag::RESCUED`).
+/// `received + lost + duplicates == seen` holds exactly once userspace has drained the ring
+/// (`duplicates`: the rare rescued record userspace drops as a repeat, `flag::RESCUED`).
 pub mod stat {
     pub const STATE_SEEN: u32 = 0;
     pub const STATE_LOST: u32 = 1;

@@ -71,6 +71,12 @@ fn task(h: &Header) -> Task {
 
 /// Decodes one ring-buffer record.
 pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+    decode_flagged(bytes).map(|(event, _)| event)
+}
+
+/// Decodes one ring-buffer record, and tells whether a rescuer program wrote it
+/// (`flag::RESCUED`).
+pub fn decode_flagged(bytes: &[u8]) -> Result<(Event, bool), DecodeError> {
     let hdr: Header = read(bytes, 0)?;
     let kind = match hdr.kind {
         kind::STATE => {
@@ -118,17 +124,13 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         }
         other => return Err(DecodeError::UnknownKind(other)),
     };
-    Ok(Event {
+    let event = Event {
         ts_ns: hdr.ts_ns,
         netns: hdr.netns,
         task: task(&hdr),
         kind,
-    })
-}
-
-/// Whether a record that [`decode`]d was written by a rescuer program (`flag::RESCUED`).
-pub fn rescued(bytes: &[u8]) -> bool {
-    read::<Header>(bytes, 0).is_ok_and(|h| h.flags & flag::RESCUED != 0)
+    };
+    Ok((event, hdr.flags & flag::RESCUED != 0))
 }
 
 /// The bytes the kernel would have written for `event`: the inverse of [`decode`], for tests
@@ -303,6 +305,16 @@ mod tests {
     fn every_kind_round_trips() {
         for e in events() {
             assert_eq!(decode(&encode(&e)), Ok(e), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_rescued_flag_is_read_from_the_header() {
+        for e in events() {
+            let mut bytes = encode(&e);
+            assert_eq!(decode_flagged(&bytes), Ok((e, false)), "{e}");
+            bytes[std::mem::offset_of!(Header, flags)] = flag::RESCUED;
+            assert_eq!(decode_flagged(&bytes), Ok((e, true)), "{e}");
         }
     }
 

@@ -170,10 +170,10 @@ impl Tally {
         let mut n = 0;
         while let Some(item) = ring.next() {
             n += 1;
-            match decode::decode(&item) {
-                Ok(ev) => {
+            match decode::decode_flagged(&item) {
+                Ok((ev, rescued)) => {
                     let k = kind_index(&ev);
-                    if self.dedup.is_repeat(&ev, decode::rescued(&item)) {
+                    if self.dedup.is_repeat(&ev, rescued) {
                         self.duplicates[k] += 1;
                     } else {
                         self.received[k] += 1;

@@ -334,7 +334,11 @@ impl Collector {
     /// Runs rescued from nesting: (state, timers). Rescues whose record repeated the
     /// primary's were not rescues (no run was skipped): they are left out.
     fn rescued(&self) -> (u64, u64) {
-        let sums = self.stat_sums();
+        self.rescued_in(&self.stat_sums())
+    }
+
+    /// [`Collector::rescued`] from counters already read.
+    fn rescued_in(&self, sums: &[u64; stat::COUNT as usize]) -> (u64, u64) {
         let d = &self.tally.duplicates;
         (
             sums[stat::STATE_RESCUED as usize].saturating_sub(d[0]),
@@ -357,7 +361,7 @@ impl Collector {
             decode_errors: self.tally.decode_errors,
             skipped: self.final_skipped.unwrap_or_else(|| self.skipped_now()),
             rescued: {
-                let (state, timers) = self.rescued();
+                let (state, timers) = self.rescued_in(&sums);
                 state + timers
             },
             untracked_calls: sums[stat::CALL_UNTRACKED as usize],

@@ -69,13 +69,13 @@ impl Dumper {
         let sock = Socket::new(NETLINK_SOCK_DIAG).map_err(|source| ContextError::Netlink {
             netns,
             what: "open",
-            source,
+            cause: source,
         })?;
         sock.connect(&netlink_sys::SocketAddr::new(0, 0))
             .map_err(|source| ContextError::Netlink {
                 netns,
                 what: "connect",
-                source,
+                cause: source,
             })?;
         Ok(Dumper {
             sock,
@@ -182,7 +182,7 @@ impl Dumper {
         ContextError::Netlink {
             netns: self.netns,
             what,
-            source,
+            cause: source,
         }
     }
 

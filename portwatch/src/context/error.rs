@@ -19,22 +19,25 @@ impl ParseError {
     }
 }
 
+/// Each message is whole: it names the object and says its cause (the `cause` field) once.
+/// The cause is deliberately not also returned from `source()`, or `{:#}` chains (anyhow, at
+/// the edges) would print it twice; the message is also what warnings and notes keep.
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
-    #[error("read {}: {source}", path.display())]
-    Read { path: PathBuf, source: io::Error },
+    #[error("read {}: {cause}", path.display())]
+    Read { path: PathBuf, cause: io::Error },
 
-    #[error("parse {}: {source}", path.display())]
-    Parse { path: PathBuf, source: ParseError },
+    #[error("parse {}: {cause}", path.display())]
+    Parse { path: PathBuf, cause: ParseError },
 
-    #[error("enter netns {netns}: {source}")]
-    Enter { netns: u32, source: io::Error },
+    #[error("enter netns {netns}: {cause}")]
+    Enter { netns: u32, cause: io::Error },
 
-    #[error("netns {netns}: sock_diag {what}: {source}")]
+    #[error("netns {netns}: sock_diag {what}: {cause}")]
     Netlink {
         netns: u32,
         what: &'static str,
-        source: io::Error,
+        cause: io::Error,
     },
 
     #[error("netns {netns}: bad sock_diag message: {reason}")]
@@ -51,7 +54,7 @@ impl ContextError {
     pub(crate) fn read(path: impl Into<PathBuf>, source: io::Error) -> ContextError {
         ContextError::Read {
             path: path.into(),
-            source,
+            cause: source,
         }
     }
 }

@@ -59,7 +59,7 @@ impl Netns {
         if rc != 0 {
             return Err(ContextError::Enter {
                 netns: self.inode,
-                source: io::Error::last_os_error(),
+                cause: io::Error::last_os_error(),
             });
         }
         Ok(())

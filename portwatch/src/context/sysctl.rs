@@ -41,7 +41,7 @@ fn read_parsed<T>(
     let text = std::fs::read_to_string(path).map_err(|e| ContextError::read(path, e))?;
     parse(&text).map_err(|source| ContextError::Parse {
         path: Path::new(path).to_path_buf(),
-        source,
+        cause: source,
     })
 }
 

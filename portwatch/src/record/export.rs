@@ -273,7 +273,7 @@ pub fn export<R: Read + Seek, W: Write>(
     let clock = Clock::new(&reader.header().host);
     let io = |source| Error::Io {
         path: "(export output)".into(),
-        source,
+        cause: source,
     };
     let mut out = match format {
         Format::Csv => Out::Csv(CsvWriter::new(out).map_err(io)?),

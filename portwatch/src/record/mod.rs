@@ -82,13 +82,15 @@ pub enum Item {
     Context(ContextRecord),
 }
 
+/// Each message is whole: it names the object and says its cause (the `cause` field) once.
+/// The cause is deliberately not also returned from `source()`, or `{:#}` chains (anyhow, at
+/// the edges) would print it twice; the message is also what warnings and notes keep.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{} already exists (pass --force to replace it)", path.display())]
     Exists { path: PathBuf },
@@ -131,5 +133,5 @@ pub enum Error {
         max: usize,
     },
     #[error("encode JSON: {0}")]
-    Json(#[source] serde_json::Error),
+    Json(serde_json::Error),
 }

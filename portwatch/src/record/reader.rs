@@ -48,7 +48,7 @@ impl Reader<BufReader<File>> {
         let path = path.as_ref();
         let file = File::open(path).map_err(|source| Error::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         })?;
         Reader::from_reader(BufReader::with_capacity(1 << 16, file), path)
     }
@@ -88,7 +88,7 @@ impl<R: Read + Seek> Reader<R> {
         let path = path.as_ref().to_path_buf();
         let io = |source| Error::Io {
             path: path.clone(),
-            source,
+            cause: source,
         };
         let len = src.seek(SeekFrom::End(0)).map_err(io)?;
         src.seek(SeekFrom::Start(0)).map_err(io)?;
@@ -350,7 +350,7 @@ impl<R: Read + Seek> Reader<R> {
                     self.done = true;
                     return Some(Err(Error::Io {
                         path: self.path.clone(),
-                        source,
+                        cause: source,
                     }));
                 }
             };
@@ -384,7 +384,7 @@ impl<R: Read + Seek> Reader<R> {
                             self.done = true;
                             return Some(Err(Error::Io {
                                 path: self.path.clone(),
-                                source,
+                                cause: source,
                             }));
                         }
                     };

@@ -103,7 +103,7 @@ pub struct Writer {
 fn create_file(path: &Path, force: bool) -> Result<File, Error> {
     let io_err = |source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => {
@@ -171,7 +171,7 @@ impl Writer {
             level => Some(
                 zstd::bulk::Compressor::new(level).map_err(|source| Error::Io {
                     path: path.to_path_buf(),
-                    source,
+                    cause: source,
                 })?,
             ),
         };
@@ -315,7 +315,7 @@ impl Writer {
         } else {
             Error::Io {
                 path: self.path.clone(),
-                source,
+                cause: source,
             }
         }
     }

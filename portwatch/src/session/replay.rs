@@ -35,8 +35,7 @@ pub struct Replay {
 
 impl Replay {
     pub fn open(path: &Path, cfg: ModelConfig) -> anyhow::Result<Replay> {
-        let reader =
-            Reader::open(path).with_context(|| format!("open recording {}", path.display()))?;
+        let reader = Reader::open(path).context("open recording")?;
         let host = reader.header().host.clone();
         let start = host.start_mono_ns;
         Ok(Replay {

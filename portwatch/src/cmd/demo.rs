@@ -31,8 +31,8 @@ pub struct Args {
     /// New connections per second from the demo client.
     #[arg(long, value_name = "PER_S", default_value_t = 20.0)]
     pub rate: f64,
-    /// Stop the client after this long (the TUI stays: watch TIME_WAIT drain); default:
-    /// until you quit.
+    /// Stop the client after this long, in seconds or with a unit (`2m`); the TUI stays:
+    /// watch TIME_WAIT drain. Default: until you quit.
     #[arg(long, value_parser = super::parse_duration)]
     pub duration: Option<Duration>,
     #[command(flatten)]

@@ -47,7 +47,8 @@ pub struct Args {
     /// filtered in the kernel, so the lost-event counts then concern this namespace alone.
     #[arg(long, value_name = "INODE")]
     netns: Option<u32>,
-    /// Stop after this long (e.g. 10s, 2m); default: until Ctrl-C or SIGTERM.
+    /// Stop after this long: seconds (`14`), or with a unit (`2m`, `1h30m`); default: until
+    /// Ctrl-C or SIGTERM.
     #[arg(long, value_parser = super::parse_duration)]
     duration: Option<Duration>,
     #[command(flatten)]

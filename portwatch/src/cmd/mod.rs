@@ -1,12 +1,14 @@
 //! One module per subcommand, each with `Args` and `run(args)`.
 
 pub mod check;
+pub mod completions;
 pub mod demo;
 pub mod events;
 pub mod export;
 pub mod info;
 pub mod lab;
 pub mod lab_client;
+pub mod man;
 pub mod record;
 pub mod replay;
 pub mod report;
@@ -70,9 +72,18 @@ pub fn parse_size(s: &str) -> Result<u32, String> {
     Ok(bytes)
 }
 
-/// "10s", "2m", "1h30m".
+/// "14" (a bare number is seconds, as for `timeout` and `sleep`; "1.5" too), "14s", "2m",
+/// "1h30m", "500ms".
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e} (e.g. 10s, 2m)"))
+    let s = s.trim();
+    if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') && s.bytes().any(|b| b.is_ascii_digit()) {
+        return s
+            .parse::<f64>()
+            .ok()
+            .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+            .ok_or_else(|| format!("`{s}` is not a number of seconds (e.g. 14, 10s, 2m)"));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e} (e.g. 14, 10s, 2m)"))
 }
 
 #[cfg(test)]
@@ -88,5 +99,20 @@ mod tests {
         assert!(parse_size("100").is_err());
         assert!(parse_size("lots").is_err());
         assert!(parse_size("8G").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        let secs = Duration::from_secs;
+        assert_eq!(parse_duration("14"), Ok(secs(14)));
+        assert_eq!(parse_duration("0"), Ok(secs(0)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("14s"), Ok(secs(14)));
+        assert_eq!(parse_duration("2m"), Ok(secs(120)));
+        assert_eq!(parse_duration("1h30m"), Ok(secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        for bad in ["", "1.2.3", ".", "-3", "3x", "soon"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -36,7 +36,8 @@ pub struct Args {
     /// The recording to create.
     #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
-    /// Stop after this long (default: until Ctrl-C or SIGTERM).
+    /// Stop after this long: seconds (`14`), or with a unit (`2m`, `1h30m`); default: until
+    /// Ctrl-C or SIGTERM.
     #[arg(long, value_parser = super::parse_duration)]
     duration: Option<Duration>,
     /// Replace FILE if it exists (a regular file only).

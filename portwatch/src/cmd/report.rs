@@ -28,7 +28,7 @@ Examples:
 pub struct Args {
     /// A recording (from `portwatch record`); without it, trace live.
     file: Option<PathBuf>,
-    /// How long to trace live before reporting.
+    /// How long to trace live before reporting: seconds (`14`), or with a unit (`2m`, `1h30m`).
     #[arg(long, default_value = "10s", value_parser = super::parse_duration)]
     duration: Duration,
     /// The report as JSON (schema in the README, "Report JSON schema").

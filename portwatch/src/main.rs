@@ -4,7 +4,7 @@ mod cmd;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 const ABOUT: &str = "Who is exhausting ephemeral ports, and why.";
 
@@ -60,6 +60,11 @@ enum Cmd {
     /// Watch portwatch explain a port exhaustion it stages in a throwaway network namespace
     /// (a client churning short connections through 50 ports). Needs root.
     Demo(cmd::demo::Args),
+    /// A shell completion script (bash, zsh, fish, elvish, powershell) on standard output.
+    Completions(cmd::completions::Args),
+    /// The manual pages (roff), generated from these definitions.
+    #[command(hide = true)]
+    Man(cmd::man::Args),
     /// The client process of `portwatch demo` (internal).
     #[command(hide = true)]
     LabClient(cmd::lab_client::Args),
@@ -80,6 +85,8 @@ fn main() -> ExitCode {
         Some(Cmd::Export(args)) => cmd::export::run(args),
         Some(Cmd::Replay(args)) => cmd::replay::run(args),
         Some(Cmd::Demo(args)) => cmd::demo::run(args),
+        Some(Cmd::Completions(args)) => cmd::completions::run(args, Cli::command()),
+        Some(Cmd::Man(args)) => cmd::man::run(args, Cli::command()),
         Some(Cmd::LabClient(args)) => cmd::lab_client::run(args),
         Some(Cmd::Lab(args)) => cmd::lab::run(args),
         None => cmd::tui::run(cli.live),

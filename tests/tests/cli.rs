@@ -125,3 +125,114 @@ fn events_json_streams_transitions_failures_and_timewait() {
         "{rest}"
     );
 }
+
+/// Runs portwatch with `args`; returns (success, stdout, stderr).
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(portwatch_bin()).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn errors_say_their_cause_once() {
+    let missing = "/nonexistent/portwatch-test.pwr";
+    for args in [
+        &["report", missing][..],
+        &["info", missing],
+        &["export", missing, "--format", "csv"],
+        &["replay", missing],
+        &["record", "-o", missing, "--duration", "1"],
+    ] {
+        let (ok, _, err) = run(args);
+        assert!(!ok, "{args:?} succeeded");
+        assert!(err.starts_with("portwatch: error: "), "{args:?}: {err}");
+        assert_eq!(
+            err.matches("No such file or directory").count(),
+            1,
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.matches("/nonexistent").count(), 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_bare_duration_is_seconds() {
+    require_root();
+    let ns = Netns::new("pw-cli-dur");
+    let t0 = std::time::Instant::now();
+    let (ok, out, err) = run(&[
+        "report",
+        "--duration",
+        "3",
+        "--json",
+        "--netns",
+        &ns.inode.to_string(),
+    ]);
+    let took = t0.elapsed();
+    assert!(ok, "{err}");
+    assert!(err.contains("tracing for 3s"), "{err}");
+    assert!(took >= Duration::from_secs(3), "{took:?}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (start, end) = (
+        report["context"]["window_start_ns"].as_u64().unwrap(),
+        report["context"]["window_end_ns"].as_u64().unwrap(),
+    );
+    assert!(end - start >= 3_000_000_000, "{start}..{end}");
+    // Units still work; garbage says what a duration looks like.
+    let (ok, _, err) = run(&["report", "--duration", "soon"]);
+    assert!(!ok && err.contains("e.g. 14, 10s, 2m"), "{err}");
+}
+
+#[test]
+fn completions_and_man_pages_are_generated_and_parse() {
+    for (shell, check) in [("bash", "bash"), ("zsh", "zsh"), ("fish", "fish")] {
+        let (ok, script, err) = run(&["completions", shell]);
+        assert!(ok && script.contains("portwatch"), "{shell}: {err}");
+        for word in ["report", "--duration", "--json", "completions"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+        let path = std::env::temp_dir().join(format!("portwatch-completion.{shell}"));
+        std::fs::write(&path, &script).unwrap();
+        // `-n`: parse without running. The shells come from .ci/run's install list.
+        let out = Command::new(check)
+            .arg("-n")
+            .arg(&path)
+            .output()
+            .unwrap_or_else(|e| panic!("{check} (install it: apt-get install {check}): {e}"));
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{shell}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("portwatch-man.{}", std::process::id()));
+    let (ok, _, err) = run(&["man", "--out-dir", dir.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    for page in [
+        "portwatch.1",
+        "portwatch-report.1",
+        "portwatch-record.1",
+        "portwatch-check.1",
+    ] {
+        let path = dir.join(page);
+        assert!(path.exists(), "{page} missing");
+        // groff in warning-all mode, output discarded: any warning is a malformed page.
+        let out = Command::new("groff")
+            .args(["-man", "-Tutf8", "-ww", "-z"])
+            .arg(&path)
+            .output()
+            .expect("groff (Debian groff-base)");
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{page}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    let (_, page, _) = run(&["man"]);
+    assert!(page.contains(".TH portwatch 1"), "{page}");
+    assert!(page.contains("report"), "{page}");
+}

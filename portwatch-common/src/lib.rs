@@ -18,7 +18,8 @@ pub const COMM_LEN: usize = 16;
 pub mod kind {
     /// [`super::StateRecord`]: `sock:inet_sock_set_state` for a TCP socket.
     pub const STATE: u8 = 1;
-    /// [`super::CallRecord`]: a `connect()` or `bind()` that failed (or a `bind()` that succeeded).
+    /// [`super::CallRecord`]: a `connect()` or `bind()` that failed (or a `bind()` that
+    /// succeeded, or a non-blocking `connect()` that returned `EINPROGRESS`).
     pub const CALL: u8 = 2;
     /// [`super::TimeWaitRecord`]: a timewait socket's timer started, was cancelled, or expired.
     pub const TIMEWAIT: u8 = 3;
@@ -100,7 +101,8 @@ pub struct StateRecord {
 }
 const _: () = assert!(size_of::<StateRecord>() == 96);
 
-/// A `connect()` or `bind()` on an AF_INET/AF_INET6 address: failures, and successful binds.
+/// A `connect()` or `bind()` on an AF_INET/AF_INET6 address: failures, successful binds, and
+/// non-blocking connects in progress (`ret == -EINPROGRESS`, with the chosen port).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CallRecord {
@@ -119,7 +121,9 @@ pub struct CallRecord {
     /// One of [`call`].
     pub call: u8,
     pub _pad: u8,
-    /// For a successful `bind()`: the local port the socket holds now (host order); else 0.
+    /// For a successful `bind()`, and for a `connect()` that returned `EINPROGRESS`: the local
+    /// port the socket holds now (host order; for the connect, the source port it chose, which
+    /// no state transition has shown yet); else 0.
     pub bound_port: u16,
 }
 const _: () = assert!(size_of::<CallRecord>() == 88);

@@ -68,7 +68,8 @@ fn exit(ctx: &TracePointContext, which: u8) {
     let _ = PENDING.remove(key);
     let ret: i64 = field(ctx, EXIT_RET);
     let report = match which {
-        call::CONNECT => ret < 0 && ret != -EINPROGRESS,
+        // EINPROGRESS too: the port is chosen now, after the SYN_SENT transition was traced.
+        call::CONNECT => ret < 0,
         // Successful binds too: a port taken by bind() is gone for every destination.
         _ => true,
     };
@@ -111,8 +112,9 @@ fn report_call(which: u8, ret: i64, p: Pending) {
     if sk != 0 && protocol_of(sk) != IPPROTO_TCP {
         return;
     }
-    // Without the socket, a successful bind cannot be told TCP from UDP: stay silent.
-    if sk == 0 && ret == 0 {
+    // Without the socket, a successful bind cannot be told TCP from UDP, and a connect in
+    // progress has no port to tell: stay silent.
+    if sk == 0 && (ret == 0 || ret == -EINPROGRESS) {
         return;
     }
     let netns = if sk != 0 {
@@ -124,11 +126,16 @@ fn report_call(which: u8, ret: i64, p: Pending) {
         return;
     }
     bump(stat::CALL_SEEN);
-    let bound_port = if which == call::BIND && ret == 0 {
+    let in_progress = which == call::CONNECT && ret == -EINPROGRESS;
+    let bound_port = if (which == call::BIND && ret == 0) || in_progress {
         read::<u16>(sk + off::OFF_SKC_NUM()).unwrap_or(0)
     } else {
         0
     };
+    // A connect in progress is only worth its port.
+    if in_progress && bound_port == 0 {
+        return;
+    }
     let record = CallRecord {
         hdr: header(kind::CALL, netns, true, 0),
         sk,

@@ -217,7 +217,9 @@ pub struct StateChange {
     pub new: TcpState,
 }
 
-/// A `connect()`/`bind()` that failed, or a `bind()` that succeeded.
+/// A `connect()`/`bind()` that failed, a `bind()` that succeeded, or a non-blocking
+/// `connect()` in progress (`error: None`, `bound_port`: the source port it chose — the only
+/// place that port shows until the handshake ends; the kernel returned `EINPROGRESS`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct SockCall {
     pub call: CallKind,
@@ -227,10 +229,10 @@ pub struct SockCall {
     pub fd: i32,
     /// The address the caller asked for (connect: the destination; bind: the local address).
     pub addr: SocketAddr,
-    /// `None` on success.
+    /// `None` on success (for a connect: in progress).
     pub error: Option<Errno>,
     /// For a successful bind: the local port the socket got (the requested one, or the one
-    /// the kernel chose for port 0).
+    /// the kernel chose for port 0); for a connect in progress: its source port.
     pub bound_port: Option<u16>,
 }
 
@@ -315,9 +317,12 @@ impl fmt::Display for Event {
                     CallKind::Connect => "CONNECT",
                     CallKind::Bind => "BIND",
                 };
-                match c.error {
-                    Some(e) => write!(f, "{call:<8}{e} {} fd={}", c.addr, c.fd)?,
-                    None => write!(f, "{call:<8}ok {} fd={}", c.addr, c.fd)?,
+                match (c.error, c.call) {
+                    (Some(e), _) => write!(f, "{call:<8}{e} {} fd={}", c.addr, c.fd)?,
+                    (None, CallKind::Connect) => {
+                        write!(f, "{call:<8}EINPROGRESS {} fd={}", c.addr, c.fd)?
+                    }
+                    (None, CallKind::Bind) => write!(f, "{call:<8}ok {} fd={}", c.addr, c.fd)?,
                 }
                 if let Some(p) = c.bound_port {
                     write!(f, " bound_port={p}")?;

@@ -13,6 +13,9 @@ use crate::event::{
     CallKind, Comm, Errno, Event, EventKind, SockCall, StateChange, Task, TcpState, TimeWait, TwOp,
 };
 
+/// `connect()`'s return on a non-blocking socket whose handshake is under way.
+const EINPROGRESS: i32 = libc::EINPROGRESS;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     #[error("record of {len} bytes is shorter than {need} bytes for kind {kind}")]
@@ -101,7 +104,9 @@ pub fn decode_flagged(bytes: &[u8]) -> Result<(Event, bool), DecodeError> {
                 sk: (r.sk != 0).then_some(r.sk),
                 fd: r.fd,
                 addr: sockaddr(r.family, r.addr, r.port)?,
-                error: (r.ret < 0).then_some(Errno(-r.ret)),
+                // A non-blocking connect in progress is not a failure: it came for its port.
+                error: (r.ret < 0 && !(call == CallKind::Connect && r.ret == -EINPROGRESS))
+                    .then_some(Errno(-r.ret)),
                 bound_port: (r.bound_port != 0).then_some(r.bound_port),
             })
         }
@@ -183,7 +188,11 @@ pub fn encode(event: &Event) -> Vec<u8> {
                 hdr: hdr(kind::CALL),
                 sk: c.sk.unwrap_or(0),
                 addr,
-                ret: c.error.map_or(0, |e| -e.0),
+                ret: match (c.call, c.error) {
+                    (_, Some(e)) => -e.0,
+                    (CallKind::Connect, None) => -EINPROGRESS,
+                    (CallKind::Bind, None) => 0,
+                },
                 fd: c.fd,
                 port: c.addr.port(),
                 family,
@@ -273,6 +282,19 @@ mod tests {
                 }),
             },
             Event {
+                ts_ns: 3,
+                netns: 7,
+                task: task(),
+                kind: EventKind::Call(SockCall {
+                    call: CallKind::Connect,
+                    sk: Some(2),
+                    fd: 5,
+                    addr: v4("[::1]:80"),
+                    error: None,
+                    bound_port: Some(40002),
+                }),
+            },
+            Event {
                 ts_ns: 4,
                 netns: 7,
                 task: task(),
@@ -350,7 +372,7 @@ mod tests {
         bytes[std::mem::offset_of!(CallRecord, call)] = 7;
         assert_eq!(decode(&bytes), Err(DecodeError::BadCall(7)));
 
-        let mut bytes = encode(&events()[4]);
+        let mut bytes = encode(&events()[5]);
         bytes[std::mem::offset_of!(TimeWaitRecord, op)] = 0;
         assert_eq!(decode(&bytes), Err(DecodeError::BadTwOp(0)));
     }

@@ -1,7 +1,8 @@
 //! State transitions and syscall results.
 //!
 //! Owner rules (FACTS.md "What the tracepoint shows"): CLOSE → SYN_SENT, CLOSE → LISTEN,
-//! `bind()` and a failed `connect()` run in the caller's context and set the owner; every
+//! `bind()`, a failed `connect()` and one in progress (`EINPROGRESS`, which also tells the
+//! source port) run in the caller's context and set the owner; every
 //! other transition runs in softirq context and never changes it.
 
 use super::{
@@ -192,7 +193,7 @@ impl Model {
     }
 
     /// SYN_SENT → ESTABLISHED (or → CLOSE) reveals the port `connect()` picked.
-    fn learn_port(&mut self, i: u32, tuple: Tuple) {
+    pub(super) fn learn_port(&mut self, i: u32, tuple: Tuple) {
         self.account(i, -1);
         let old = *self.socks.get(i);
         if old.has(flag::BOUND_PORT) {
@@ -283,7 +284,33 @@ impl Model {
         match (c.call, c.error) {
             (CallKind::Bind, None) => self.on_bind(ev, c),
             (_, Some(e)) => self.on_call_failed(ev, c, e),
-            (CallKind::Connect, None) => {}
+            (CallKind::Connect, None) => self.on_connect_in_progress(ev, c),
+        }
+    }
+
+    /// A non-blocking `connect()` returned `EINPROGRESS`: the port it chose, which the state
+    /// transitions have not shown (SYN_SENT is traced before the port search) and, for a
+    /// connect that never completes, never will. Still in the caller's context.
+    fn on_connect_in_progress(&mut self, ev: &Event, c: &SockCall) {
+        let (Some(sk), Some(port)) = (c.sk, c.bound_port) else {
+            return;
+        };
+        let Some(i) = self.socks.find_sk(sk) else {
+            return;
+        };
+        let s = *self.socks.get(i);
+        if s.role != Role::Outbound || !s.has(flag::COUNTED) {
+            return;
+        }
+        if s.tuple.lport == 0 {
+            let tuple = Tuple { lport: port, ..s.tuple };
+            self.learn_port(i, tuple);
+        }
+        if s.owner == NONE {
+            let owner = self.owner_of(&ev.task);
+            if owner != NONE {
+                self.reown(i, owner);
+            }
         }
     }
 

@@ -70,6 +70,9 @@ impl fmt::Display for Correction {
     }
 }
 
+/// Port-less outbound sockets by the hash of their 4-tuple (port 0), built on first need.
+type Portless = FxHashMap<u64, Vec<u32>>;
+
 /// Which model sockets a snapshot socket in `state` can be.
 fn same_class(s: &Sock, state: TcpState) -> bool {
     match state {
@@ -198,6 +201,7 @@ impl Model {
             .flat_map(|n| &n.sockets)
             .any(|s| s.state == TcpState::BoundInactive);
         let mut seen: FxHashSet<u32> = FxHashSet::default();
+        let mut portless: Option<Portless> = None;
         let mut truth_pools: FxHashMap<u32, u32> = FxHashMap::default();
         for n in &snap.namespaces {
             if let Some(s) = &n.sysctls {
@@ -211,6 +215,11 @@ impl Model {
                 let tuple = Tuple::new(n.netns, ss.local, ss.remote);
                 let found = self.socks.find_tuple_idx(&tuple, |i, s| {
                     s.has(flag::COUNTED) && same_class(s, ss.state) && !seen.contains(&i)
+                });
+                let found = found.or_else(|| {
+                    let i = self.portless_match(&mut portless, &tuple, ss.state, &seen)?;
+                    self.learn_port(i, tuple);
+                    Some(i)
                 });
                 let i = match found {
                     Some(i) => {
@@ -259,6 +268,43 @@ impl Model {
             }
         }
         truth_pools
+    }
+
+    /// A tracked outbound socket whose port the model never learnt (its `connect()` is
+    /// still in SYN_SENT and its port was not reported) that can be this snapshot socket:
+    /// same namespace, addresses and destination port, in a state it can have reached. It is
+    /// the same socket — matching it keeps its owner, where removing it and adding the
+    /// snapshot's would forget who made it.
+    fn portless_match(
+        &self,
+        portless: &mut Option<Portless>,
+        t: &Tuple,
+        state: TcpState,
+        seen: &FxHashSet<u32>,
+    ) -> Option<u32> {
+        if t.lport == 0 || !matches!(state, TcpState::SynSent | TcpState::Established) {
+            return None;
+        }
+        let index = portless.get_or_insert_with(|| {
+            let mut m: Portless = FxHashMap::default();
+            for (i, s) in self.socks.iter() {
+                if s.tuple.lport == 0
+                    && s.role == Role::Outbound
+                    && s.has(flag::COUNTED)
+                    && !s.has(flag::TW)
+                    && s.state == TcpState::SynSent
+                {
+                    m.entry(s.tuple.hash()).or_default().push(i);
+                }
+            }
+            m
+        });
+        let key = Tuple { lport: 0, ..*t };
+        let slots = index.get_mut(&key.hash())?;
+        let pos = slots
+            .iter()
+            .position(|&i| self.socks.get(i).tuple == key && !seen.contains(&i))?;
+        Some(slots.swap_remove(pos))
     }
 
     /// A snapshot socket the model already has: fix its state (if it has not changed since the

@@ -221,6 +221,29 @@ impl Seq {
         )
     }
 
+    /// A non-blocking `connect()` that stays in SYN_SENT: CLOSE → SYN_SENT (port 0), then
+    /// the syscall's `EINPROGRESS` with the port it chose.
+    pub fn connect_in_progress(
+        &mut self,
+        owner: Task,
+        sk: u64,
+        src_ip: &str,
+        sport: u16,
+        dst: &str,
+    ) -> &mut Seq {
+        let unbound = ip_port(src_ip, 0);
+        self.state(owner, sk, &unbound, dst, Close, SynSent);
+        let kind = EventKind::Call(SockCall {
+            call: CallKind::Connect,
+            sk: Some(sk),
+            fd: 3,
+            addr: addr(dst),
+            error: None,
+            bound_port: Some(sport),
+        });
+        self.push(owner, kind)
+    }
+
     /// The listener's side of an accepted connection: LISTEN → SYN_RECV on a new `sk`, then
     /// SYN_RECV → ESTABLISHED, both under an unrelated task.
     pub fn accept(&mut self, runner: Task, child: u64, local: &str, remote: &str) -> &mut Seq {

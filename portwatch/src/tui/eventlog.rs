@@ -48,6 +48,9 @@ impl EventText {
                 };
                 let detail = match (c.error, c.bound_port) {
                     (Some(err), _) => format!("{err} {}", c.addr),
+                    (None, Some(p)) if c.call == CallKind::Connect => {
+                        format!("in progress {} port {p}", c.addr)
+                    }
                     (None, Some(p)) => format!("ok {} port {p}", c.addr),
                     (None, None) => format!("ok {}", c.addr),
                 };

@@ -212,3 +212,50 @@ fn close_sockets_in_a_dump_are_ignored_and_overflow_growth_is_shown() {
     let s = m.sysctls().into_iter().find(|n| n.netns == NETNS).unwrap();
     assert_eq!(s.tw_overflow_since_start, 30);
 }
+
+/// Non-blocking connects that never complete: SYN_SENT is traced before the port is chosen.
+/// Whether or not the model learnt the ports (from `EINPROGRESS`), a reconciliation that
+/// lists the sockets with their ports and no owner keeps the owner the model knew.
+#[test]
+fn reconciliation_keeps_the_owner_of_connects_stuck_in_syn_sent() {
+    for learn in [true, false] {
+        let mut m = Model::default();
+        let mut s = Seq::new();
+        for p in 40000..40010u16 {
+            let sk = 0x100 + u64::from(p);
+            if learn {
+                s.connect_in_progress(task(7, "client"), sk, "10.0.0.1", p, DST);
+            } else {
+                s.state(task(7, "client"), sk, "10.0.0.1:0", DST, Close, SynSent);
+            }
+        }
+        s.run(&mut m);
+        let socks = m.pool_sockets(&key(), s.now(), 20);
+        assert_eq!(socks.len(), 10);
+        let learnt = socks.iter().filter(|s| s.local.port() != 0).count();
+        assert_eq!(learnt, if learn { 10 } else { 0 }, "learn={learn}");
+        let taken = s.now() + SEC;
+        let listed = (40000..40010)
+            .map(|p| snap_sock(&format!("10.0.0.1:{p}"), DST, SynSent, None))
+            .collect();
+        let c = m.reconcile(&snapshot(taken, None, listed), taken);
+        assert_eq!(c, vec![], "learn={learn}");
+        let k = m.counters();
+        assert_eq!((k.reconcile_added, k.reconcile_removed), (0, 0));
+        let p = m.pool(&key(), taken).unwrap();
+        assert_eq!(p.owners.len(), 1, "{:?}", p.owners);
+        assert_eq!(p.owners[0].owner.as_ref().map(|o| o.pid), Some(7));
+        assert_eq!(p.owners[0].total, 10);
+        let socks = m.pool_sockets(&key(), taken, 20);
+        assert!(socks.iter().all(|s| s.local.port() != 0), "{socks:?}");
+        // The next transition of each (here a timeout) finds it by its kernel address.
+        s.t = taken + SEC;
+        for p in 40000..40010u16 {
+            let local = format!("10.0.0.1:{p}");
+            s.state(swapper(), 0x100 + u64::from(p), &local, DST, SynSent, Close);
+        }
+        s.run(&mut m);
+        assert_eq!(m.pool(&key(), s.now()).unwrap().in_use, 0);
+        assert_consistent(&m);
+    }
+}

@@ -189,19 +189,28 @@ impl Scenario {
     /// `bin`: the pw-scenario binary (`env!("CARGO_BIN_EXE_pw-scenario")` in a test).
     pub fn start(bin: &str, ns: &Netns, comm: &str, args: &[&str]) -> Scenario {
         assert!(comm.len() <= 15, "comm is at most 15 bytes: {comm}");
-        let mut child = Command::new(bin)
-            .args([
-                "--netns",
-                &format!("/run/netns/{}", ns.name),
-                "--comm",
-                comm,
-            ])
-            .args(args)
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "--netns",
+            &format!("/run/netns/{}", ns.name),
+            "--comm",
+            comm,
+        ])
+        .args(args);
+        Scenario::spawn(cmd, comm)
+    }
+
+    /// Any program that speaks the same line protocol on stdout and ends when its stdin
+    /// closes (a real program, or a script for one: `tests/programs/`), with the `comm` the
+    /// kernel will give it. Its pid is the spawned process's: enter a namespace with
+    /// `ip netns exec` (which execs, keeping the pid), not a shell.
+    pub fn spawn(mut cmd: Command, comm: &str) -> Scenario {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn {bin}: {e}"));
+            .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
         let out = lines(child.stdout.take().unwrap());
         Scenario {
             pid: child.id(),

@@ -303,7 +303,10 @@ impl Model {
             return;
         }
         if s.tuple.lport == 0 {
-            let tuple = Tuple { lport: port, ..s.tuple };
+            let tuple = Tuple {
+                lport: port,
+                ..s.tuple
+            };
             self.learn_port(i, tuple);
         }
         if s.owner == NONE {

@@ -1,0 +1,34 @@
+"""Shared by the test programs in this folder: the line protocol the tests read, address
+parsing, and waiting for the test to let go (stdin closed) with a time limit.
+
+Each program prints `<what> <CLOCK_MONOTONIC ns> [key=value...]` lines on stdout, flushed.
+"""
+import select
+import socket
+import sys
+import time
+
+
+def say(what, **kv):
+    fields = " ".join(f"{k}={v}" for k, v in kv.items())
+    print(f"{what} {time.monotonic_ns()} {fields}".rstrip(), flush=True)
+
+
+def addr(text):
+    """'127.0.0.1:80' or '[::1]:80' -> (family, (host, port))."""
+    host, _, port = text.rpartition(":")
+    if host.startswith("["):
+        return socket.AF_INET6, (host[1:-1], int(port))
+    return socket.AF_INET, (host, int(port))
+
+
+def wait_for_stdin_close(max_s):
+    """Returns when stdin reaches EOF or after max_s seconds."""
+    deadline = time.monotonic() + max_s
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        r, _, _ = select.select([sys.stdin], [], [], left)
+        if r and not sys.stdin.buffer.read1(4096):
+            return

@@ -13,6 +13,7 @@ pub mod model;
 pub mod privileges;
 pub mod record;
 pub mod report;
+pub mod serve;
 pub mod session;
 pub mod tui;
 pub mod workload;

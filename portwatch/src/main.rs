@@ -65,6 +65,8 @@ enum Cmd {
     /// The manual pages (roff), generated from these definitions.
     #[command(hide = true)]
     Man(cmd::man::Args),
+    /// The agent: trace and serve /metrics (Prometheus), /report.json and /healthz over HTTP.
+    Serve(cmd::serve::Args),
     /// The client process of `portwatch demo` (internal).
     #[command(hide = true)]
     LabClient(cmd::lab_client::Args),
@@ -74,8 +76,14 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
+    // The agent logs its life (info); the interactive commands only what goes wrong.
+    let level = if matches!(cli.cmd, Some(Cmd::Serve(_))) {
+        "info"
+    } else {
+        "warn"
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     let result = match cli.cmd {
         Some(Cmd::Check(args)) => cmd::check::run(args),
         Some(Cmd::Events(args)) => cmd::events::run(args),
@@ -87,6 +95,7 @@ fn main() -> ExitCode {
         Some(Cmd::Demo(args)) => cmd::demo::run(args),
         Some(Cmd::Completions(args)) => cmd::completions::run(args, Cli::command()),
         Some(Cmd::Man(args)) => cmd::man::run(args, Cli::command()),
+        Some(Cmd::Serve(args)) => cmd::serve::run(args),
         Some(Cmd::LabClient(args)) => cmd::lab_client::run(args),
         Some(Cmd::Lab(args)) => cmd::lab::run(args),
         None => cmd::tui::run(cli.live),

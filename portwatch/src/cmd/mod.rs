@@ -12,6 +12,7 @@ pub mod man;
 pub mod record;
 pub mod replay;
 pub mod report;
+pub mod serve;
 pub mod tui;
 
 use std::time::Duration;

@@ -59,7 +59,7 @@ pub fn print(report: &Report, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn context(
+pub fn context(
     host: &Host,
     source: Source,
     file: Option<String>,

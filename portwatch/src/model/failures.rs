@@ -106,6 +106,9 @@ impl<K: Hash + Eq + Copy> Bounded<K> {
 
 pub(crate) struct Failures {
     pub by_errno: FxHashMap<Errno, FailCount>,
+    /// Per network namespace, call and errno: never evicted (a few errnos per namespace), so
+    /// that these totals only grow (the exporter's `_total` counters).
+    pub by_netns: FxHashMap<(u32, CallKind, Errno), FailCount>,
     pub by_process: Bounded<ProcFailKey>,
     pub by_dest: Bounded<DestFailKey>,
     pub recent: VecDeque<FailureRecord>,
@@ -116,6 +119,7 @@ impl Failures {
     pub fn new() -> Failures {
         Failures {
             by_errno: FxHashMap::default(),
+            by_netns: FxHashMap::default(),
             by_process: Bounded::new(),
             by_dest: Bounded::new(),
             recent: VecDeque::new(),
@@ -127,6 +131,10 @@ impl Failures {
         let now = r.at_ns;
         self.total += 1;
         self.by_errno.entry(r.errno).or_default().hit(now);
+        self.by_netns
+            .entry((r.netns, r.call, r.errno))
+            .or_default()
+            .hit(now);
         self.by_process.hit(
             ProcFailKey {
                 pid: r.pid,
@@ -157,5 +165,33 @@ impl Failures {
 
     pub fn evicted(&self) -> u64 {
         self.by_process.evicted + self.by_dest.evicted
+    }
+}
+
+/// Failed calls of one kind with one errno in one network namespace, since the model started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct NetnsFailures {
+    pub netns: u32,
+    pub call: CallKind,
+    pub errno: Errno,
+    pub count: u64,
+}
+
+impl super::Model {
+    /// Failure totals per (netns, call, errno), in that order; they only grow.
+    pub fn failures_by_netns(&self) -> Vec<NetnsFailures> {
+        let mut v: Vec<NetnsFailures> = self
+            .failures
+            .by_netns
+            .iter()
+            .map(|(&(netns, call, errno), c)| NetnsFailures {
+                netns,
+                call,
+                errno,
+                count: c.count,
+            })
+            .collect();
+        v.sort_by_key(|f| (f.netns, f.call as u8, f.errno));
+        v
     }
 }

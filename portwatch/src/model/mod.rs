@@ -56,7 +56,7 @@ pub use capacity::CapacityBreakdown;
 pub use closewait::{CLOSE_WAIT_RECENT_S, CloseWaitStats};
 pub use counters::{ModelCounters, OddEvents};
 pub use counts::StateCounts;
-pub use failures::{FailCount, FailureRecord};
+pub use failures::{FailCount, FailureRecord, NetnsFailures};
 pub use input::{NetnsSnapshot, Owner, SnapSocket, Sysctls, SystemSnapshot};
 pub use pool::{CloseStats, PoolKey};
 pub use rates::{HISTORY_S, RATE_WINDOW_S, RateStats};

@@ -1,0 +1,299 @@
+//! `/metrics`: a [`Picture`] in the OpenMetrics text format, or in the Prometheus text format
+//! 0.0.4 for clients that do not ask for OpenMetrics (`curl`, `promtool check metrics`), both
+//! written by the Prometheus project's own client (`prometheus-client`). A fresh registry per
+//! refresh holds exactly that refresh's values; scrapes between two refreshes get the same
+//! bytes.
+//!
+//! Cardinality is bounded by design: pool series for the top N pools only, no pid or source
+//! port label, failures and sockets per network namespace, findings per (cause, severity).
+//! The families are documented in the README ("Metrics").
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::{
+    encoding::{prometheus_text, text},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+use super::Picture;
+use crate::{
+    event::CallKind,
+    explain::{Cause, Severity},
+};
+
+/// A label set: (name, value) pairs in a fixed order.
+type Labels = Vec<(&'static str, String)>;
+type GaugeF = Gauge<f64, AtomicU64>;
+
+/// Every cause and severity, so that `portwatch_findings` reads 0 rather than nothing when a
+/// finding goes away (alerts and graphs see it end).
+const CAUSES: [Cause; 7] = [
+    Cause::TimeWaitChurn,
+    Cause::Concurrency,
+    Cause::BindBeforeConnect,
+    Cause::BindConflict,
+    Cause::CloseWaitLeak,
+    Cause::SynSentPileup,
+    Cause::Config,
+];
+const SEVERITIES: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Critical];
+
+/// The content type of [`Rendered::openmetrics`].
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The content type of [`Rendered::text`].
+pub const TEXT_0_0_4: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+fn gauge_family(reg: &mut Registry, name: &str, help: &str) -> Family<Labels, Gauge> {
+    let f = Family::<Labels, Gauge>::default();
+    reg.register(name, help, f.clone());
+    f
+}
+
+fn gauge_f_family(reg: &mut Registry, name: &str, help: &str) -> Family<Labels, GaugeF> {
+    let f = Family::<Labels, GaugeF>::default();
+    reg.register(name, help, f.clone());
+    f
+}
+
+/// `name` without `_total`: the client appends it to counters.
+fn counter_family(reg: &mut Registry, name: &str, help: &str) -> Family<Labels, Counter> {
+    let f = Family::<Labels, Counter>::default();
+    reg.register(name, help, f.clone());
+    f
+}
+
+fn gauge(reg: &mut Registry, name: &str, help: &str, v: i64) {
+    let g = Gauge::<i64>::default();
+    g.set(v);
+    reg.register(name, help, g);
+}
+
+fn gauge_f(reg: &mut Registry, name: &str, help: &str, v: f64) {
+    let g = GaugeF::default();
+    g.set(v);
+    reg.register(name, help, g);
+}
+
+fn counter(reg: &mut Registry, name: &str, help: &str, v: u64) {
+    let c = Counter::<u64>::default();
+    c.inc_by(v);
+    reg.register(name, help, c);
+}
+
+fn int(v: impl TryInto<i64>) -> i64 {
+    v.try_into().unwrap_or(i64::MAX)
+}
+
+/// The registry for one picture.
+pub fn registry(p: &Picture) -> Registry {
+    let mut reg = Registry::default();
+    let r = &p.report;
+
+    let in_use = gauge_family(
+        &mut reg,
+        "portwatch_pool_ports_in_use",
+        "Local ports in use toward one destination from one source IP (top pools by urgency)",
+    );
+    let capacity = gauge_family(
+        &mut reg,
+        "portwatch_pool_ports_capacity",
+        "Usable local ports of the pool: the port range less reserved ports and bound listeners",
+    );
+    let blocking = gauge_family(
+        &mut reg,
+        "portwatch_pool_ports_blocking",
+        "Ports that block connect() now: in use less TIME_WAIT that tcp_tw_reuse may take over",
+    );
+    let tte = gauge_f_family(
+        &mut reg,
+        "portwatch_pool_time_to_exhaustion_seconds",
+        "Seconds until the pool is out of ports at the current rate (only pools heading there)",
+    );
+    let new_rate = gauge_f_family(
+        &mut reg,
+        "portwatch_pool_new_connections_per_second",
+        "New connections per second toward the pool's destination (recent window)",
+    );
+    for pool in &r.pools {
+        let l: Labels = vec![
+            ("netns", pool.netns.to_string()),
+            ("src", pool.src.to_string()),
+            ("dst", pool.dst.to_string()),
+        ];
+        in_use.get_or_create(&l).set(i64::from(pool.in_use));
+        capacity.get_or_create(&l).set(i64::from(pool.capacity));
+        blocking.get_or_create(&l).set(i64::from(pool.blocking));
+        new_rate.get_or_create(&l).set(pool.rates.new_per_s);
+        if let Some(t) = pool.time_to_exhaustion_s {
+            tte.get_or_create(&l).set(t);
+        }
+    }
+    gauge_f(
+        &mut reg,
+        "portwatch_pool_max_utilisation_ratio",
+        "The highest in_use / capacity over every pool, not only the top ones",
+        p.max_utilisation,
+    );
+    gauge(
+        &mut reg,
+        "portwatch_pools",
+        "Pools (netns, source IP, destination) with a socket or a failure",
+        int(p.pools_total),
+    );
+
+    let connect = counter_family(
+        &mut reg,
+        "portwatch_connect_failures",
+        "Failed connect() calls by errno and network namespace",
+    );
+    let bind = counter_family(
+        &mut reg,
+        "portwatch_bind_failures",
+        "Failed bind() calls by errno and network namespace",
+    );
+    for f in &p.failures {
+        let l: Labels = vec![("errno", f.errno.name()), ("netns", f.netns.to_string())];
+        match f.call {
+            CallKind::Connect => connect.get_or_create(&l).inc_by(f.count),
+            CallKind::Bind => bind.get_or_create(&l).inc_by(f.count),
+        };
+    }
+
+    let sockets = gauge_family(
+        &mut reg,
+        "portwatch_sockets",
+        "TCP sockets by state and network namespace (states with at least one socket)",
+    );
+    for n in &r.totals.per_netns {
+        for (state, count) in n.states.iter() {
+            let l: Labels = vec![
+                ("state", state.name().to_string()),
+                ("netns", n.netns.to_string()),
+            ];
+            sockets.get_or_create(&l).set(i64::from(count));
+        }
+    }
+
+    let findings = gauge_family(
+        &mut reg,
+        "portwatch_findings",
+        "Current findings by cause and severity",
+    );
+    for c in CAUSES {
+        for s in SEVERITIES {
+            let l: Labels = vec![("cause", c.id().into()), ("severity", s.id().into())];
+            let n = r
+                .findings
+                .iter()
+                .filter(|f| f.cause == c && f.severity == s)
+                .count();
+            findings.get_or_create(&l).set(int(n));
+        }
+    }
+
+    health(&mut reg, p);
+    reg
+}
+
+/// The agent's own health: loss, events, the model's size, reconciliations.
+fn health(reg: &mut Registry, p: &Picture) {
+    let lost = &p.report.lost_events;
+    let m = &p.report.model;
+    counter(
+        reg,
+        "portwatch_events_lost",
+        "Events that never reached the model (ring buffer full, skipped program runs, \
+         undecodable records); any increase means counts may be low until the next \
+         reconciliation",
+        lost.total,
+    );
+    let by_kind = counter_family(
+        reg,
+        "portwatch_events_lost_by_kind",
+        "portwatch_events_lost_total broken down by what was lost",
+    );
+    for (kind, v) in [
+        ("state", lost.state),
+        ("call", lost.call),
+        ("timewait", lost.timewait),
+        ("decode_error", lost.decode_errors),
+        ("skipped_state", lost.skipped_state),
+        ("skipped_call", lost.skipped_calls),
+        ("untracked_call", lost.untracked_calls),
+    ] {
+        by_kind
+            .get_or_create(&vec![("kind", kind.to_string())])
+            .inc_by(v);
+    }
+    counter(
+        reg,
+        "portwatch_events_received",
+        "Records received from the kernel's ring buffer",
+        p.events_received,
+    );
+    counter(
+        reg,
+        "portwatch_events",
+        "Events applied to the model",
+        m.events,
+    );
+    gauge(
+        reg,
+        "portwatch_model_sockets",
+        "Sockets the model tracks",
+        int(m.sockets_tracked),
+    );
+    counter(
+        reg,
+        "portwatch_model_sockets_evicted",
+        "Sockets dropped from the model because it was full",
+        m.sockets_evicted,
+    );
+    gauge(
+        reg,
+        "portwatch_model_socket_table_bytes",
+        "Heap bytes of the model's socket table",
+        int(m.socket_table_bytes),
+    );
+    counter(
+        reg,
+        "portwatch_reconciliations",
+        "Reconciliations of the model against sock_diag",
+        m.reconciliations,
+    );
+    counter(
+        reg,
+        "portwatch_reconcile_corrections",
+        "Sockets reconciliation added, removed or fixed (the model had drifted)",
+        m.corrections,
+    );
+    let info = gauge_family(reg, "portwatch_build_info", "The running portwatch version");
+    info.get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_string())])
+        .set(1);
+}
+
+/// One picture's exposition, in both formats.
+pub struct Rendered {
+    pub openmetrics: String,
+    pub text: String,
+}
+
+/// The exposition of one picture.
+pub fn render(p: &Picture) -> Rendered {
+    let reg = registry(p);
+    let mut openmetrics = String::with_capacity(16 << 10);
+    let mut txt = String::with_capacity(16 << 10);
+    // Writing into a String cannot fail.
+    let _ = text::encode(&mut openmetrics, &reg);
+    let _ = prometheus_text::encode(&mut txt, &reg);
+    Rendered {
+        openmetrics,
+        text: txt,
+    }
+}
+
+/// Whether a request's `Accept` header asks for OpenMetrics (as Prometheus does).
+pub fn wants_openmetrics(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| a.contains("application/openmetrics-text"))
+}

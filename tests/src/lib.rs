@@ -8,6 +8,7 @@ pub mod incident;
 pub mod live;
 pub mod netns;
 pub mod pty;
+pub mod serve;
 pub mod sockets;
 pub mod ss;
 

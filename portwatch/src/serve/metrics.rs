@@ -18,7 +18,7 @@ use prometheus_client::{
 
 use super::Picture;
 use crate::{
-    event::CallKind,
+    event::{CallKind, Errno},
     explain::{Cause, Severity},
 };
 
@@ -152,6 +152,15 @@ pub fn registry(p: &Picture) -> Registry {
         "portwatch_bind_failures",
         "Failed bind() calls by errno and network namespace",
     );
+    // The errnos of exhaustion start at 0 in every namespace the model knows, so that the
+    // first failure is an increase (`increase()` and alerts see it) rather than a new series.
+    let known = r.sysctls.iter().map(|n| n.netns);
+    for netns in known.chain(r.totals.per_netns.iter().map(|n| n.netns)) {
+        let l =
+            |e: i32| -> Labels { vec![("errno", Errno(e).name()), ("netns", netns.to_string())] };
+        connect.get_or_create(&l(libc::EADDRNOTAVAIL)).inc_by(0);
+        bind.get_or_create(&l(libc::EADDRINUSE)).inc_by(0);
+    }
     for f in &p.failures {
         let l: Labels = vec![("errno", f.errno.name()), ("netns", f.netns.to_string())];
         match f.call {

@@ -6,10 +6,13 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use anyhow::Context as _;
 use portwatch::{
     collect::monotonic_now_ns,
-    model::ModelConfig,
+    explain::explain,
+    html,
+    model::{Model, ModelConfig},
     record::Host,
     report::{self, LostEvents, Report, Source},
     session::{Live, LiveOptions, Replay},
+    timeline::Timeline,
 };
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -24,7 +27,8 @@ a recording made with `portwatch record`, exactly as the live model saw it.
 Examples:
   sudo portwatch report                       # 10 s live
   sudo portwatch report --duration 1m --json > report.json
-  portwatch report incident.pwr")]
+  portwatch report incident.pwr
+  portwatch report incident.pwr --html incident.html   # one page, for the postmortem")]
 pub struct Args {
     /// A recording (from `portwatch record`); without it, trace live.
     file: Option<PathBuf>,
@@ -34,6 +38,10 @@ pub struct Args {
     /// The report as JSON (schema in the README, "Report JSON schema").
     #[arg(long)]
     json: bool,
+    /// Also write the report as one self-contained HTML page (findings, a timeline per pool,
+    /// sysctls, lost events) to this file.
+    #[arg(long, value_name = "OUT.html")]
+    html: Option<PathBuf>,
     /// Only this network namespace (inode, as in `ls -lL /proc/PID/ns/net`); live only.
     #[arg(long, value_name = "INODE")]
     netns: Option<u32>,
@@ -42,12 +50,28 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // The timeline costs a reading of the pools and the rules once per second: only for HTML.
+    let mut timeline = args.html.as_ref().map(|_| Timeline::new());
     let report = match &args.file {
-        Some(path) => from_file(path)?,
-        None => super::traced(live(&args))?,
+        Some(path) => from_file(path, timeline.as_mut())?,
+        None => super::traced(live(&args, timeline.as_mut()))?,
     };
+    if let (Some(out), Some(tl)) = (&args.html, &timeline) {
+        std::fs::write(out, html::render(&report, tl))
+            .with_context(|| format!("write {}", out.display()))?;
+        eprintln!("portwatch: wrote {}", out.display());
+    }
     print(&report, args.json)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Feeds the timeline the picture at `now` (the pools and findings the report shows) when a
+/// sample is due, or always at the `last` moment of the window.
+fn sample(tl: &mut Timeline, model: &Model, now: u64, last: bool) {
+    if last || tl.due(now) {
+        let pools = model.pools(now, report::Limits::default().pools);
+        tl.sample(now, &pools, &explain(model, now));
+    }
 }
 
 pub fn print(report: &Report, json: bool) -> anyhow::Result<()> {
@@ -79,9 +103,23 @@ pub fn context(
     }
 }
 
-pub fn from_file(path: &std::path::Path) -> anyhow::Result<Report> {
+/// The report of a recording; with a timeline, replayed one second of recorded time at a
+/// time and sampled after each.
+fn from_file(path: &std::path::Path, timeline: Option<&mut Timeline>) -> anyhow::Result<Report> {
     let mut replay = Replay::open(path, ModelConfig::default())?;
-    replay.run_to_end()?;
+    match timeline {
+        None => replay.run_to_end()?,
+        Some(tl) => {
+            let mut sink = Vec::new();
+            let mut t = replay.host.start_mono_ns;
+            while replay.advance_to(t, &mut sink)? {
+                sink.clear();
+                sample(tl, &replay.model, t, false);
+                t += 1_000_000_000;
+            }
+            sample(tl, &replay.model, replay.position_ns, true);
+        }
+    }
     for w in &replay.warnings {
         eprintln!("portwatch: warning: {w}");
     }
@@ -100,7 +138,7 @@ pub fn from_file(path: &std::path::Path) -> anyhow::Result<Report> {
     ))
 }
 
-async fn live(args: &Args) -> anyhow::Result<Report> {
+async fn live(args: &Args, mut timeline: Option<&mut Timeline>) -> anyhow::Result<Report> {
     let mut opts = LiveOptions {
         trace: args.trace.options(),
         ..Default::default()
@@ -123,7 +161,12 @@ async fn live(args: &Args) -> anyhow::Result<Report> {
     loop {
         tokio::select! {
             r = live.next_batch(&mut batch) => r?,
-            _ = ticks.tick() => live.tick(),
+            _ = ticks.tick() => {
+                live.tick();
+                if let Some(tl) = timeline.as_deref_mut() {
+                    sample(tl, &live.model, monotonic_now_ns(), false);
+                }
+            }
             _ = tokio::time::sleep_until(deadline) => break,
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
@@ -133,6 +176,9 @@ async fn live(args: &Args) -> anyhow::Result<Report> {
     live.stop();
     let end = monotonic_now_ns();
     live.model.tick(end);
+    if let Some(tl) = timeline {
+        sample(tl, &live.model, end, true);
+    }
     let counters = live.counters();
     let ctx = context(&host, Source::Live, None, start, end);
     Ok(Report::build(

@@ -1,0 +1,157 @@
+//! The page's tables: failures by errno, process and destination; the sysctls in force per
+//! network namespace; the events that never reached the model.
+
+use std::fmt::Write as _;
+
+use super::{esc, serde_plain};
+use crate::{explain::words, model::FailCount, report::Report};
+
+fn secs(report: &Report, t_ns: u64) -> String {
+    format!(
+        "{:.0} s",
+        t_ns.saturating_sub(report.context.window_start_ns) as f64 / 1e9
+    )
+}
+
+fn span(report: &Report, c: &FailCount) -> String {
+    format!(
+        r#"<td class="num">{}</td><td class="num">{}</td><td class="num">{}</td>"#,
+        words::count(c.count),
+        secs(report, c.first_ns),
+        secs(report, c.last_ns)
+    )
+}
+
+pub fn failures(s: &mut String, report: &Report) {
+    let f = &report.failures;
+    let _ = write!(
+        s,
+        r#"<section id="failures"><h2>Failures ({})</h2>"#,
+        words::count(f.total)
+    );
+    if f.total == 0 {
+        s.push_str(r#"<p class="none">No connect() or bind() failed.</p></section>"#);
+        return;
+    }
+    const HEAD: &str =
+        r#"<th class="num">count</th><th class="num">first</th><th class="num">last</th>"#;
+    let _ = write!(
+        s,
+        r#"<table class="by-errno"><tr><th>errno</th>{HEAD}</tr>"#
+    );
+    for e in &f.by_errno {
+        let _ = write!(
+            s,
+            r#"<tr data-errno="{}"><td>{}</td>{}</tr>"#,
+            esc(&e.errno.name()),
+            esc(&e.errno.name()),
+            span(report, &e.count)
+        );
+    }
+    let _ = write!(
+        s,
+        r#"</table><table class="by-process"><tr><th>process</th><th>call</th><th>errno</th>{HEAD}</tr>"#
+    );
+    for p in &f.by_process {
+        let _ = write!(
+            s,
+            r#"<tr><td>{} <span class="meta">pid {}</span></td><td>{}()</td><td>{}</td>{}</tr>"#,
+            esc(&p.comm.to_string()),
+            p.pid,
+            serde_plain(&p.call),
+            esc(&p.errno.name()),
+            span(report, &p.count)
+        );
+    }
+    let _ = write!(
+        s,
+        r#"</table><table class="by-destination"><tr><th>destination</th><th>call</th><th>errno</th>{HEAD}</tr>"#
+    );
+    for d in &f.by_destination {
+        let _ = write!(
+            s,
+            r#"<tr><td><code>{}</code> <span class="meta">netns {}</span></td><td>{}()</td><td>{}</td>{}</tr>"#,
+            esc(&d.addr.to_string()),
+            d.netns,
+            serde_plain(&d.call),
+            esc(&d.errno.name()),
+            span(report, &d.count)
+        );
+    }
+    s.push_str("</table></section>");
+}
+
+pub fn sysctls(s: &mut String, report: &Report) {
+    s.push_str(
+        r#"<section id="sysctls"><h2>Sysctls in force</h2><table><tr><th>netns</th><th>ip_local_port_range</th><th>reserved ports</th><th class="num">usable ports</th><th>tcp_tw_reuse</th><th>tcp_timestamps</th><th class="num">tcp_max_tw_buckets</th><th class="num">timewait sockets</th><th class="num">tcp_fin_timeout</th></tr>"#,
+    );
+    for n in &report.sysctls {
+        let sy = &n.sysctls;
+        let reserved = if sy.reserved_ports.is_empty() {
+            "none".to_string()
+        } else {
+            sy.reserved_ports
+                .iter()
+                .map(|(a, b)| {
+                    if a == b {
+                        a.to_string()
+                    } else {
+                        format!("{a}-{b}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = write!(
+            s,
+            r#"<tr data-netns="{}"><td>{}{}</td><td class="mono">{} {}</td><td class="mono">{}</td><td class="num">{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{} s</td></tr>"#,
+            n.netns,
+            n.netns,
+            if n.assumed {
+                " (kernel defaults assumed: not read)"
+            } else {
+                ""
+            },
+            sy.port_range.0,
+            sy.port_range.1,
+            esc(&reserved),
+            words::count(u64::from(n.capacity.capacity)),
+            sy.tw_reuse,
+            sy.timestamps,
+            words::count(u64::from(sy.max_tw_buckets)),
+            words::count(u64::from(n.timewait_sockets)),
+            sy.fin_timeout_s
+        );
+    }
+    s.push_str("</table></section>");
+}
+
+pub fn lost(s: &mut String, report: &Report) {
+    let l = &report.lost_events;
+    let (class, verdict) = if l.total == 0 {
+        ("lost-ok", "none: every event reached the model".to_string())
+    } else {
+        (
+            "lost-bad",
+            format!("{}: counts may be low", words::count(l.total)),
+        )
+    };
+    let _ = write!(
+        s,
+        r#"<section id="lost"><h2>Lost events</h2><p class="{class}" data-lost-total="{}">Lost events: {verdict}.</p><table><tr><th>ring full / unreadable</th><th class="num">state</th><th class="num">call</th><th class="num">timewait</th><th class="num">undecodable</th><th class="num">skipped state</th><th class="num">skipped calls</th><th class="num">untracked calls</th><th class="num">timers skipped (upper bound)</th></tr><tr><td></td>{}</tr></table></section>"#,
+        l.total,
+        [
+            l.state,
+            l.call,
+            l.timewait,
+            l.decode_errors,
+            l.skipped_state,
+            l.skipped_calls,
+            l.untracked_calls,
+            l.timers_skipped_upper_bound
+        ]
+        .iter()
+        .map(|n| format!(r#"<td class="num">{}</td>"#, words::count(*n)))
+        .collect::<String>()
+    );
+}

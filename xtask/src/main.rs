@@ -1,5 +1,6 @@
 //! portwatch's build tasks. `cargo xtask --help` lists them.
 
+mod deb;
 mod ebpf;
 mod toolchain;
 
@@ -42,6 +43,9 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
+    /// Build a Debian package (dpkg-deb): the release binary with the eBPF object embedded,
+    /// its manual pages and shell completions, and the systemd unit. Prints its path.
+    Deb,
     /// Run `cargo clippy` on the workspace and on the eBPF crate, and `cargo fmt --check`.
     Lint,
     /// Measure portwatch's costs (release build, root): churn untraced vs traced by each mode,
@@ -64,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::BuildEbpf { reinstall_linker } => ebpf::build(&root, reinstall_linker),
         Cmd::Test { args } => test(&root, &args),
         Cmd::Run { args } => run(&root, &args),
+        Cmd::Deb => deb::build(&root).map(drop),
         Cmd::Lint => lint(&root),
         Cmd::Bench { smoke, args } => bench(&root, smoke, &args),
     }

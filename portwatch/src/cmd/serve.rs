@@ -65,9 +65,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 async fn agent(args: Args) -> anyhow::Result<()> {
     // Bind first: a taken port fails before anything is attached.
-    let listener = TcpListener::bind(args.listen)
-        .await
+    let listener = std::net::TcpListener::bind(args.listen)
         .with_context(|| format!("listen on {}", args.listen))?;
+    listener
+        .set_nonblocking(true)
+        .context("make the listener non-blocking")?;
     let mut opts = LiveOptions {
         trace: args.trace.options(),
         ..Default::default()
@@ -80,9 +82,7 @@ async fn agent(args: Args) -> anyhow::Result<()> {
     let (pages_tx, pages_rx) = watch::channel(None);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let stale_after = (args.refresh * 3).max(Duration::from_secs(5));
-    let server = tokio::spawn(serve::http::run(listener, pages_rx, stale_after, async {
-        let _ = stop_rx.await;
-    }));
+    let server = http_thread(listener, pages_rx, stale_after, stop_rx)?;
     log::info!(
         "serving http://{}/metrics (top {} pools, refresh every {})",
         args.listen,
@@ -112,10 +112,43 @@ async fn agent(args: Args) -> anyhow::Result<()> {
         batch.clear();
     };
     let _ = stop_tx.send(());
-    server.await.context("join the HTTP server")?;
+    if server.join().is_err() {
+        log::error!("the HTTP thread panicked");
+    }
     live.stop();
     log::info!("stopped after {} events", live.events);
     result
+}
+
+/// Serves the pages on a thread (and runtime) of its own, so that a scrape never waits for
+/// the model: applying a burst of events or building a picture on a busy node takes the
+/// session's thread for tens of milliseconds, and scrapes answered there waited that long.
+fn http_thread(
+    listener: std::net::TcpListener,
+    pages: serve::http::Latest,
+    stale_after: Duration,
+    stop: oneshot::Receiver<()>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("build the HTTP runtime")?;
+    std::thread::Builder::new()
+        .name("http".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(l) => {
+                        serve::http::run(l, pages, stale_after, async {
+                            let _ = stop.await;
+                        })
+                        .await
+                    }
+                    Err(e) => log::error!("register the listener: {e}"),
+                }
+            })
+        })
+        .context("start the HTTP thread")
 }
 
 /// Builds this refresh's picture and renders it; logs newly lost events.

@@ -277,6 +277,12 @@ fn health(reg: &mut Registry, p: &Picture) {
         "Sockets reconciliation added, removed or fixed (the model had drifted)",
         m.corrections,
     );
+    gauge_f(
+        reg,
+        "portwatch_refresh_duration_seconds",
+        "How long building the last picture of the model took (once per --refresh)",
+        p.build_seconds,
+    );
     let info = gauge_family(reg, "portwatch_build_info", "The running portwatch version");
     info.get_or_create(&vec![("version", env!("CARGO_PKG_VERSION").to_string())])
         .set(1);

@@ -7,6 +7,8 @@
 //! metrics need that a report does not keep (the highest utilisation over *all* pools, and the
 //! failure totals per network namespace).
 
+use std::time::Instant;
+
 use crate::{
     collect::Counters,
     model::{Model, NetnsFailures},
@@ -24,13 +26,16 @@ pub struct Picture {
     pub pools_total: usize,
     /// Failed calls per (netns, call, errno) since the start; they only grow.
     pub failures: Vec<NetnsFailures>,
-    /// Events the collector received (decoded or not), and how many it could not deliver.
+    /// Records the collector received from the ring buffer.
     pub events_received: u64,
+    /// How long building this picture took (the agent's own cost per refresh).
+    pub build_seconds: f64,
 }
 
 impl Picture {
     /// The picture of `model` at `context.window_end_ns`, keeping the `top` most urgent pools.
     pub fn build(model: &Model, context: Context, counters: &Counters, top: usize) -> Picture {
+        let started = Instant::now();
         let limits = Limits {
             pools: usize::MAX,
             ..Limits::default()
@@ -43,12 +48,14 @@ impl Picture {
             .fold(0.0, f64::max);
         let pools_total = report.pools.len();
         report.pools.truncate(top);
+        let failures = model.failures_by_netns();
         Picture {
             report,
             max_utilisation,
             pools_total,
-            failures: model.failures_by_netns(),
+            failures,
             events_received: counters.received_total(),
+            build_seconds: started.elapsed().as_secs_f64(),
         }
     }
 }

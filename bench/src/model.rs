@@ -74,6 +74,7 @@ fn live_socket_events(n: usize) -> impl Iterator<Item = Event> {
     (0..n).flat_map(move |i| {
         let pid = 4000 + (i % 4) as u32;
         let task = Task {
+            cgroup: 0,
             pid,
             tid: pid,
             ppid: 1,

@@ -76,8 +76,13 @@ pub struct Header {
     pub _pad: [u8; 6],
     /// `comm` of that task, NUL-padded.
     pub comm: [u8; COMM_LEN],
+    /// `bpf_get_current_cgroup_id()`: the task's cgroup in the unified hierarchy (the inode
+    /// of its directory there), written where the task is the socket's owner (the records
+    /// that carry `ppid`); 0 elsewhere. Userspace maps it to a unit, container or pod, so a
+    /// socket still names its container after its owner has exited.
+    pub cgroup: u64,
 }
-const _: () = assert!(size_of::<Header>() == 48);
+const _: () = assert!(size_of::<Header>() == 56);
 
 /// One TCP state transition (`sock:inet_sock_set_state`, protocol TCP only).
 #[repr(C)]
@@ -99,7 +104,7 @@ pub struct StateRecord {
     pub oldstate: u8,
     pub newstate: u8,
 }
-const _: () = assert!(size_of::<StateRecord>() == 96);
+const _: () = assert!(size_of::<StateRecord>() == 104);
 
 /// A `connect()` or `bind()` on an AF_INET/AF_INET6 address: failures, successful binds, and
 /// non-blocking connects in progress (`ret == -EINPROGRESS`, with the chosen port).
@@ -126,7 +131,7 @@ pub struct CallRecord {
     /// no state transition has shown yet); else 0.
     pub bound_port: u16,
 }
-const _: () = assert!(size_of::<CallRecord>() == 88);
+const _: () = assert!(size_of::<CallRecord>() == 96);
 
 /// A timewait socket's timer: the kernel's only trace of TIME_WAIT (see FACTS.md).
 #[repr(C)]
@@ -149,14 +154,14 @@ pub struct TimeWaitRecord {
     pub remaining_jiffies: i32,
     pub _pad: u32,
 }
-const _: () = assert!(size_of::<TimeWaitRecord>() == 104);
+const _: () = assert!(size_of::<TimeWaitRecord>() == 112);
 
 /// Bytes of `struct sock_common` the programs read at once (a power of two). Every
 /// `sock_common` field they use must lie inside; userspace checks this against BTF.
 pub const SKC_BLOCK: usize = 128;
 
 /// Largest record, for buffer sizing.
-pub const MAX_RECORD_SIZE: usize = 104;
+pub const MAX_RECORD_SIZE: usize = 112;
 
 /// Field offsets in the classic syscall tracepoints' records, read from
 /// /sys/kernel/tracing/events/syscalls/sys_{enter,exit}_{connect,bind}/format on Linux 6.18

@@ -2,7 +2,9 @@
 
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+    },
     macros::map,
     maps::{PerCpuArray, RingBuf, ring_buf::RingBufEntry},
 };
@@ -32,8 +34,8 @@ pub fn bump(slot: u32) {
 }
 
 /// The header for a record of `kind`, stamped now, with the current task; its parent's pid
-/// only when `with_ppid` (it costs two kernel reads, and matters only where the current task
-/// is the socket's owner).
+/// and its cgroup only when `with_ppid` (they cost two kernel reads and a helper call, and
+/// matter only where the current task is the socket's owner).
 #[inline(always)]
 pub fn header(kind: u8, netns: u32, with_ppid: bool, flags: u8) -> Header {
     let pid_tgid = bpf_get_current_pid_tgid();
@@ -47,6 +49,11 @@ pub fn header(kind: u8, netns: u32, with_ppid: bool, flags: u8) -> Header {
         flags,
         _pad: [0; 6],
         comm: bpf_get_current_comm().unwrap_or([0; COMM_LEN]),
+        cgroup: if with_ppid {
+            unsafe { bpf_get_current_cgroup_id() }
+        } else {
+            0
+        },
     }
 }
 
@@ -112,7 +119,8 @@ pub fn commit<T: 'static>(entry: RingBufEntry<T>) {
 }
 
 /// Writes the header for a record of `kind` in place (see [`header`]); the current task's
-/// parent through its BTF-typed `task_struct` (two plain loads) when `with_ppid`.
+/// parent through its BTF-typed `task_struct` (two plain loads) and its cgroup when
+/// `with_ppid`.
 ///
 /// # Safety
 /// `h` points to a reserved ring buffer record.
@@ -125,6 +133,11 @@ pub unsafe fn write_header(h: *mut Header, kind: u8, netns: u32, with_ppid: bool
         (*h).pid = pid_tgid as u32;
         (*h).tgid = (pid_tgid >> 32) as u32;
         (*h).ppid = if with_ppid { current_ppid_btf() } else { 0 };
+        (*h).cgroup = if with_ppid {
+            bpf_get_current_cgroup_id()
+        } else {
+            0
+        };
         (*h).kind = kind;
         (*h).flags = flags;
         (*h)._pad = [0; 6];

@@ -133,6 +133,15 @@ pub struct Task {
     /// Parent's process id, 0 if unknown.
     pub ppid: u32,
     pub comm: Comm,
+    /// The task's cgroup id in the unified hierarchy (`bpf_get_current_cgroup_id()`, the
+    /// inode of its directory), on the events that run in the owner's context; 0 elsewhere
+    /// and when unknown. `crate::workload` says which unit, container or pod it is.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub cgroup: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// A negative errno returned by a syscall, as its positive number.

@@ -167,6 +167,9 @@ fn snapshot_matches_ss_with_owners_and_namespace_sysctls() {
             .unwrap()
             .trim_end()
             .to_string(),
+        cgroup: portwatch::context::cgroups::unified_root()
+            .and_then(|r| portwatch::context::cgroups::of_pid(&r, std::process::id()))
+            .map_or(0, |(_, id)| id),
     };
     for s in &snap.sockets {
         if s.state == TcpState::TimeWait {

@@ -26,6 +26,7 @@ fn write_recording(path: &Path) {
         ts_ns,
         netns: 4_026_531_840,
         task: Task {
+            cgroup: 0,
             pid: 42,
             tid: 42,
             ppid: 1,

@@ -113,6 +113,10 @@ async fn record(args: Args) -> anyhow::Result<ExitCode> {
                 if let Some((at, snap)) = live.reconciled.take() {
                     write(&mut w, &recording::snapshot_record(Schema::Reconcile, at, &snap)?)?;
                 }
+                if !live.workloads.learned.is_empty() {
+                    let learned = std::mem::take(&mut live.workloads.learned);
+                    write(&mut w, &recording::workloads_record(live.model.now_ns(), &learned)?)?;
+                }
                 if last_counters.elapsed() >= Duration::from_secs(1) {
                     write(&mut w, &recording::loss_record(monotonic_now_ns(), &live.counters())?)?;
                     last_counters = Instant::now();
@@ -132,6 +136,13 @@ async fn record(args: Args) -> anyhow::Result<ExitCode> {
     let rest = live.stop();
     for ev in &rest {
         w.push(ev)?;
+    }
+    if !live.workloads.learned.is_empty() {
+        let learned = std::mem::take(&mut live.workloads.learned);
+        write(
+            &mut w,
+            &recording::workloads_record(live.model.now_ns(), &learned)?,
+        )?;
     }
     let counters = live.counters();
     write(

@@ -65,6 +65,7 @@ fn sockaddr(family: u16, raw: [u8; 16], port: u16) -> Result<SocketAddr, DecodeE
 
 fn task(h: &Header) -> Task {
     Task {
+        cgroup: h.cgroup,
         pid: h.tgid,
         tid: h.pid,
         ppid: h.ppid,
@@ -165,6 +166,7 @@ pub fn encode(event: &Event) -> Vec<u8> {
         flags: 0,
         _pad: [0; 6],
         comm: event.task.comm.0,
+        cgroup: event.task.cgroup,
     };
     match &event.kind {
         EventKind::State(s) => {
@@ -234,6 +236,7 @@ mod tests {
 
     fn task() -> Task {
         Task {
+            cgroup: 0x2f51,
             pid: 4242,
             tid: 4243,
             ppid: 1,

@@ -81,6 +81,7 @@ mod tests {
     use crate::event::{Comm, StateChange, Task, TcpState, TimeWait, TwOp};
 
     const TASK: Task = Task {
+        cgroup: 0,
         pid: 1,
         tid: 1,
         ppid: 0,

@@ -5,6 +5,8 @@
 //!   namespace's port sysctls.
 //! - [`counts()`]: the cheap reconciliation pass, counts per state and per pool.
 //! - [`sysctls_of`]: one namespace's sysctls.
+//! - [`cgroups::Resolver`]: cgroup ids → workloads (unit, container, pod), names from
+//!   [`names`] (runtime API sockets, kubelet directories).
 //!
 //! Namespaces are entered with `setns` on short-lived worker threads (the network namespace
 //! is per thread), so the rest of the process never moves. A namespace that cannot be read
@@ -16,9 +18,11 @@
 //! Cost: the kernel walks the whole established hash (shared by every namespace) once per
 //! family and namespace, and the owner walk reads every fd link of every process.
 
+pub mod cgroups;
 pub mod counts;
 pub mod diag;
 pub mod error;
+pub mod names;
 pub mod netns;
 pub mod owners;
 pub mod sysctl;

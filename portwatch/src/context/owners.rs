@@ -49,17 +49,16 @@ pub struct OwnerStats {
 #[derive(Debug, Default)]
 pub struct Owners {
     by_inode: HashMap<u64, u32>,
-    comms: HashMap<u32, String>,
+    /// comm and cgroup id of each owner.
+    comms: HashMap<u32, (String, u64)>,
     pub stats: OwnerStats,
 }
 
 impl Owners {
     pub fn get(&self, inode: u64) -> Option<Owner> {
         let pid = *self.by_inode.get(&inode)?;
-        Some(Owner {
-            pid,
-            comm: self.comms.get(&pid).cloned().unwrap_or_default(),
-        })
+        let (comm, cgroup) = self.comms.get(&pid).cloned().unwrap_or_default();
+        Some(Owner { pid, comm, cgroup })
     }
 
     pub fn len(&self) -> usize {
@@ -100,16 +99,22 @@ fn walk_in_chunks(pids: &[u32], workers: usize, chunk: usize) -> Owners {
     let found: Vec<Vec<u64>> = parallel(&jobs, workers, |&(pid, fds)| socket_inodes(pid, fds));
 
     let mut by_inode: HashMap<u64, u32> = HashMap::with_capacity(found.iter().map(Vec::len).sum());
-    let mut comms: HashMap<u32, String> = HashMap::new();
+    let mut comms: HashMap<u32, (String, u64)> = HashMap::new();
+    let root = super::cgroups::unified_root();
     for (&(pid, _), inodes) in jobs.iter().zip(found) {
         if inodes.is_empty() {
             continue;
         }
         stats.socket_fds += inodes.len() as u64;
         comms.entry(pid).or_insert_with(|| {
-            std::fs::read(format!("/proc/{pid}/comm"))
+            let comm = std::fs::read(format!("/proc/{pid}/comm"))
                 .map(|t| parse_comm(&t))
-                .unwrap_or_default()
+                .unwrap_or_default();
+            let cgroup = root
+                .as_deref()
+                .and_then(|r| super::cgroups::of_pid(r, pid))
+                .map_or(0, |(_, id)| id);
+            (comm, cgroup)
         });
         for inode in inodes {
             by_inode

@@ -57,7 +57,7 @@ pub(super) fn bind_before_connect(ctx: &Ctx, out: &mut Vec<Finding>) {
             let g = groups.entry(key).or_default();
             if g.members.last().is_none_or(|m| m.proc != p.process) {
                 g.members.push(Member {
-                    proc: p.process,
+                    proc: p.process.clone(),
                     last_seen_ns: p.last_seen_ns,
                     sockets: 0,
                 });
@@ -88,6 +88,7 @@ pub(super) fn bind_before_connect(ctx: &Ctx, out: &mut Vec<Finding>) {
                     pid,
                     ppid: w.ppid.unwrap_or(0),
                     comm: Comm::new(comm),
+                    workload: None,
                 },
                 last_seen_ns: d.count.last_ns,
                 sockets: 0,
@@ -192,9 +193,18 @@ fn overlaps(holder: IpAddr, requested: IpAddr) -> bool {
     holder.is_unspecified() || requested.is_unspecified() || holder == requested
 }
 
+/// "nginx (pid 812)", "nginx (pid 812) in nginx.service", "python3 (pid 7) in container web
+/// (podman 5c8f8a6b1d2e)".
+fn owner_words(o: &crate::model::ProcRef) -> String {
+    super::words::who_in(
+        &format!("{} (pid {})", o.comm, o.pid),
+        o.workload.as_deref(),
+    )
+}
+
 fn holder_words(h: &SocketInfo) -> String {
-    let who = match h.owner {
-        Some(o) => format!("{} (pid {})", o.comm, o.pid),
+    let who = match &h.owner {
+        Some(o) => owner_words(o),
         None => "an unknown process".to_string(),
     };
     match h.role {
@@ -238,8 +248,10 @@ pub(super) fn bind_conflict(ctx: &Ctx, out: &mut Vec<Finding>) {
         for h in &holders {
             states.add(h.state, 1);
         }
-        let owners: FxHashSet<Option<u32>> =
-            holders.iter().map(|h| h.owner.map(|o| o.pid)).collect();
+        let owners: FxHashSet<Option<u32>> = holders
+            .iter()
+            .map(|h| h.owner.as_ref().map(|o| o.pid))
+            .collect();
         let held = match holders.first() {
             Some(h) if holders.len() == 1 => holder_words(h),
             Some(h) => format!(
@@ -284,8 +296,8 @@ pub(super) fn bind_conflict(ctx: &Ctx, out: &mut Vec<Finding>) {
             )
         });
         if let Some(h) = service_holder {
-            let who = match h.owner {
-                Some(o) => format!("{} (pid {})", o.comm, o.pid),
+            let who = match &h.owner {
+                Some(o) => owner_words(o),
                 None => "the process holding it (ss -ltnp)".to_string(),
             };
             f.remedies.push(rem::stop_holder(&who, port));

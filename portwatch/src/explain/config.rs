@@ -126,6 +126,7 @@ fn listeners_in_range(ctx: &Ctx, ns: &NetnsSysctls, out: &mut Vec<Finding>) {
         Some(l) => {
             let who = l
                 .owner
+                .as_ref()
                 .map(|o| format!("{} (pid {}) on ", o.comm, o.pid))
                 .unwrap_or_default();
             format!(" (such as {who}{})", l.local)

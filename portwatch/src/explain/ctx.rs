@@ -112,7 +112,7 @@ impl<'a> Ctx<'a> {
                     dst: d.dst,
                 };
                 members.entry(key).or_default().push(Member {
-                    proc: p.process,
+                    proc: p.process.clone(),
                     last_seen_ns: p.last_seen_ns,
                     sockets: d.total,
                 });

@@ -153,6 +153,10 @@ pub struct Finding {
     /// How many processes with this command (and parent) the finding covers (1 for one
     /// long-lived process).
     pub process_count: u32,
+    /// Where that process lives (`cgroup`, `unit`, `slice`, `container {runtime, id, name}`,
+    /// `pod {namespace, name, uid}`, flattened in), when known.
+    #[serde(flatten)]
+    pub workload: Option<crate::model::WorkloadRef>,
     pub netns: u32,
     /// Source IP of the pool, when the finding is about a pool.
     pub src_ip: Option<String>,
@@ -196,6 +200,7 @@ impl Finding {
             comm: None,
             ppid: None,
             process_count: 0,
+            workload: None,
             netns,
             src_ip: None,
             dst: None,
@@ -212,13 +217,17 @@ impl Finding {
     }
 
     /// Who, in words: "nginx (pid 812)", "curl ×312 (parent 4120, latest pid 9876)", or
-    /// "unknown process".
+    /// "unknown process"; then where it lives ("in container web (podman 5c8f8a6b1d2e)",
+    /// "in nginx.service") when known.
     pub fn who(&self) -> String {
-        super::words::who(
-            self.comm.as_deref(),
-            self.pid,
-            self.ppid,
-            self.process_count,
+        super::words::who_in(
+            &super::words::who(
+                self.comm.as_deref(),
+                self.pid,
+                self.ppid,
+                self.process_count,
+            ),
+            self.workload.as_deref(),
         )
     }
 

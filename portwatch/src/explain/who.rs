@@ -7,7 +7,7 @@ use super::{Finding, words};
 use crate::model::{FailureRecord, ProcRef};
 
 /// A process with sockets in the scope of a finding.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct Member {
     pub proc: ProcRef,
     pub last_seen_ns: u64,
@@ -25,6 +25,8 @@ pub(super) struct Who {
     pub process_count: u32,
     /// Their sockets in the scope.
     pub sockets: u32,
+    /// Where the (latest) process lives.
+    pub workload: Option<crate::model::WorkloadRef>,
 }
 
 impl Who {
@@ -35,15 +37,19 @@ impl Who {
             comm: Some(p.comm.to_string()),
             process_count: 1,
             sockets: 0,
+            workload: p.workload.clone(),
         }
     }
 
     pub fn words(&self) -> String {
-        words::who(
-            self.comm.as_deref(),
-            self.pid,
-            self.ppid,
-            self.process_count,
+        words::who_in(
+            &words::who(
+                self.comm.as_deref(),
+                self.pid,
+                self.ppid,
+                self.process_count,
+            ),
+            self.workload.as_deref(),
         )
     }
 
@@ -61,6 +67,7 @@ impl Who {
         f.ppid = self.ppid;
         f.comm = self.comm.clone();
         f.process_count = self.process_count;
+        f.workload = self.workload.clone();
     }
 }
 
@@ -71,11 +78,11 @@ pub(super) fn attribute(members: &[Member], unknown_sockets: u32) -> Who {
     for m in members.iter().filter(|m| m.sockets > 0) {
         let g = groups
             .entry((m.proc.comm, m.proc.ppid))
-            .or_insert((0, 0, *m));
+            .or_insert((0, 0, m.clone()));
         g.0 += m.sockets;
         g.1 += 1;
         if (m.last_seen_ns, m.proc.pid) > (g.2.last_seen_ns, g.2.proc.pid) {
-            g.2 = *m;
+            g.2 = m.clone();
         }
     }
     let best = groups.into_values().max_by(|a, b| {
@@ -106,6 +113,7 @@ pub(super) fn from_failures<'a>(records: impl Iterator<Item = &'a FailureRecord>
                 pid: r.pid,
                 ppid: r.ppid,
                 comm: r.comm,
+                workload: r.workload.clone(),
             },
             last_seen_ns: r.at_ns,
             sockets: 0,
@@ -128,6 +136,7 @@ mod tests {
                 pid,
                 ppid,
                 comm: Comm::new(comm),
+                workload: None,
             },
             last_seen_ns: last,
             sockets,

@@ -70,6 +70,15 @@ pub fn plural(v: u64, one: &str, many: &str) -> String {
 }
 
 /// Who, from a finding's process fields.
+/// `who` followed by where it lives, when known: "python3 (pid 7) in container web (podman
+/// 5c8f8a6b1d2e)".
+pub fn who_in(who: &str, workload: Option<&crate::workload::Workload>) -> String {
+    match workload.and_then(|w| w.whereabouts()) {
+        Some(w) => format!("{who} in {w}"),
+        None => who.to_string(),
+    }
+}
+
 pub fn who(comm: Option<&str>, pid: Option<u32>, ppid: Option<u32>, count: u32) -> String {
     let Some(comm) = comm else {
         return "an unknown process".to_string();

@@ -394,6 +394,8 @@ impl Model {
             src,
             pool: pool.map(|k| k.public()),
             sk: c.sk,
+            cgroup: ev.task.cgroup,
+            workload: None,
         };
         self.failures
             .record(rec, self.cfg.max_failure_keys, self.cfg.failure_log_len);

@@ -102,10 +102,12 @@ impl Model {
             })
             .collect();
         v.sort_by(|a, b| {
-            b.count
-                .cmp(&a.count)
-                .then(a.netns.cmp(&b.netns))
-                .then(a.owner.map(|o| o.pid).cmp(&b.owner.map(|o| o.pid)))
+            b.count.cmp(&a.count).then(a.netns.cmp(&b.netns)).then(
+                a.owner
+                    .as_ref()
+                    .map(|o| o.pid)
+                    .cmp(&b.owner.as_ref().map(|o| o.pid)),
+            )
         });
         v.truncate(top_n);
         v

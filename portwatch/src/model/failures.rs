@@ -35,6 +35,12 @@ pub struct FailureRecord {
     pub pool: Option<PoolKey>,
     #[serde(serialize_with = "hex_opt")]
     pub sk: Option<u64>,
+    /// The caller's cgroup id (0 unknown).
+    #[serde(skip)]
+    pub cgroup: u64,
+    /// Where the caller lives, filled in when read (`Model::failures`).
+    #[serde(flatten)]
+    pub workload: Option<super::WorkloadRef>,
 }
 
 fn hex_opt<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {

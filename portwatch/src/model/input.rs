@@ -14,6 +14,14 @@ use crate::event::TcpState;
 pub struct Owner {
     pub pid: u32,
     pub comm: String,
+    /// Its cgroup id (the inode of its unified-hierarchy directory, as the kernel's events
+    /// carry it); 0 when unknown.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cgroup: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// One socket as sock_diag lists it (every TCP state, TIME_WAIT included, v4 and v6).
@@ -118,6 +126,7 @@ mod tests {
             owner: Some(Owner {
                 pid: 42,
                 comm: "curl".into(),
+                cgroup: 0x2f51,
             }),
         }
     }

@@ -42,6 +42,7 @@ mod snapshot;
 mod socket;
 mod summary;
 mod timewait;
+mod workloads;
 
 #[cfg(test)]
 mod tests;
@@ -63,6 +64,7 @@ pub use rates::{HISTORY_S, RATE_WINDOW_S, RateStats};
 pub use snapshot::{Correction, CorrectionScope};
 pub use socket::{Closer, Role};
 pub use summary::*;
+pub use workloads::{CgroupWorkload, WorkloadRef};
 
 use capacity::PortSpace;
 use failures::Failures;
@@ -70,6 +72,7 @@ use listener::Listeners;
 use owner::{Links, Procs};
 use pool::{PoolKeyInt, Pools};
 use socket::{SockTable, flag};
+use workloads::Workloads;
 
 use crate::event::{Event, EventKind};
 
@@ -155,6 +158,7 @@ pub struct Model {
     netns: Vec<Netns>,
     ns_index: FxHashMap<u32, u16>,
     failures: Failures,
+    workloads: Workloads,
     counters: ModelCounters,
     corrections: VecDeque<Correction>,
     /// Timewait sockets whose timer was cancelled with time left: (slot, tw, when).
@@ -184,6 +188,7 @@ impl Model {
             netns: Vec::new(),
             ns_index: FxHashMap::default(),
             failures: Failures::new(),
+            workloads: Workloads::default(),
             counters: ModelCounters::default(),
             corrections: VecDeque::new(),
             pending_cancel: VecDeque::new(),

@@ -19,6 +19,8 @@ pub(crate) struct Proc {
     pub pid: u32,
     pub ppid: u32,
     pub comm: Comm,
+    /// The cgroup id it was last seen in (0: never seen in owner context).
+    pub cgroup: u64,
     pub first_ns: u64,
     pub last_ns: u64,
     /// Sockets, listener entries and links that name this process.
@@ -36,6 +38,8 @@ pub(crate) struct Procs {
     map: FxHashMap<(u32, Comm), u32>,
     slots: Slots<Proc>,
     pub evicted: u64,
+    /// Cgroup ids that processes entered since the model last asked (see `workloads.rs`).
+    pub new_cgroups: Vec<u64>,
 }
 
 impl Procs {
@@ -54,6 +58,11 @@ impl Procs {
             if task.ppid != 0 {
                 p.ppid = task.ppid;
             }
+            let moved = task.cgroup != 0 && task.cgroup != p.cgroup;
+            if moved {
+                p.cgroup = task.cgroup;
+                self.new_cgroups.push(task.cgroup);
+            }
             return Some(id);
         }
         if self.map.len() >= cap {
@@ -66,6 +75,7 @@ impl Procs {
             pid: task.pid,
             ppid: task.ppid,
             comm: task.comm,
+            cgroup: task.cgroup,
             first_ns: now_ns,
             last_ns: now_ns,
             refs: 0,
@@ -73,6 +83,9 @@ impl Procs {
             connects: 0,
             failures: 0,
         };
+        if task.cgroup != 0 {
+            self.new_cgroups.push(task.cgroup);
+        }
         let id = self.slots.insert(p);
         self.map.insert(key, id);
         Some(id)

@@ -42,6 +42,7 @@ impl Model {
             pid: p.pid,
             ppid: p.ppid,
             comm: p.comm,
+            workload: self.workloads.get(p.cgroup),
         })
     }
 
@@ -312,6 +313,7 @@ impl Model {
                         pid: p.pid,
                         ppid: p.ppid,
                         comm: p.comm,
+                        workload: self.workloads.get(p.cgroup),
                     },
                     sockets: p.sockets,
                     connects: p.connects,
@@ -463,7 +465,14 @@ impl Model {
             by_errno,
             by_process,
             by_destination,
-            recent: f.recent.iter().cloned().collect(),
+            recent: f
+                .recent
+                .iter()
+                .map(|r| super::FailureRecord {
+                    workload: self.workloads.get(r.cgroup),
+                    ..r.clone()
+                })
+                .collect(),
         }
     }
 

@@ -329,6 +329,7 @@ impl Model {
 
     fn snapshot_owner(&mut self, o: &Owner) -> u32 {
         let task = Task {
+            cgroup: o.cgroup,
             pid: o.pid,
             tid: o.pid,
             ppid: 0,

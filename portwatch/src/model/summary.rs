@@ -13,12 +13,16 @@ use super::{
 use crate::event::{CallKind, Comm, Errno, TcpState};
 
 /// A process as views name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ProcRef {
     pub pid: u32,
     /// 0 when unknown (snapshot owners).
     pub ppid: u32,
     pub comm: Comm,
+    /// Where it lives (`cgroup`, `unit`, `slice`, `container {runtime, id, name}`,
+    /// `pod {namespace, name, uid}`, flattened into the process), when known.
+    #[serde(flatten)]
+    pub workload: Option<super::WorkloadRef>,
 }
 
 /// One pool: the sockets competing for source ports toward one destination.

@@ -35,6 +35,7 @@ pub(crate) fn ip_port(ip: &str, port: u16) -> String {
 
 pub(crate) fn task(pid: u32, comm: &str) -> Task {
     Task {
+        cgroup: 0,
         pid,
         tid: pid,
         ppid: 1,
@@ -44,6 +45,7 @@ pub(crate) fn task(pid: u32, comm: &str) -> Task {
 
 pub(crate) fn child_task(pid: u32, ppid: u32, comm: &str) -> Task {
     Task {
+        cgroup: 0,
         pid,
         tid: pid,
         ppid,
@@ -54,6 +56,7 @@ pub(crate) fn child_task(pid: u32, ppid: u32, comm: &str) -> Task {
 /// What runs softirq transitions: pid 0 `swapper/0`.
 pub(crate) fn swapper() -> Task {
     Task {
+        cgroup: 0,
         pid: 0,
         tid: 0,
         ppid: 0,
@@ -324,6 +327,7 @@ pub(crate) fn snap_sock(
         owner: owner.map(|(pid, comm)| Owner {
             pid,
             comm: comm.to_string(),
+            cgroup: 0,
         }),
     }
 }

@@ -132,6 +132,7 @@ pub fn churn(n: usize) -> Churn {
 
 fn task(pid: u32, tid: u32, ppid: u32, comm: &str) -> Task {
     Task {
+        cgroup: 0,
         pid,
         tid,
         ppid,

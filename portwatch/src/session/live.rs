@@ -11,6 +11,7 @@ use crate::{
     context,
     event::Event,
     model::{Correction, Model, ModelConfig, SystemSnapshot},
+    session::workloads::WorkloadFeed,
 };
 
 #[derive(Debug, Clone)]
@@ -61,6 +62,8 @@ pub struct Live {
     pub reconciled: Option<(u64, SystemSnapshot)>,
     /// Events applied so far.
     pub events: u64,
+    /// Names the cgroups the model has seen (the recorder takes `workloads.learned`).
+    pub workloads: WorkloadFeed,
 }
 
 fn snapshot_options(only_netns: &Option<Vec<u32>>, owners: bool) -> context::Options {
@@ -115,6 +118,7 @@ impl Live {
             last_corrections: Vec::new(),
             reconciled: None,
             events: 0,
+            workloads: WorkloadFeed::new(context::cgroups::Resolver::system()),
         })
     }
 
@@ -142,6 +146,7 @@ impl Live {
     pub fn tick(&mut self) {
         let now = monotonic_now_ns();
         self.model.tick(now);
+        self.workloads.tick(&mut self.model);
         if let Some(h) = &self.pending
             && h.is_finished()
         {
@@ -177,6 +182,7 @@ impl Live {
         self.collector.drain(&mut rest);
         self.apply(&rest);
         self.model.tick(monotonic_now_ns());
+        self.workloads.finish(&mut self.model);
         rest
     }
 

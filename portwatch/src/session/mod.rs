@@ -4,6 +4,7 @@
 pub mod live;
 pub mod recording;
 pub mod replay;
+pub mod workloads;
 
 pub use live::{Live, LiveOptions};
 pub use replay::Replay;

@@ -7,7 +7,9 @@
 //!   applied with `Model::reconcile` at the same point among the events;
 //! - `counters` records named [`LOSS`]: `collect::Counters`, cumulative, every second and at
 //!   the end;
-//! - `note` records of level `warning`: degraded hooks and other problems.
+//! - `note` records of level `warning`: degraded hooks and other problems;
+//! - `snapshot` records with schema [`WORKLOADS`]: cgroup ids → workloads (unit, container,
+//!   pod) as the live session learned them, fed to `Model::learn_workloads`.
 
 use crate::{
     collect::Counters,
@@ -41,6 +43,23 @@ impl Schema {
             .into_iter()
             .find(|s| s.name() == name)
     }
+}
+
+/// Schema of the `snapshot` records that carry learned workloads (`Vec<CgroupWorkload>`).
+pub const WORKLOADS: &str = "portwatch.workloads";
+pub const WORKLOADS_VERSION: u32 = 1;
+
+pub fn workloads_record(
+    at_ns: u64,
+    learned: &[crate::model::CgroupWorkload],
+) -> anyhow::Result<ContextRecord> {
+    Ok(ContextRecord::Snapshot(Payload::new(
+        at_ns,
+        0,
+        WORKLOADS,
+        WORKLOADS_VERSION,
+        &learned,
+    )?))
 }
 
 /// `at_ns`: the model time the snapshot was merged at (replay merges it at the same time).

@@ -125,6 +125,12 @@ impl Replay {
 
     fn apply_context(&mut self, rec: ContextRecord) {
         match rec {
+            ContextRecord::Snapshot(p) if p.schema == recording::WORKLOADS => {
+                match p.decode::<Vec<crate::model::CgroupWorkload>>() {
+                    Ok(learned) => self.model.learn_workloads(&learned),
+                    Err(e) => self.warnings.push(format!("undecodable {}: {e}", p.schema)),
+                }
+            }
             ContextRecord::Snapshot(p) => {
                 let schema = Schema::of(&p.schema);
                 match (schema, p.decode::<SystemSnapshot>()) {

@@ -46,7 +46,7 @@ pub fn collect(model: &Model, target: &DrillTarget, now_ns: u64) -> Drill {
             let mut sockets: Vec<SocketInfo> = keys
                 .iter()
                 .flat_map(|k| model.pool_sockets(k, now_ns, usize::MAX))
-                .filter(|s| s.owner.is_some_and(|o| o.pid == *pid))
+                .filter(|s| s.owner.as_ref().is_some_and(|o| o.pid == *pid))
                 .collect();
             sockets.sort_by_key(|s| s.since_ns);
             let truncated = sockets.len() > SOCKET_LIMIT

@@ -109,6 +109,7 @@ fn pool_hit(p: &PoolStats, needle: &str) -> bool {
         || hit(needle, &[&p.dst.to_string(), &p.src.to_string()])
         || p.owners.iter().any(|o| {
             o.owner
+                .as_ref()
                 .is_some_and(|r| hit(needle, &[&r.comm.to_string(), &r.pid.to_string()]))
         })
 }
@@ -132,6 +133,7 @@ fn listener_hit(l: &ListenerStats, needle: &str) -> bool {
     needle.is_empty()
         || hit(needle, &[&l.local.to_string()])
         || l.owner
+            .as_ref()
             .is_some_and(|o| hit(needle, &[&o.comm.to_string(), &o.pid.to_string()]))
         || l.by_remote
             .iter()

@@ -117,6 +117,29 @@ impl Workload {
     }
 }
 
+impl Workload {
+    /// Where, for a sentence ("python3 (pid 7) in …"): `container web (podman 5c8f8a6b1d2e)`
+    /// (`of pod shop/web-1` added when in a pod), `pod shop/web-1`, `nginx.service`; `None`
+    /// when the path names nothing.
+    pub fn whereabouts(&self) -> Option<String> {
+        if let Some(c) = &self.container {
+            let id = format!("{} {}", c.runtime, c.short_id());
+            let mut s = match &c.name {
+                Some(n) => format!("container {n} ({id})"),
+                None => format!("container {id}"),
+            };
+            if let Some(p) = &self.pod {
+                s.push_str(&format!(" of pod {}", pod_label(p)));
+            }
+            return Some(s);
+        }
+        if let Some(p) = &self.pod {
+            return Some(format!("pod {}", pod_label(p)));
+        }
+        self.unit.clone()
+    }
+}
+
 fn pod_label(p: &Pod) -> String {
     match (&p.namespace, &p.name) {
         (Some(ns), Some(n)) => format!("{ns}/{n}"),

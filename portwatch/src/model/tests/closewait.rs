@@ -48,7 +48,7 @@ fn close_wait_is_grouped_by_owner_with_ages() {
     let cw = m.close_wait(s.now(), 10);
     assert_eq!(cw.len(), 2);
     let a = &cw[0];
-    assert_eq!(a.owner.unwrap().pid, 10);
+    assert_eq!(a.owner.as_ref().unwrap().pid, 10);
     assert_eq!(
         (a.count, a.outbound, a.inbound, a.entered_last_60s),
         (3, 3, 0, 1)
@@ -61,7 +61,7 @@ fn close_wait_is_grouped_by_owner_with_ages() {
     );
     assert_eq!(a.top_local, None);
     let b = &cw[1];
-    assert_eq!(b.owner.unwrap().comm.to_string(), "srv");
+    assert_eq!(b.owner.as_ref().unwrap().comm.to_string(), "srv");
     assert_eq!((b.count, b.inbound), (1, 1));
     assert_eq!(b.top_local, Some((addr("10.0.0.1:8080"), 1)));
     assert_consistent(&m);

@@ -10,3 +10,4 @@ mod reconcile;
 mod summary;
 mod timewait;
 mod transitions;
+mod workloads;

@@ -19,7 +19,7 @@ fn pool(src: &str, dst: &str) -> PoolKey {
 fn owner_pid(m: &Model, key: &PoolKey, now: u64) -> Vec<Option<u32>> {
     m.pool_sockets(key, now, 100)
         .iter()
-        .map(|s| s.owner.map(|o| o.pid))
+        .map(|s| s.owner.as_ref().map(|o| o.pid))
         .collect()
 }
 
@@ -75,7 +75,7 @@ fn listen_owner_and_listener_port_holding() {
         .run(&mut m);
     let l = m.listeners(10, 10);
     assert_eq!(l.len(), 1);
-    assert_eq!(l[0].owner.map(|o| o.pid), Some(300));
+    assert_eq!(l[0].owner.as_ref().map(|o| o.pid), Some(300));
     assert_eq!(l[0].listening, 1);
     assert_eq!(m.processes(10)[0].listening, vec![addr("0.0.0.0:443")]);
     assert_eq!(m.port_holders(NETNS, 443, s.now()).len(), 1);
@@ -175,7 +175,7 @@ fn time_wait_keeps_the_connection_owner() {
     let socks = m.pool_sockets(&key, s.now(), 10);
     assert_eq!(socks.len(), 1);
     assert!(socks[0].timewait);
-    assert_eq!(socks[0].owner.map(|o| o.pid), Some(200));
+    assert_eq!(socks[0].owner.as_ref().map(|o| o.pid), Some(200));
     // The server side's TIME_WAIT (server closed first) keeps the listener's owner.
     s.listen(task(100, "srv"), 0x10, "0.0.0.0:8080")
         .accept(swapper(), 0x30, "10.0.0.1:8080", "10.0.0.2:50000")
@@ -272,7 +272,7 @@ fn snapshot_owners_for_pre_existing_sockets() {
     .run(&mut m);
     let socks = m.pool_sockets(&key, s.now(), 10);
     let adopted = socks.iter().find(|s| s.state == FinWait1).unwrap();
-    assert_eq!(adopted.owner.map(|o| o.pid), Some(400));
+    assert_eq!(adopted.owner.as_ref().map(|o| o.pid), Some(400));
     assert_eq!(adopted.sk, Some(0x20));
     assert_eq!(m.counters().snapshot_sockets_adopted, 1);
     assert_eq!(m.counters().snapshot_sockets_loaded, 5);
@@ -334,7 +334,7 @@ fn port_holders_include_outbound_sockets_using_the_port() {
         .run(&mut m);
     let h = m.port_holders(NETNS, 8080, s.now());
     assert_eq!(h.len(), 1);
-    assert_eq!(h[0].owner.map(|o| o.pid), Some(5));
+    assert_eq!(h[0].owner.as_ref().map(|o| o.pid), Some(5));
     assert_eq!(h[0].remote, addr("10.0.0.9:443"));
     // Its TIME_WAIT still holds it.
     s.active_close(task(5, "curl"), 0x20, 0x99, "10.0.0.1:8080", "10.0.0.9:443")

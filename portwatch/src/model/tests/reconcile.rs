@@ -109,7 +109,7 @@ fn wrong_state_is_fixed() {
     let socks = m.pool_sockets(&key(), taken, 10);
     assert_eq!(socks[0].state, CloseWait);
     assert_eq!(
-        socks[0].owner.map(|o| o.pid),
+        socks[0].owner.as_ref().map(|o| o.pid),
         Some(1),
         "keeps what the model knew"
     );

@@ -59,7 +59,7 @@ fn active_close_gives_time_wait_to_the_client_and_frees_it_after_60s() {
     assert_eq!(socks.len(), 1);
     assert!(socks[0].timewait);
     assert_eq!(socks[0].closer, Closer::Local);
-    assert_eq!(socks[0].owner.unwrap().pid, 200);
+    assert_eq!(socks[0].owner.as_ref().unwrap().pid, 200);
     let l = &m.listeners(10, 10)[0];
     assert_eq!(l.closes.remote_first, 1);
     assert_eq!(l.states.total(), 0, "server child is gone after LAST_ACK");

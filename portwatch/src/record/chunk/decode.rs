@@ -5,7 +5,7 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
 };
 
-use super::{COLUMN_NAMES, Col, NCOLS, kind};
+use super::{COLUMN_NAMES, Col, NCOLS, NCOLS_1_0, kind};
 use crate::{
     event::{
         CallKind, Comm, Errno, Event, EventKind, SockCall, StateChange, Task, TcpState, TimeWait,
@@ -44,8 +44,8 @@ impl ChunkReader {
             return bad(format!("{events} events in {items} items"));
         }
         let ncols = head.uvar()?;
-        if !(NCOLS as u64..=4096).contains(&ncols) {
-            return bad(format!("{ncols} columns, expected at least {NCOLS}"));
+        if !(NCOLS_1_0 as u64..=4096).contains(&ncols) {
+            return bad(format!("{ncols} columns, expected at least {NCOLS_1_0}"));
         }
         let mut lens = Vec::with_capacity(ncols as usize);
         for _ in 0..ncols {
@@ -71,7 +71,10 @@ impl ChunkReader {
         Ok(ChunkReader {
             raw,
             cols,
-            dec: Decoder::default(),
+            dec: Decoder {
+                task_cgroups: ncols as usize > Col::TaskCgroup as usize,
+                ..Decoder::default()
+            },
             left: items,
             events,
             seen_events: 0,
@@ -136,6 +139,8 @@ struct Decoder {
     ips: Table<IpAddr>,
     prev_ts: u64,
     prev_sk: u64,
+    /// The chunk has the `task_cgroup` column (1.1 and later).
+    task_cgroups: bool,
 }
 
 fn state(v: u8) -> Result<TcpState, ChunkError> {
@@ -200,7 +205,13 @@ impl Decoder {
         }
         let mut comm = [0u8; 16];
         comm[..n].copy_from_slice(c.bytes(n)?);
+        let cgroup = if self.task_cgroups {
+            cols[Col::TaskCgroup as usize].uvar()?
+        } else {
+            0
+        };
         let t = Task {
+            cgroup,
             pid,
             tid,
             ppid,

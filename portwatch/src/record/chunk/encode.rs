@@ -120,7 +120,7 @@ impl ChunkEncoder {
             put_uvar(self.col(Col::NetnsNew), e.netns.into());
         }
         let t = &e.task;
-        let code = self.tasks.code((t.pid, t.tid, t.ppid, t.comm.0));
+        let code = self.tasks.code((t.pid, t.tid, t.ppid, t.comm.0, t.cgroup));
         put_uvar(self.col(Col::Task), code);
         if code == 0 {
             let c = self.col(Col::TaskNew);
@@ -130,6 +130,7 @@ impl ChunkEncoder {
             let n = 16 - t.comm.0.iter().rev().take_while(|&&b| b == 0).count();
             c.push(n as u8);
             c.extend_from_slice(&t.comm.0[..n]);
+            put_uvar(self.col(Col::TaskCgroup), t.cgroup);
         }
 
         match &e.kind {

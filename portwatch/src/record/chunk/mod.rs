@@ -40,9 +40,13 @@ pub(super) enum Col {
     Errno,
     Jiffies,
     Context,
+    /// Added in 1.1: a new task's cgroup id.
+    TaskCgroup,
 }
 
-pub(super) const NCOLS: usize = 17;
+pub(super) const NCOLS: usize = 18;
+/// Columns of a 1.0 chunk (no `task_cgroup`: its tasks read back with cgroup 0).
+pub(super) const NCOLS_1_0: usize = 17;
 
 pub(crate) const COLUMN_NAMES: [&str; NCOLS] = [
     "kind",
@@ -62,7 +66,8 @@ pub(crate) const COLUMN_NAMES: [&str; NCOLS] = [
     "errno",
     "jiffies",
     "context",
+    "task_cgroup",
 ];
 
-/// A task as interned: pid, tid, ppid, comm.
-pub(super) type TaskKey = (u32, u32, u32, [u8; 16]);
+/// A task as interned: pid, tid, ppid, comm, cgroup.
+pub(super) type TaskKey = (u32, u32, u32, [u8; 16], u64);

@@ -321,10 +321,10 @@ fn items_before_a_bad_item_are_kept_and_the_error_names_the_chunk() {
     enc.push_event(&events[1]);
     let mut p = Vec::new();
     enc.finish_into(&mut p);
-    // items, events, column count, 17 column lengths: one byte each; then the kind column
+    // items, events, column count, 18 column lengths: one byte each; then the kind column
     // (2 bytes), then the detail column: make the second event's new state 0.
-    assert_eq!(&p[20..22], &[0, 0]);
-    p[23] = 0x70;
+    assert_eq!(&p[21..23], &[0, 0]);
+    p[24] = 0x70;
     let f = Frame {
         chunk_type: chunk_type::DATA,
         stored_len: p.len() as u32,
@@ -345,6 +345,46 @@ fn items_before_a_bad_item_are_kept_and_the_error_names_the_chunk() {
         r.errors
     );
     assert_eq!(r.integrity.status(), Status::Corrupt);
+}
+
+#[test]
+fn a_1_0_chunk_without_the_task_cgroup_column_reads_back_with_cgroup_0() {
+    let mut enc = crate::record::chunk::ChunkEncoder::default();
+    let events = sample_events();
+    enc.push_event(&events[0]);
+    enc.push_event(&events[1]);
+    let mut p = Vec::new();
+    enc.finish_into(&mut p);
+    // items, events, column count, 18 column lengths (one byte each here): drop the last
+    // column (task_cgroup) and its length, as a 1.0 writer would have written the chunk.
+    assert_eq!(p[2], 18);
+    let cgroup_len = p[3 + 17] as usize;
+    assert!(cgroup_len > 0);
+    p[2] = 17;
+    p.remove(3 + 17);
+    p.truncate(p.len() - cgroup_len);
+    let f = Frame {
+        chunk_type: chunk_type::DATA,
+        stored_len: p.len() as u32,
+        raw_len: p.len() as u32,
+        items: 2,
+        events: 2,
+        ..Frame::default()
+    };
+    let mut b = header_only();
+    b.extend(chunk(f, &p));
+    let r = read_bytes(&b).unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let want: Vec<Item> = events[..2]
+        .iter()
+        .map(|e| {
+            let mut e = *e;
+            e.task.cgroup = 0;
+            Item::Event(e)
+        })
+        .collect();
+    assert_ne!(events[0].task.cgroup, 0);
+    assert_eq!(r.items, want);
 }
 
 #[test]

@@ -38,6 +38,7 @@ pub(super) fn host() -> Host {
 
 fn task(pid: u32, comm: Comm) -> Task {
     Task {
+        cgroup: 0x1000 + u64::from(pid),
         pid,
         tid: pid.wrapping_add(1),
         ppid: 1,

@@ -108,6 +108,7 @@ fn socket_row<'a>(t: Theme, cols: &[Col], w: &[usize], s: &SocketInfo) -> Line<'
     };
     let owner = s
         .owner
+        .as_ref()
         .map_or("unknown".into(), |o| format!("{}({})", o.comm, o.pid));
     let mut cells = vec![
         (s.local.to_string(), t.plain()),

@@ -51,6 +51,7 @@ fn listener_row<'a>(t: Theme, w: &[usize], l: &ListenerStats) -> Line<'a> {
     let [est, tw, cw, other] = split(&l.states);
     let owner = l
         .owner
+        .as_ref()
         .map_or("unknown".into(), |o| format!("{}({})", o.comm, o.pid));
     row(
         &LISTEN_COLS,

@@ -46,7 +46,7 @@ fn columns(width: u16) -> Vec<Col> {
 
 fn owner_text(p: &PoolStats) -> String {
     match p.owners.first() {
-        Some(o) => match o.owner {
+        Some(o) => match &o.owner {
             Some(r) => format!("{}({}) {}", r.comm, r.pid, count(u64::from(o.total))),
             None => format!("unknown {}", count(u64::from(o.total))),
         },
@@ -169,7 +169,7 @@ fn pool_detail<'a>(t: Theme, p: &PoolStats, width: u16) -> Vec<Line<'a>> {
     let owners: Vec<String> = p
         .owners
         .iter()
-        .map(|o| match o.owner {
+        .map(|o| match &o.owner {
             Some(r) => format!("{}({}) {}", r.comm, r.pid, count(u64::from(o.total))),
             None => format!("unknown {}", count(u64::from(o.total))),
         })

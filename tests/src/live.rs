@@ -72,8 +72,15 @@ impl LiveReport {
     /// Starts it and waits until it says it is tracing. `max` is its `--duration`: a bound in
     /// case the test never ends the window.
     pub fn start(netns: u32, max: Duration) -> LiveReport {
+        LiveReport::start_with_env(netns, max, &[])
+    }
+
+    /// Like [`LiveReport::start`], with these environment variables set for portwatch (e.g.
+    /// `CONTAINER_HOST`, the runtime API socket it asks for container names).
+    pub fn start_with_env(netns: u32, max: Duration, env: &[(&str, &str)]) -> LiveReport {
         require_root();
         let mut child = Command::new(portwatch_bin())
+            .envs(env.iter().copied())
             .args(["report", "--json", "--netns", &netns.to_string()])
             .args(["--duration", &format!("{}s", max.as_secs().max(1))])
             .stdin(Stdio::null())

@@ -45,6 +45,10 @@ pub struct Args {
     /// Only this network namespace (inode, as in `ls -lL /proc/PID/ns/net`); live only.
     #[arg(long, value_name = "INODE")]
     netns: Option<u32>,
+    /// Also group the processes by container, pod or systemd unit (a table, and `groups` in
+    /// the JSON).
+    #[arg(long, value_name = "WHAT", value_parser = parse_group_by)]
+    group_by: Option<portwatch::model::GroupBy>,
     #[command(flatten)]
     trace: TraceArgs,
 }
@@ -53,7 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // The timeline costs a reading of the pools and the rules once per second: only for HTML.
     let mut timeline = args.html.as_ref().map(|_| Timeline::new());
     let report = match &args.file {
-        Some(path) => from_file(path, timeline.as_mut())?,
+        Some(path) => from_file(path, limits(&args), timeline.as_mut())?,
         None => super::traced(live(&args, timeline.as_mut()))?,
     };
     if let (Some(out), Some(tl)) = (&args.html, &timeline) {
@@ -103,9 +107,28 @@ pub fn context(
     }
 }
 
+fn parse_group_by(s: &str) -> Result<portwatch::model::GroupBy, String> {
+    use portwatch::model::GroupBy;
+    GroupBy::ALL
+        .into_iter()
+        .find(|g| g.name() == s)
+        .ok_or_else(|| format!("expected container, pod or unit, not {s:?}"))
+}
+
+fn limits(args: &Args) -> report::Limits {
+    report::Limits {
+        group_by: args.group_by,
+        ..Default::default()
+    }
+}
+
 /// The report of a recording; with a timeline, replayed one second of recorded time at a
 /// time and sampled after each.
-fn from_file(path: &std::path::Path, timeline: Option<&mut Timeline>) -> anyhow::Result<Report> {
+fn from_file(
+    path: &std::path::Path,
+    limits: report::Limits,
+    timeline: Option<&mut Timeline>,
+) -> anyhow::Result<Report> {
     let mut replay = Replay::open(path, ModelConfig::default())?;
     match timeline {
         None => replay.run_to_end()?,
@@ -134,7 +157,7 @@ fn from_file(path: &std::path::Path, timeline: Option<&mut Timeline>) -> anyhow:
         &replay.model,
         ctx,
         LostEvents::from(&replay.loss),
-        Default::default(),
+        limits,
     ))
 }
 
@@ -185,6 +208,6 @@ async fn live(args: &Args, mut timeline: Option<&mut Timeline>) -> anyhow::Resul
         &live.model,
         ctx,
         LostEvents::from(&counters),
-        Default::default(),
+        limits(args),
     ))
 }

@@ -64,7 +64,7 @@ pub use rates::{HISTORY_S, RATE_WINDOW_S, RateStats};
 pub use snapshot::{Correction, CorrectionScope};
 pub use socket::{Closer, Role};
 pub use summary::*;
-pub use workloads::{CgroupWorkload, WorkloadRef};
+pub use workloads::{CgroupWorkload, GroupBy, WorkloadGroupStats, WorkloadRef};
 
 use capacity::PortSpace;
 use failures::Failures;

@@ -90,3 +90,104 @@ impl Model {
         self.workloads.len()
     }
 }
+
+/// What `report --group-by` groups processes by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    Container,
+    Pod,
+    Unit,
+}
+
+/// Processes of one container, pod or unit (or of none: `key` is `None`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WorkloadGroupStats {
+    /// The container's name (or `runtime short-id`), the pod's `namespace/name` (or UID), the
+    /// unit; `None` for processes outside any.
+    pub key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::workload::Container>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<crate::workload::Pod>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    pub processes: u32,
+    pub sockets: u32,
+    pub connects: u64,
+    pub failures: u64,
+    pub outbound_states: super::StateCounts,
+}
+
+impl GroupBy {
+    pub const ALL: [GroupBy; 3] = [GroupBy::Container, GroupBy::Pod, GroupBy::Unit];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupBy::Container => "container",
+            GroupBy::Pod => "pod",
+            GroupBy::Unit => "unit",
+        }
+    }
+
+    fn key(self, w: Option<&Workload>) -> Option<String> {
+        let w = w?;
+        match self {
+            GroupBy::Container => w.container.as_ref().map(|c| {
+                c.name
+                    .clone()
+                    .unwrap_or_else(|| format!("{} {}", c.runtime, c.short_id()))
+            }),
+            GroupBy::Pod => w.pod.as_ref().map(|p| match (&p.namespace, &p.name) {
+                (Some(ns), Some(n)) => format!("{ns}/{n}"),
+                _ => p.uid.clone(),
+            }),
+            GroupBy::Unit => w.unit.clone(),
+        }
+    }
+}
+
+impl Model {
+    /// Every process with sockets, connects or failures, grouped by container, pod or unit;
+    /// most sockets first, at most `top_n` groups.
+    pub fn workload_groups(&self, by: GroupBy, top_n: usize) -> Vec<WorkloadGroupStats> {
+        let mut groups: FxHashMap<Option<String>, WorkloadGroupStats> = FxHashMap::default();
+        for p in self.processes(usize::MAX) {
+            let w = p.process.workload.as_deref();
+            let key = by.key(w);
+            let g = groups
+                .entry(key.clone())
+                .or_insert_with(|| WorkloadGroupStats {
+                    key,
+                    container: w
+                        .filter(|_| by == GroupBy::Container)
+                        .and_then(|w| w.container.clone()),
+                    pod: w
+                        .filter(|_| by != GroupBy::Unit)
+                        .and_then(|w| w.pod.clone()),
+                    unit: w
+                        .filter(|_| by == GroupBy::Unit)
+                        .and_then(|w| w.unit.clone()),
+                    processes: 0,
+                    sockets: 0,
+                    connects: 0,
+                    failures: 0,
+                    outbound_states: super::StateCounts::default(),
+                });
+            g.processes += 1;
+            g.sockets += p.sockets;
+            g.connects += p.connects;
+            g.failures += p.failures;
+            g.outbound_states.merge(&p.outbound_states);
+        }
+        let mut v: Vec<WorkloadGroupStats> = groups.into_values().collect();
+        v.sort_by(|a, b| {
+            b.sockets
+                .cmp(&a.sockets)
+                .then(b.failures.cmp(&a.failures))
+                .then(a.key.cmp(&b.key))
+        });
+        v.truncate(top_n);
+        v
+    }
+}

@@ -20,8 +20,8 @@ pub use lost::LostEvents;
 use crate::{
     explain::{Finding, explain},
     model::{
-        CloseWaitStats, FailureStats, ListenerStats, Model, ModelCounters, NetnsSysctls, PoolStats,
-        ProcessGroupStats, ProcessStats, Totals,
+        CloseWaitStats, FailureStats, GroupBy, ListenerStats, Model, ModelCounters, NetnsSysctls,
+        PoolStats, ProcessGroupStats, ProcessStats, Totals, WorkloadGroupStats,
     },
 };
 
@@ -52,6 +52,13 @@ pub struct Context {
     pub generated_at: Option<String>,
 }
 
+/// Processes grouped by container, pod or unit (`report --group-by`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WorkloadGroups {
+    pub by: GroupBy,
+    pub groups: Vec<WorkloadGroupStats>,
+}
+
 impl Context {
     /// Window length in seconds.
     pub fn window_s(&self) -> f64 {
@@ -68,6 +75,8 @@ pub struct Limits {
     /// Remote IPs per listener.
     pub remotes: usize,
     pub failures: usize,
+    /// `--group-by`: also group processes by container, pod or unit.
+    pub group_by: Option<GroupBy>,
 }
 
 impl Default for Limits {
@@ -78,6 +87,7 @@ impl Default for Limits {
             listeners: 5,
             remotes: 5,
             failures: 10,
+            group_by: None,
         }
     }
 }
@@ -95,6 +105,9 @@ pub struct Report {
     pub processes: Vec<ProcessStats>,
     /// Processes sharing a command and a parent (loops of short-lived clients).
     pub process_groups: Vec<ProcessGroupStats>,
+    /// With `--group-by`: processes by container, pod or unit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<WorkloadGroups>,
     /// Listeners with their accepted connections by remote IP.
     pub listeners: Vec<ListenerStats>,
     pub close_wait: Vec<CloseWaitStats>,
@@ -124,6 +137,10 @@ impl Report {
             pools: model.pools(now, limits.pools),
             processes: model.processes(limits.processes),
             process_groups,
+            groups: limits.group_by.map(|by| WorkloadGroups {
+                by,
+                groups: model.workload_groups(by, limits.processes),
+            }),
             listeners: model.listeners(limits.listeners, limits.remotes),
             close_wait: model.close_wait(now, limits.processes),
             failures,

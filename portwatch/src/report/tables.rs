@@ -144,8 +144,12 @@ fn processes(out: &mut String, r: &Report) {
                     (&top, 36, false),
                 ],
             );
+            if let Some(w) = p.process.workload.as_ref().and_then(|w| w.whereabouts()) {
+                out.push_str(&format!("{IND}{:>8}  in {w}\n", ""));
+            }
         }
     }
+    workload_groups(out, r);
     if r.process_groups.is_empty() {
         return;
     }
@@ -173,6 +177,41 @@ fn processes(out: &mut String, r: &Report) {
                 (&n(g.sockets), 8, true),
                 (&count(g.connects), 9, true),
                 (&count(g.failures), 8, true),
+            ],
+        );
+    }
+}
+
+/// `--group-by`: processes by container, pod or unit.
+fn workload_groups(out: &mut String, r: &Report) {
+    let Some(g) = &r.groups else { return };
+    let what = g.by.name();
+    section(out, &format!("By {what} (most sockets first)"));
+    let head = [
+        (what, 36, false),
+        ("processes", 9, true),
+        ("sockets", 8, true),
+        ("connects", 9, true),
+        ("failures", 8, true),
+    ];
+    row(out, IND, &head);
+    for grp in &g.groups {
+        let key = match (&grp.key, &grp.container) {
+            (Some(k), Some(c)) if c.name.is_some() => {
+                format!("{k} ({} {})", c.runtime, c.short_id())
+            }
+            (Some(k), _) => k.clone(),
+            (None, _) => format!("(no {what})"),
+        };
+        row(
+            out,
+            IND,
+            &[
+                (&key, 36, false),
+                (&n(grp.processes), 9, true),
+                (&n(grp.sockets), 8, true),
+                (&count(grp.connects), 9, true),
+                (&count(grp.failures), 8, true),
             ],
         );
     }

@@ -114,12 +114,11 @@ fn uid(w: &Workload) -> Option<&str> {
     Some("app_name.service"),
     Some("system.slice")
 )]
-// podman, cgroupfs manager, on this machine: `0::/libpod_parent/libpod-<64 hex>`
-// (../shared/TOOLCHAIN.md, `/proc/self/cgroup` inside `podman --cgroup-manager cgroupfs run`;
-// this id is a placeholder of the same shape).
+// podman 4.3.1, runc, cgroupfs manager, on this machine: `/proc/self/cgroup` inside
+// `podman --runtime runc --cgroup-manager cgroupfs run … python3` (see PODMAN_HERE below).
 #[case::podman_cgroupfs(
-    "/libpod_parent/libpod-5c8f8a6b1d2e4f30b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4",
-    Some((Runtime::Podman, "5c8f8a6b1d2e4f30b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4")),
+    "/libpod_parent/libpod-e0341720f520fb3b4b833c2b648ec1e59994ea1e0d8ade5c9d1c4098ee327888",
+    Some((Runtime::Podman, "e0341720f520fb3b4b833c2b648ec1e59994ea1e0d8ade5c9d1c4098ee327888")),
     None,
     None,
     None
@@ -209,6 +208,22 @@ fn ordinary_names_are_not_ids() {
 /// `/proc/PID/cgroup` of this very host kind (hybrid: v1 controllers, `name=systemd` and the
 /// unified `0::` line), as `cat /proc/self/cgroup` shows it here.
 const HYBRID_ROOT: &str = "9:name=systemd:/\n8:pids:/\n4:memory:/process_api/d74c0feaa9b15803bbce3d6223387aba\n1:cpu:/\n0::/\n";
+
+/// `/proc/self/cgroup` of a python3 in a podman container here (v1 controllers and the unified
+/// line all name the container).
+const PODMAN_HERE: &str = "9:name=systemd:/libpod_parent/libpod-e0341720f520fb3b4b833c2b648ec1e59994ea1e0d8ade5c9d1c4098ee327888
+4:memory:/libpod_parent/libpod-e0341720f520fb3b4b833c2b648ec1e59994ea1e0d8ade5c9d1c4098ee327888
+1:cpu:/libpod_parent/libpod-e0341720f520fb3b4b833c2b648ec1e59994ea1e0d8ade5c9d1c4098ee327888
+0::/libpod_parent/libpod-e0341720f520fb3b4b833c2b648ec1e59994ea1e0d8ade5c9d1c4098ee327888
+";
+
+#[test]
+fn a_podman_container_here() {
+    let w = cgroup::parse_proc_cgroup(PODMAN_HERE).unwrap();
+    let c = w.container.unwrap();
+    assert_eq!(c.runtime, Runtime::Podman);
+    assert_eq!(c.short_id(), "e0341720f520");
+}
 
 #[test]
 fn proc_cgroup_picks_the_unified_line() {

@@ -185,6 +185,11 @@ while made < 1000:
     except OSError as e:
         print("fail", errno.errorcode.get(e.errno, e.errno), "made", made)
         break
+    # Close first, and wait for the server's close: the socket goes straight to TIME_WAIT
+    # (not first to a FIN_WAIT2 timewait socket, whose later switch to TIME_WAIT the kernel
+    # may not trace when its timer stays in the same wheel bucket).
+    s.shutdown(socket.SHUT_WR)
+    s.recv(1)
     s.close()
     made += 1
 "#;
@@ -239,8 +244,22 @@ fn a_podman_container_that_exhausts_its_ports_is_named() {
         said.starts_with("fail EADDRNOTAVAIL made 10"),
         "client: {said:?}"
     );
-    // The client process has exited; its 10 ports are in TIME_WAIT for 60 s.
-    let r = report_at(report, portwatch_tests::live::mono_ns() + S);
+    // The client process has exited; its 10 ports go to TIME_WAIT (for 60 s) once the server
+    // has closed its side too (until then they wait in FIN_WAIT2): wait for that, as `ss`
+    // in the container's namespace sees it.
+    let ns_path = format!("/proc/{}/ns/net", pid.trim());
+    let deadline = Instant::now() + REACH;
+    loop {
+        let tw = sh(Command::new("nsenter")
+            .arg(format!("--net={ns_path}"))
+            .args(["ss", "-Htan", "state", "time-wait"]));
+        if tw.lines().count() == 10 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not 10 TIME_WAIT sockets: {tw}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = report_at(report, portwatch_tests::live::mono_ns() + S / 2);
     std::fs::write(dir.0.join("stop"), "").unwrap();
 
     let f = top(&r);

@@ -3,7 +3,7 @@
 //! of this shared machine falls on both sides of every ratio; then one more traced run per
 //! mode with BPF run-time statistics on and `perf stat` counting the tracepoint.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
@@ -15,8 +15,7 @@ use crate::{
     tracer::{Mode, Tally},
 };
 
-pub struct Cfg<'a> {
-    pub portwatch: &'a Path,
+pub struct Cfg {
     pub load: ChurnLoad,
     /// Untraced/traced pairs per mode.
     pub pairs: usize,
@@ -67,7 +66,7 @@ pub struct Env {
 fn lab(cfg: &Cfg, env: &mut Env) -> anyhow::Result<Lab> {
     let mine = [std::process::id()];
     for _ in 0..8 {
-        let lab = Lab::churn(cfg.portwatch, &cfg.load)?;
+        let lab = Lab::churn(&cfg.load)?;
         let tracers = bpfstats::foreign_tracers(&mine);
         let clash = tracers.iter().any(|t| t.netns == Some(lab.netns));
         env.foreign.extend(tracers.into_iter().map(|t| (t.pid, t)));

@@ -1,10 +1,10 @@
-//! The load generators, each in a process of its own: `portwatch lab churn --wait` and
-//! `portwatch lab hold` (see portwatch/src/cmd/lab.rs for their line protocol).
+//! The load generators, each in a process of its own: this binary again, as
+//! `portwatch-bench lab churn --wait` and `portwatch-bench lab hold` (the `portwatch-lab`
+//! crate; see lab/src/cli.rs for their line protocol).
 
 use std::{
     collections::BTreeMap,
     io::{BufRead, BufReader, Write},
-    path::Path,
     process::{Child, ChildStdin, ChildStdout, Command, Stdio},
     time::Duration,
 };
@@ -58,21 +58,25 @@ pub struct Lab {
 }
 
 impl Lab {
-    fn spawn(portwatch: &Path, args: &[String]) -> anyhow::Result<Lab> {
-        let mut child = Command::new(portwatch)
+    fn spawn(args: &[String]) -> anyhow::Result<Lab> {
+        let me = std::env::current_exe().context("find my own executable")?;
+        let mut child = Command::new(&me)
             .arg("lab")
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .with_context(|| format!("start {} lab {}", portwatch.display(), args.join(" ")))?;
+            .with_context(|| format!("start {} lab {}", me.display(), args.join(" ")))?;
         let stdin = child.stdin.take();
         let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
         let mut line = String::new();
         stdout.read_line(&mut line)?;
         let ready: Ready = serde_json::from_str(&line).with_context(|| {
             let status = child.wait().ok();
-            format!("`portwatch lab {}` failed ({status:?})", args.join(" "))
+            format!(
+                "`portwatch-bench lab {}` failed ({status:?})",
+                args.join(" ")
+            )
         })?;
         Ok(Lab {
             child,
@@ -85,7 +89,7 @@ impl Lab {
     }
 
     /// A churn process, set up and waiting for [`Lab::go`].
-    pub fn churn(portwatch: &Path, load: &ChurnLoad) -> anyhow::Result<Lab> {
+    pub fn churn(load: &ChurnLoad) -> anyhow::Result<Lab> {
         let mut args: Vec<String> = vec![
             "churn".into(),
             "--wait".into(),
@@ -104,23 +108,20 @@ impl Lab {
         if let Some(n) = load.max_connections {
             args.extend(["--max-connections".into(), n.to_string()]);
         }
-        Lab::spawn(portwatch, &args)
+        Lab::spawn(&args)
     }
 
     /// A hold process with `connections` open.
-    pub fn hold(portwatch: &Path, connections: u64, port: u16) -> anyhow::Result<Lab> {
-        Lab::spawn(
-            portwatch,
-            &[
-                "hold".into(),
-                "--connections".into(),
-                connections.to_string(),
-                "--port".into(),
-                port.to_string(),
-                "--max-hold".into(),
-                "10m".into(),
-            ],
-        )
+    pub fn hold(connections: u64, port: u16) -> anyhow::Result<Lab> {
+        Lab::spawn(&[
+            "hold".into(),
+            "--connections".into(),
+            connections.to_string(),
+            "--port".into(),
+            port.to_string(),
+            "--max-hold".into(),
+            "10m".into(),
+        ])
     }
 
     /// Starts the churn and waits for its report (the run, then until every socket settled).

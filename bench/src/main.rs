@@ -1,7 +1,8 @@
 //! `portwatch-bench`, run by `cargo xtask bench`: every cost figure of portwatch in one run,
 //! each next to its target, as a table on stdout and JSON under `target/bench/`.
 //!
-//! The load runs as a process of its own (`portwatch lab churn|hold`), and so does each
+//! The load runs as a process of its own (this binary again, as the hidden `portwatch-bench lab
+//! churn|hold`, from the `portwatch-lab` crate), and so does each
 //! tracer, a command line per mode (see `modes`). Root only: it loads BPF programs and makes
 //! network namespaces. `--smoke` runs everything at a tiny size, checks that every figure was
 //! reported (not how fast), and fails otherwise.
@@ -43,11 +44,14 @@ enum Cmd {
     /// (internal) A stand-in tracer for a portwatch subcommand that does not exist yet.
     #[command(hide = true)]
     Standin(standin::Args),
+    /// (internal) A load generator in a process of its own (see bench/src/load.rs).
+    #[command(hide = true)]
+    Lab(portwatch_lab::cli::Args),
 }
 
 #[derive(clap::Args)]
 struct BenchArgs {
-    /// The portwatch binary to measure (and to run the load generators).
+    /// The portwatch binary to measure.
     #[arg(long, default_value = "target/release/portwatch")]
     portwatch: PathBuf,
     /// Where the JSON goes.
@@ -125,6 +129,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Some(Cmd::Standin(a)) => standin::run(a).map(|()| ExitCode::SUCCESS),
+        Some(Cmd::Lab(a)) => portwatch_lab::cli::run(a),
         None => bench(cli.bench),
     };
     r.unwrap_or_else(|e| {
@@ -164,7 +169,6 @@ fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         let mut modes = modes::discover(&portwatch, &me, load.port, &a.mode_cmd)?;
         modes.retain(|m| a.modes.is_empty() || a.modes.iter().any(|k| k == m.key));
         let cfg = churn::Cfg {
-            portwatch: &portwatch,
             load,
             pairs: a.pairs.unwrap_or(if smoke { 1 } else { 5 }),
             tmp: tmp.clone(),
@@ -187,9 +191,9 @@ fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     if want("sockets") {
         eprintln!("sockets: start-up snapshot vs ss, real memory");
         let (pairs, runs) = if smoke { (500, 2) } else { (50_000, 5) };
-        figs.extend(sockets::snapshot_vs_ss(&portwatch, pairs, runs));
+        figs.extend(sockets::snapshot_vs_ss(pairs, runs));
         let hold = a.hold.unwrap_or(if smoke { 1_000 } else { 500_000 });
-        figs.extend(sockets::real_memory(&portwatch, hold));
+        figs.extend(sockets::real_memory(hold));
     }
     let _ = std::fs::remove_dir_all(&tmp);
 

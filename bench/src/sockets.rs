@@ -1,9 +1,7 @@
-//! Real sockets held by `portwatch lab hold`: the start-up snapshot's time next to `ss -tan` on
+//! Real sockets held by `lab hold` (see `load`): the start-up snapshot's time next to `ss -tan` on
 //! the same sockets, and the model's memory per socket when it loads them.
 
 use std::{
-    fs::File,
-    os::fd::AsRawFd,
     path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -14,6 +12,7 @@ use portwatch::{
     collect::monotonic_now_ns,
     context::{self, Options},
     model::Model,
+    netns::Netns,
 };
 
 use crate::{
@@ -23,25 +22,15 @@ use crate::{
 };
 
 /// Runs `f` on a thread inside the namespace of process `pid`.
-fn in_netns_of<R: Send + 'static>(
-    pid: u32,
-    f: impl FnOnce() -> R + Send + 'static,
-) -> anyhow::Result<R> {
-    let ns = File::open(format!("/proc/{pid}/ns/net"))?;
-    std::thread::spawn(move || {
-        // SAFETY: a valid namespace fd; only this short-lived thread moves.
-        if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(std::io::Error::last_os_error().into());
-        }
-        Ok(f())
-    })
-    .join()
-    .map_err(|_| anyhow::anyhow!("thread in netns panicked"))?
+fn in_netns_of<R: Send>(pid: u32, f: impl FnOnce() -> R + Send) -> anyhow::Result<R> {
+    let path = format!("/proc/{pid}/ns/net");
+    let ns = Netns::open(Path::new(&path)).with_context(|| format!("open {path}"))?;
+    Ok(ns.run(f)?)
 }
 
 /// Wall time of `ss ARGS` run inside the namespace (output to /dev/null).
 fn time_ss(pid: u32, args: &'static [&'static str]) -> anyhow::Result<Duration> {
-    in_netns_of(pid, move || -> anyhow::Result<Duration> {
+    in_netns_of(pid, || -> anyhow::Result<Duration> {
         let t = Instant::now();
         let st = Command::new("ss")
             .args(args)
@@ -61,8 +50,8 @@ fn ms(d: &[Duration]) -> Vec<f64> {
 
 /// Start-up snapshot (sock_diag + owners + sysctls, as a live session takes it, then merged
 /// into a model) against `ss -tan` and `ss -tanp`, alternating, `runs` times each.
-pub fn snapshot_vs_ss(portwatch: &Path, connections: u64, runs: usize) -> Vec<Figure> {
-    match snapshot_vs_ss_inner(portwatch, connections, runs) {
+pub fn snapshot_vs_ss(connections: u64, runs: usize) -> Vec<Figure> {
+    match snapshot_vs_ss_inner(connections, runs) {
         Ok(f) => f,
         Err(e) => vec![Figure::missing(
             "snapshot.ms",
@@ -72,12 +61,8 @@ pub fn snapshot_vs_ss(portwatch: &Path, connections: u64, runs: usize) -> Vec<Fi
     }
 }
 
-fn snapshot_vs_ss_inner(
-    portwatch: &Path,
-    connections: u64,
-    runs: usize,
-) -> anyhow::Result<Vec<Figure>> {
-    let lab = Lab::hold(portwatch, connections, 5001)?;
+fn snapshot_vs_ss_inner(connections: u64, runs: usize) -> anyhow::Result<Vec<Figure>> {
+    let lab = Lab::hold(connections, 5001)?;
     let sockets = lab.hold.as_ref().map_or(0, |h| h.sockets);
     let only = Options {
         only_netns: Some(vec![lab.netns]),
@@ -158,11 +143,11 @@ fn snapshot_vs_ss_inner(
 }
 
 /// Model heap per socket after loading a snapshot of `connections` real connections.
-pub fn real_memory(portwatch: &Path, connections: u64) -> Vec<Figure> {
+pub fn real_memory(connections: u64) -> Vec<Figure> {
     let key = "model.bytes_per_socket.real";
     let label = "model memory / socket, real";
     let run = || -> anyhow::Result<Figure> {
-        let lab = Lab::hold(portwatch, connections, 7001)?;
+        let lab = Lab::hold(connections, 7001)?;
         let hold = lab.hold.clone().context("no hold report")?;
         let report = context::take(&Options {
             only_netns: Some(vec![lab.netns]),

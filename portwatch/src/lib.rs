@@ -6,11 +6,12 @@
 pub mod collect;
 pub mod console;
 pub mod context;
+pub mod demo;
 pub mod event;
 pub mod explain;
 pub mod html;
-pub mod lab;
 pub mod model;
+pub mod netns;
 pub mod privileges;
 pub mod record;
 pub mod report;

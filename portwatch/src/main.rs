@@ -69,10 +69,7 @@ enum Cmd {
     Serve(cmd::serve::Args),
     /// The client process of `portwatch demo` (internal).
     #[command(hide = true)]
-    LabClient(cmd::lab_client::Args),
-    /// Load generators for the benchmarks (loopback, in a fresh network namespace).
-    #[command(hide = true)]
-    Lab(cmd::lab::Args),
+    DemoClient(cmd::demo_client::Args),
 }
 
 fn main() -> ExitCode {
@@ -96,8 +93,7 @@ fn main() -> ExitCode {
         Some(Cmd::Completions(args)) => cmd::completions::run(args, Cli::command()),
         Some(Cmd::Man(args)) => cmd::man::run(args, Cli::command()),
         Some(Cmd::Serve(args)) => cmd::serve::run(args),
-        Some(Cmd::LabClient(args)) => cmd::lab_client::run(args),
-        Some(Cmd::Lab(args)) => cmd::lab::run(args),
+        Some(Cmd::DemoClient(args)) => cmd::demo_client::run(args),
         None => cmd::tui::run(cli.live),
     };
     result.unwrap_or_else(|e| {

@@ -350,7 +350,7 @@ impl TestServer {
                         Serve::NeverAccept => unreachable!(),
                     },
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        portwatch::lab::churn::poll_readable(listener.as_raw_fd(), 20);
+                        portwatch_lab::churn::poll_readable(listener.as_raw_fd(), 20);
                     }
                     Err(_) => thread::sleep(Duration::from_millis(1)),
                 }

@@ -2,10 +2,13 @@
 //! test panics), and a way to run code inside it.
 
 use std::{
-    os::{fd::AsRawFd, unix::fs::MetadataExt},
+    os::unix::fs::MetadataExt,
+    path::Path,
     process::Command,
     sync::atomic::{AtomicU32, Ordering},
 };
+
+use portwatch::netns::Netns;
 
 /// Panics unless we are root: privileged tests fail loudly, never skip.
 pub struct NetnsGuard {
@@ -67,10 +70,15 @@ impl NetnsGuard {
         self.exec(&["cat", path])
     }
 
+    /// A handle on the namespace (`portwatch::netns`, the one place that enters one).
+    pub fn handle(&self) -> Netns {
+        Netns::open(Path::new(&self.path())).expect("open the namespace")
+    }
+
     /// Runs `f` on a new thread that has entered the namespace. Sockets created there stay
     /// in it for their whole life, whatever thread uses them later.
     pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        self.enter(f)
+        self.handle().run(f).expect("enter the namespace")
     }
 
     /// Like [`NetnsGuard::run`] but does not wait: the thread lives on in the namespace.
@@ -78,28 +86,16 @@ impl NetnsGuard {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> std::thread::JoinHandle<T> {
-        let file = std::fs::File::open(self.path()).expect("open the namespace");
+        let ns = self.handle();
         std::thread::spawn(move || {
-            // SAFETY: a valid namespace fd; setns moves only this thread.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            ns.enter().expect("enter the namespace");
             f()
         })
     }
 
     /// Same as [`NetnsGuard::run`].
     pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let file = std::fs::File::open(self.path()).expect("open the namespace");
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                // SAFETY: a valid namespace fd; only this short-lived thread moves.
-                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-                f()
-            })
-            .join()
-            .expect("the thread inside the namespace panicked")
-        })
+        self.run(f)
     }
 }
 

@@ -4,13 +4,8 @@
 
 use std::{sync::Mutex, thread, time::Duration};
 
-use portwatch::{
-    collect::Options,
-    lab::{
-        self,
-        churn::{ChurnOpts, Closer},
-    },
-};
+use portwatch::{collect::Options, netns::Netns};
+use portwatch_lab::churn::{self, ChurnOpts, Closer};
 use portwatch_tests::*;
 
 /// One flood at a time: they measure the machine.
@@ -27,7 +22,7 @@ fn flood(
     ring_bytes: u32,
     consumer_delay: Option<Duration>,
 ) -> (u64, u64, portwatch::collect::Counters, f64) {
-    let ns = lab::netns::Netns::new().unwrap();
+    let ns = Netns::create().unwrap();
     ns.sysctl("net/ipv4/tcp_tw_reuse", "0").unwrap();
     let tracer = Tracer::start_with_delay(
         Options {
@@ -38,8 +33,8 @@ fn flood(
         consumer_delay,
     );
     let dst = "127.0.0.1:8080".parse().unwrap();
-    let server = lab::churn::Server::start(&ns, dst, Closer::Client, 1).unwrap();
-    let report = lab::churn::churn(
+    let server = churn::Server::start(&ns, dst, Closer::Client, 1).unwrap();
+    let report = churn::churn(
         &ns,
         &ChurnOpts {
             dst,

@@ -12,13 +12,11 @@ use std::{
 use portwatch::{
     collect::{Options, monotonic_now_ns},
     event::TcpState,
-    lab::{
-        churn::{self, ChurnOpts, Closer, Server},
-        netns::Netns,
-    },
     model::ModelConfig,
+    netns::Netns,
     session::{Live, LiveOptions},
 };
+use portwatch_lab::churn::{self, ChurnOpts, Closer, Server};
 use portwatch_tests::{require_root, ss};
 
 type States = BTreeMap<TcpState, u32>;
@@ -97,7 +95,7 @@ async fn settle(
 #[test]
 fn first_picture_and_after_churn_match_ss() {
     require_root();
-    let ns = Netns::new().unwrap();
+    let ns = Netns::create().unwrap();
     ns.sysctl("net/ipv4/tcp_tw_reuse", "0").unwrap();
     // Before portwatch starts: a listener with established connections, v4 and v6, some
     // TIME_WAIT (client closed first), some CLOSE_WAIT/FIN_WAIT2 (server never closes).

@@ -10,10 +10,8 @@ use std::{
     time::Duration,
 };
 
-use portwatch::lab::{
-    churn::{self, ChurnOpts, Closer, Server},
-    netns::Netns,
-};
+use portwatch::netns::Netns;
+use portwatch_lab::churn::{self, ChurnOpts, Closer, Server};
 use portwatch_tests::{live::portwatch_bin, require_root};
 
 fn tmp(name: &str) -> PathBuf {
@@ -72,7 +70,7 @@ fn findings(report: &serde_json::Value) -> Vec<String> {
 #[test]
 fn a_recording_cut_by_sigkill_reports_what_live_reported() {
     require_root();
-    let ns = Netns::new().unwrap();
+    let ns = Netns::create().unwrap();
     ns.sysctl("net/ipv4/ip_local_port_range", "40000 40049")
         .unwrap();
     ns.sysctl("net/ipv4/tcp_tw_reuse", "0").unwrap();
@@ -228,7 +226,7 @@ fn recordings_are_private_fresh_and_never_through_a_symlink() {
 #[test]
 fn export_has_the_documented_columns() {
     require_root();
-    let ns = Netns::new().unwrap();
+    let ns = Netns::create().unwrap();
     let file = tmp("export.pwr");
     let inode = ns.inode.to_string();
     let (mut rec, _err) = start(

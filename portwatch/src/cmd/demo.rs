@@ -1,12 +1,12 @@
 //! `portwatch demo`: a port exhaustion staged in a throwaway network namespace, watched live
-//! by the TUI (see `portwatch::lab::demo` for what it sets up).
+//! by the TUI (see `portwatch::demo` for what it sets up).
 
 use std::{process::Command, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use portwatch::{
     console::LiveSource,
-    lab::demo::{Demo, DemoOptions},
+    demo::{Demo, DemoOptions},
     privileges,
     session::{Live, LiveOptions},
 };
@@ -56,9 +56,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let exe = std::env::current_exe().context("find the portwatch binary")?;
     let mut client = Command::new(exe);
     client.args([
-        "lab-client",
+        "demo-client",
         "--dst",
-        &portwatch::lab::demo::SERVER.to_string(),
+        &portwatch::demo::SERVER.to_string(),
         "--rate",
         &args.rate.to_string(),
     ]);

@@ -3,11 +3,10 @@
 pub mod check;
 pub mod completions;
 pub mod demo;
+pub mod demo_client;
 pub mod events;
 pub mod export;
 pub mod info;
-pub mod lab;
-pub mod lab_client;
 pub mod man;
 pub mod record;
 pub mod replay;

@@ -2,77 +2,25 @@
 //! or a name in `/run/netns`, hold a file descriptor on each so it cannot vanish under us,
 //! and run work inside them.
 //!
-//! The network namespace is per thread: work runs on dedicated worker threads that `setns`
-//! and end with the scope, so no other thread of the process ever changes namespace.
+//! The network namespace is per thread: work runs on dedicated worker threads that enter it
+//! ([`Netns::enter`], the one `setns` in portwatch) and end with the scope, so no other thread
+//! of the process ever changes namespace.
 
-use std::{
-    collections::BTreeMap,
-    fs::File,
-    io,
-    os::{fd::AsRawFd, unix::fs::MetadataExt},
-    path::{Path, PathBuf},
-    sync::Mutex,
-};
+use std::{collections::BTreeMap, io, path::PathBuf, sync::Mutex};
 
 use super::error::ContextError;
 
 /// Where named namespaces live (`ip netns add NAME`).
 pub const RUN_NETNS: &str = "/run/netns";
 
-/// An open network namespace.
-#[derive(Debug)]
-pub struct Netns {
-    /// Its inode number, the id events carry.
-    pub inode: u32,
-    /// The path it was opened from (`/proc/PID/ns/net` or `/run/netns/NAME`).
-    pub path: PathBuf,
-    file: File,
-}
+use crate::netns::inode_of;
+pub use crate::netns::{Netns, current_inode};
 
 /// A namespace that was seen but could not be read.
 #[derive(Debug)]
 pub struct Skipped {
     pub netns: u32,
     pub error: ContextError,
-}
-
-impl Netns {
-    pub fn open(path: &Path) -> io::Result<Netns> {
-        let file = File::open(path)?;
-        let inode = inode_of(&file.metadata()?)?;
-        Ok(Netns {
-            inode,
-            path: path.to_path_buf(),
-            file,
-        })
-    }
-
-    /// Moves the calling thread into this namespace. Only for threads that end when their
-    /// work is done (see [`run_in_each`]).
-    fn enter(&self) -> Result<(), ContextError> {
-        if current_inode().ok() == Some(self.inode) {
-            // Already there: works without privileges, for our own namespace.
-            return Ok(());
-        }
-        // SAFETY: setns takes a valid fd that we own for the duration of the call.
-        let rc = unsafe { libc::setns(self.file.as_raw_fd(), libc::CLONE_NEWNET) };
-        if rc != 0 {
-            return Err(ContextError::Enter {
-                netns: self.inode,
-                cause: io::Error::last_os_error(),
-            });
-        }
-        Ok(())
-    }
-}
-
-fn inode_of(meta: &std::fs::Metadata) -> io::Result<u32> {
-    u32::try_from(meta.ino()).map_err(|_| io::Error::other("netns inode exceeds 32 bits"))
-}
-
-/// The calling thread's network namespace.
-pub fn current_inode() -> io::Result<u32> {
-    inode_of(&std::fs::metadata("/proc/thread-self/ns/net")?)
 }
 
 /// Every process id in `/proc` (thread group leaders only: `/proc` lists no thread ids).
@@ -191,7 +139,13 @@ where
                         idx
                     };
                     let Some(ns) = namespaces.get(idx) else { break };
-                    let result = ns.enter().and_then(|()| work(ns));
+                    let result = ns
+                        .enter()
+                        .map_err(|cause| ContextError::Enter {
+                            netns: ns.inode,
+                            cause,
+                        })
+                        .and_then(|()| work(ns));
                     *results[idx].lock().unwrap() = Some(result);
                 }
             };
@@ -257,6 +211,11 @@ fn consider(
 
 #[cfg(test)]
 mod tests {
+    use std::{
+        os::fd::{AsFd, AsRawFd},
+        path::Path,
+    };
+
     use super::*;
 
     #[test]
@@ -274,9 +233,9 @@ mod tests {
         let nss: Vec<Netns> = (0..5)
             .map(|_| Netns::open(Path::new("/proc/self/ns/net")).unwrap())
             .collect();
-        let out = run_in_each(&nss, 3, |ns| Ok(ns.file.as_raw_fd())).unwrap();
+        let out = run_in_each(&nss, 3, |ns| Ok(ns.as_fd().as_raw_fd())).unwrap();
         let fds: Vec<i32> = out.into_iter().map(Result::unwrap).collect();
-        let want: Vec<i32> = nss.iter().map(|n| n.file.as_raw_fd()).collect();
+        let want: Vec<i32> = nss.iter().map(|n| n.as_fd().as_raw_fd()).collect();
         assert_eq!(fds, want);
     }
 }

@@ -28,10 +28,8 @@
 use std::{
     collections::BTreeSet,
     ffi::CString,
-    fs::File,
     io::{self, Read},
     net::{SocketAddr, TcpListener, TcpStream},
-    os::fd::AsRawFd,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -40,6 +38,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use portwatch::netns::Netns;
 use socket2::{Domain, Socket, Type};
 
 fn mono_ns() -> u64 {
@@ -132,10 +131,10 @@ fn usage(why: &str) -> ! {
 
 /// Moves this (still single-threaded) process into the namespace at `path`.
 fn enter(path: &str) {
-    let f = File::open(path).unwrap_or_else(|e| usage(&format!("open {path}: {e}")));
-    // SAFETY: a valid namespace fd.
-    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        usage(&format!("setns {path}: {}", io::Error::last_os_error()));
+    let ns = Netns::open(std::path::Path::new(path))
+        .unwrap_or_else(|e| usage(&format!("open {path}: {e}")));
+    if let Err(e) = ns.enter() {
+        usage(&format!("{path}: {e}"));
     }
 }
 

@@ -1,6 +1,6 @@
 //! Connection churn on loopback: a server and client threads that open and close
 //! connections as fast as they can, counting what they did, so that the transitions they
-//! caused are known exactly. Used by `portwatch demo`, the benchmarks and the tests.
+//! caused are known exactly. Used by the benchmarks and the tests.
 
 use std::{
     collections::BTreeMap,
@@ -17,8 +17,7 @@ use std::{
 
 use serde::Serialize;
 
-use super::netns::Netns;
-use crate::event::Errno;
+use portwatch::{event::Errno, netns::Netns};
 
 /// Which side closes first, and so which side's port goes to TIME_WAIT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -60,7 +59,7 @@ impl Server {
         closer: Closer,
         acceptors: usize,
     ) -> io::Result<Server> {
-        let listener = ns.run(move || -> io::Result<TcpListener> {
+        let listener = ns.run(|| -> io::Result<TcpListener> {
             let domain = if addr.is_ipv4() {
                 socket2::Domain::IPV4
             } else {
@@ -177,7 +176,7 @@ pub fn churn_to(ns: &Netns, opts: &ChurnOpts, dsts: &[SocketAddr]) -> io::Result
         .collect::<io::Result<Vec<_>>>()?;
     let mut failures = BTreeMap::new();
     for h in handles {
-        for (k, v) in h.join().expect("client thread panicked") {
+        for (k, v) in h.join().expect("client thread panicked")? {
             *failures.entry(k).or_insert(0) += v;
         }
     }
@@ -196,11 +195,11 @@ pub fn churn_to(ns: &Netns, opts: &ChurnOpts, dsts: &[SocketAddr]) -> io::Result
 /// whether it settled. After a churn run this means every transition it caused has happened
 /// (TIME_WAIT and listeners remain; they change no TCP state until torn down).
 pub fn settle(ns: &Netns, timeout: Duration) -> anyhow::Result<bool> {
-    use crate::{context::diag::Dumper, event::TcpState::*};
+    use portwatch::{context::diag::Dumper, event::TcpState::*};
     let deadline = Instant::now() + timeout;
     let inode = ns.inode;
     loop {
-        let busy = ns.run(move || -> anyhow::Result<u64> {
+        let busy = ns.run(|| -> anyhow::Result<u64> {
             let mut busy = 0;
             Dumper::new(inode)?.dump_tcp(|s| {
                 if matches!(

@@ -1,36 +1,40 @@
 //! `portwatch demo`: a port exhaustion staged in a throwaway network namespace, so a newcomer
 //! can watch portwatch explain one within seconds.
 //!
-//! - an anonymous namespace ([`Netns::new`]): the kernel removes it when its last process and
+//! - an anonymous namespace ([`Netns::create`]): the kernel removes it when its last process and
 //!   file descriptor are gone, however portwatch ends;
 //! - a small port range (`40000 40049` by default: ends of opposite parity, so every port is
 //!   usable) and `tcp_tw_reuse = 0` (on loopback the default, 2, would let the client reuse
 //!   its TIME_WAIT ports and nothing would run out);
-//! - a server in this process (threads named `demo-server`) that waits for the client's FIN
-//!   before closing, so the client closes first and keeps each port in TIME_WAIT for 60 s;
-//! - a client in a child process named `demo-client` (`portwatch lab-client …`) that
-//!   connects at a steady rate, and on `EADDRNOTAVAIL` backs off and tries again. The child
-//!   dies with the thread that started it (`PR_SET_PDEATHSIG`), and with portwatch.
+//! - a server in this process ([`server`], threads named `demo-server`) that waits for the
+//!   client's FIN before closing, so the client closes first and keeps each port in TIME_WAIT
+//!   for 60 s;
+//! - a client in a child process named `demo-client` ([`client`]: portwatch re-executed as
+//!   the hidden `portwatch demo-client …`) that connects at a steady rate, and on
+//!   `EADDRNOTAVAIL` backs off and tries again. The child dies with the thread that started
+//!   it (`PR_SET_PDEATHSIG`), and with portwatch.
+//!
+//! Only what the demo needs lives here; the load generators of the benchmarks and tests are
+//! in the `portwatch-lab` crate.
+
+pub mod client;
+pub mod server;
 
 use std::{
-    io::{self, BufRead, Write},
-    net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream},
-    os::{
-        fd::{AsRawFd, FromRawFd, OwnedFd},
-        unix::process::CommandExt,
-    },
+    io::{self, Write},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    os::{fd::OwnedFd, unix::process::CommandExt},
     process::{ChildStdin, Command, Stdio},
     sync::mpsc,
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::Context as _;
+use rustix::process::{Pid, PidfdFlags, Signal};
 
-use super::{
-    churn::{Closer, Server},
-    netns::Netns,
-};
+use self::server::Server;
+use crate::netns::Netns;
 
 /// First port of the demo's range.
 pub const PORT_LO: u16 = 40000;
@@ -75,26 +79,28 @@ pub struct Demo {
 
 impl Demo {
     /// Sets up the namespace and the server, and starts the client process (`client`, e.g.
-    /// `portwatch lab-client --dst … --rate …`) inside the namespace, waiting for [`Demo::go`]:
+    /// `portwatch demo-client --dst … --rate …`) inside the namespace, waiting for [`Demo::go`]:
     /// started first, it lets the start-up snapshot find the namespace through
     /// `/proc/PID/ns/net` and read its sysctls.
     pub fn start(opts: &DemoOptions, client: Command) -> anyhow::Result<Demo> {
-        let ns = Netns::new()?;
+        let ns = Netns::create().context("create the demo's network namespace")?;
         let range = opts.port_range();
         ns.sysctl(
             "net/ipv4/ip_local_port_range",
             &format!("{} {}", range.0, range.1),
         )?;
         ns.sysctl("net/ipv4/tcp_tw_reuse", "0")?;
-        let server_ns = ns.try_clone()?;
-        // Threads take their command name from the thread that spawns them: the listener and
-        // acceptor threads started from here are all `demo-server`.
-        let server = thread::Builder::new()
-            .name(SERVER_COMM.into())
-            .spawn(move || Server::start(&server_ns, SERVER, Closer::Client, 2))?
-            .join()
-            .expect("demo server thread panicked")
-            .context("start the demo server")?;
+        // Threads take their command name from the thread that spawns them: started from a
+        // thread named `demo-server`, the thread that listens is `demo-server` too (the
+        // listener's owner in the views), and so are the acceptors.
+        let server = thread::scope(|s| {
+            thread::Builder::new()
+                .name(SERVER_COMM.into())
+                .spawn_scoped(s, || Server::start(&ns, SERVER, 2, SERVER_COMM))?
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+        .context("start the demo server")?;
         let mut demo = Demo {
             dst: server.addr,
             ns,
@@ -114,17 +120,16 @@ impl Demo {
     /// *thread* ends) kills it if portwatch ends without stopping it.
     fn spawn_client(&mut self, mut cmd: Command) -> anyhow::Result<()> {
         let ns = self.ns.try_clone()?;
-        let parent = std::process::id() as libc::pid_t;
+        let parent = rustix::process::getpid().as_raw_nonzero();
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        // SAFETY: prctl and getppid are async-signal-safe; nothing is allocated.
+        // SAFETY: the closure makes two system calls (prctl, getppid) and allocates nothing
+        // but the error of the parent-gone case, which only happens when the child exits.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::getppid() != parent {
+                rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+                if rustix::process::getppid().map(Pid::as_raw_nonzero) != Some(parent) {
                     return Err(io::Error::other("portwatch exited"));
                 }
                 Ok(())
@@ -179,24 +184,15 @@ impl Demo {
     /// Stops the client and the server. Idempotent; also done on drop.
     pub fn stop(&mut self) {
         if let Some(fd) = self.client.take() {
-            // SAFETY: pidfd_send_signal on a pidfd we own; no siginfo. An exited client
-            // gives ESRCH, which is fine.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    fd.as_raw_fd(),
-                    libc::SIGKILL,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                )
-            };
+            // An exited client gives ESRCH, which is fine.
+            let _ = rustix::process::pidfd_send_signal(&fd, Signal::KILL);
         }
         self.client_stdin = None;
         if let Some(t) = self.supervisor.take() {
             let _ = t.join();
         }
-        if let Some(s) = self.server.take() {
-            s.stop_after(0, Duration::ZERO);
+        if let Some(mut s) = self.server.take() {
+            s.stop();
         }
     }
 }
@@ -207,70 +203,13 @@ impl Drop for Demo {
     }
 }
 
+/// A pidfd on a child that nobody has reaped yet (so that `pid` still names it).
 fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-/// What the client child does (`portwatch lab-client`).
-#[derive(Clone, Debug)]
-pub struct ClientOptions {
-    pub dst: SocketAddr,
-    pub rate: f64,
-    pub duration: Option<Duration>,
-}
-
-/// The client process: names itself [`CLIENT_COMM`], waits for a line on stdin (end of file:
-/// portwatch is gone, exit), then opens and closes connections to `dst` at `rate` per second,
-/// closing first, backing off [`BACKOFF`] after each failure. Returns (connections, failures).
-pub fn run_client(opts: &ClientOptions) -> io::Result<(u64, u64)> {
-    set_comm(CLIENT_COMM)?;
-    let mut line = String::new();
-    if io::stdin().lock().read_line(&mut line)? == 0 {
-        return Ok((0, 0));
-    }
-    let start = Instant::now();
-    let period = Duration::from_secs_f64(1.0 / opts.rate.max(0.1));
-    let (mut made, mut failed) = (0u64, 0u64);
-    let mut next = start;
-    while opts.duration.is_none_or(|d| start.elapsed() < d) {
-        let now = Instant::now();
-        if next > now {
-            thread::sleep(next - now);
-        }
-        match TcpStream::connect(opts.dst) {
-            // Dropping it closes first: this side's port goes to TIME_WAIT.
-            Ok(s) => {
-                drop(s);
-                made += 1;
-                next += period;
-            }
-            Err(_) => {
-                failed += 1;
-                thread::sleep(BACKOFF);
-                next = Instant::now().max(next + period);
-            }
-        }
-    }
-    Ok((made, failed))
-}
-
-/// Sets the calling thread's command name (what the kernel reports as `comm`; threads
-/// spawned afterwards inherit it).
-pub fn set_comm(name: &str) -> io::Result<()> {
-    let mut buf = [0u8; 16];
-    let n = name.len().min(15);
-    buf[..n].copy_from_slice(&name.as_bytes()[..n]);
-    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
-    if unsafe { libc::prctl(libc::PR_SET_NAME, buf.as_ptr() as libc::c_ulong, 0, 0, 0) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| io::Error::other(format!("not a process id: {pid}")))?;
+    Ok(rustix::process::pidfd_open(pid, PidfdFlags::empty())?)
 }
 
 #[cfg(test)]

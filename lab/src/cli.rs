@@ -1,6 +1,7 @@
-//! `portwatch lab` (hidden): load generators for the benchmarks, run as a process of their own
-//! so that the tracer and the load do not share one. Each makes a fresh, anonymous network
-//! namespace (gone when the process exits) and only ever talks on its loopback.
+//! `lab churn|hold`: the load generators as a process of their own, so that the tracer and the
+//! load do not share one (the benchmark runs itself as `portwatch-bench lab …`; see
+//! bench/src/load.rs). Each makes a fresh, anonymous network namespace (gone when the process
+//! exits) and only ever talks on its loopback.
 //!
 //! With `--wait` (churn) or always (hold), the process speaks a line protocol on
 //! stdin/stdout: it prints one JSON line `{"ready": true, "netns": …, "pid": …}` once set up,
@@ -17,13 +18,15 @@ use std::{
 };
 
 use anyhow::Context as _;
-use portwatch::lab::{
-    churn::{self, ChurnOpts, Closer},
-    hold::{self, HoldOpts},
-    netns::Netns,
-};
+use portwatch::netns::Netns;
 use serde::Serialize;
 
+use crate::{
+    churn::{self, ChurnOpts, Closer},
+    hold::{self, HoldOpts},
+};
+
+/// `lab churn|hold`, to flatten into the command line of the program that runs it.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]
@@ -48,7 +51,7 @@ struct ChurnArgs {
     #[arg(long, default_value_t = 2)]
     acceptors: usize,
     /// How long to run.
-    #[arg(long, default_value = "5s", value_parser = super::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
     duration: Duration,
     /// Stop after this many connections.
     #[arg(long)]
@@ -67,7 +70,7 @@ struct ChurnArgs {
     #[arg(long)]
     wait: bool,
     /// The longest to keep the namespace after the run when waiting for stdin to close.
-    #[arg(long, default_value = "10m", value_parser = super::parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
     max_hold: Duration,
     /// The report as one JSON line.
     #[arg(long)]
@@ -84,7 +87,7 @@ struct HoldArgs {
     #[arg(long, default_value_t = 5001)]
     port: u16,
     /// Hold until stdin closes, or this long at most.
-    #[arg(long, default_value = "10m", value_parser = super::parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
     max_hold: Duration,
     /// The ready line as JSON (always JSON; accepted for symmetry with `churn`).
     #[arg(long)]
@@ -124,6 +127,13 @@ struct ChurnOut {
     settled: bool,
 }
 
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e} (e.g. 10s, 2m)"))
+}
+
+/// Runs `lab churn|hold`. A hold of more connections than one process may open runs the
+/// current executable again as `EXE lab hold --part …`: the program must dispatch
+/// `lab` to this function.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.cmd {
         LabCmd::Churn(a) => run_churn(a),
@@ -138,7 +148,7 @@ const PORT_RANGE: &str = "24000 65535";
 /// A fresh namespace that this whole process moves into (so that tools which find
 /// namespaces through `/proc/PID/ns/net` see it), with ports and TIME_WAIT unconstrained.
 fn namespace() -> anyhow::Result<Netns> {
-    let ns = Netns::new()?;
+    let ns = Netns::create().context("create the lab's network namespace")?;
     ns.sysctl("net/ipv4/ip_local_port_range", PORT_RANGE)?;
     ns.sysctl("net/ipv4/tcp_max_tw_buckets", "2000000")?;
     ns.enter().context("enter the new network namespace")?;

@@ -1,9 +1,9 @@
-//! `portwatch lab-client` (hidden): the client process of `portwatch demo`, started by it
-//! inside the demo's network namespace. See `portwatch::lab::demo`.
+//! `portwatch demo-client` (hidden): the client process of `portwatch demo`, which re-executes
+//! portwatch as this inside the demo's network namespace. See `portwatch::demo::client`.
 
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
-use portwatch::lab::demo::{self, ClientOptions};
+use portwatch::demo::client::{self, ClientOptions};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -17,7 +17,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    demo::run_client(&ClientOptions {
+    client::run_client(&ClientOptions {
         dst: args.dst,
         rate: args.rate,
         duration: args.duration,

@@ -4,8 +4,8 @@
 //! costs with hundreds of thousands of live sockets (snapshot time, model memory).
 //!
 //! One process may hold only `RLIMIT_NOFILE` files, and without CAP_SYS_RESOURCE that cannot
-//! go past its hard limit: [`per_process`] says how many connections fit, and `portwatch lab
-//! hold` spreads larger counts over child processes.
+//! go past its hard limit: [`per_process`] says how many connections fit, and `lab hold`
+//! ([`crate::cli`]) spreads larger counts over child processes.
 
 use std::{
     io,

@@ -4,41 +4,25 @@
 //! descriptor closes). Programs are found through the process's descriptors
 //! (`/proc/PID/fdinfo`), so another tracer loaded by someone else on this machine never
 //! counts.
+//!
+//! aya does the BPF side: [`aya::sys::enable_stats`], and [`aya::programs::loaded_programs`]
+//! whose `ProgramInfo` gives the name, `run_time` and `run_count`. Hand-written here: which
+//! program ids a process holds, and `recursion_misses` (runs the kernel skipped because the
+//! program was already running on that CPU), which aya 0.14's `ProgramInfo` does not expose;
+//! both come from `/proc/PID/fdinfo/FD` (`prog_id:`, `recursion_misses:`, printed by the
+//! kernel's `bpf_prog_show_fdinfo`, kernel/bpf/syscall.c).
 
-use std::{
-    collections::BTreeMap,
-    fs,
-    os::fd::{FromRawFd, OwnedFd},
+use std::{collections::BTreeMap, fs, os::fd::OwnedFd};
+
+use aya::{
+    programs::loaded_programs,
+    sys::{Stats, enable_stats as aya_enable_stats},
 };
-
 use serde::{Deserialize, Serialize};
-
-const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
-const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
-const BPF_ENABLE_STATS: libc::c_long = 32;
-const BPF_STATS_RUN_TIME: u32 = 0;
 
 /// Turns run-time statistics on until the descriptor is dropped.
 pub fn enable_stats() -> std::io::Result<OwnedFd> {
-    let attr: [u32; 16] = {
-        let mut a = [0u32; 16];
-        a[0] = BPF_STATS_RUN_TIME;
-        a
-    };
-    // SAFETY: attr is a valid bpf_attr prefix for BPF_ENABLE_STATS of the size passed.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_ENABLE_STATS,
-            attr.as_ptr(),
-            size_of_val(&attr),
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor the kernel just gave us.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    aya_enable_stats(Stats::RunTime).map_err(|e| std::io::Error::other(e.to_string()))
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -60,7 +44,7 @@ impl ProgStat {
 
 /// Every BPF program `pid` holds a descriptor of, by id.
 pub fn of_process(pid: u32) -> Vec<ProgStat> {
-    let mut by_id = BTreeMap::new();
+    let mut by_id: BTreeMap<u32, ProgStat> = BTreeMap::new();
     let Ok(dir) = fs::read_dir(format!("/proc/{pid}/fd")) else {
         return Vec::new();
     };
@@ -84,12 +68,23 @@ pub fn of_process(pid: u32) -> Vec<ProgStat> {
             id,
             ProgStat {
                 id,
-                name: name_of(id).unwrap_or_else(|| format!("prog {id}")),
-                run_time_ns: field("run_time_ns"),
-                run_cnt: field("run_cnt"),
+                name: format!("prog {id}"),
                 recursion_misses: field("recursion_misses"),
+                ..ProgStat::default()
             },
         );
+    }
+    if by_id.is_empty() {
+        return Vec::new();
+    }
+    for info in loaded_programs().flatten() {
+        if let Some(p) = by_id.get_mut(&info.id()) {
+            if let Some(name) = info.name_as_str() {
+                p.name = name.to_string();
+            }
+            p.run_time_ns = u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX);
+            p.run_cnt = info.run_count();
+        }
     }
     by_id.into_values().collect()
 }
@@ -107,59 +102,6 @@ pub fn attachments(pid: u32) -> usize {
             l == "anon_inode:bpf_link" || l == "anon_inode:[perf_event]"
         })
         .count()
-}
-
-/// The program's name, from the kernel.
-fn name_of(id: u32) -> Option<String> {
-    let mut attr = [0u32; 16];
-    attr[0] = id;
-    // SAFETY: a valid bpf_attr prefix for BPF_PROG_GET_FD_BY_ID.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_GET_FD_BY_ID,
-            attr.as_ptr(),
-            size_of_val(&attr),
-        )
-    };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: a fresh descriptor; closed on drop.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    // SAFETY: bpf_prog_info is plain integers and arrays; all-zero is valid.
-    let mut info: aya_obj::generated::bpf_prog_info = unsafe { std::mem::zeroed() };
-    #[repr(C)]
-    struct InfoAttr {
-        bpf_fd: u32,
-        info_len: u32,
-        info: u64,
-    }
-    use std::os::fd::AsRawFd;
-    let mut a = InfoAttr {
-        bpf_fd: fd.as_raw_fd() as u32,
-        info_len: size_of_val(&info) as u32,
-        info: &mut info as *mut _ as u64,
-    };
-    // SAFETY: `a` and `info` outlive the call; the kernel writes at most info_len bytes.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_OBJ_GET_INFO_BY_FD,
-            &mut a as *mut InfoAttr,
-            size_of::<InfoAttr>(),
-        )
-    };
-    if rc != 0 {
-        return None;
-    }
-    let bytes: Vec<u8> = info
-        .name
-        .iter()
-        .map(|&c| c as u8)
-        .take_while(|&c| c != 0)
-        .collect();
-    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Another process with a TCP state tracer loaded: portwatch's programs or tcpstates'.

@@ -13,12 +13,14 @@
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::{TcpListener, TcpStream},
-    os::fd::AsRawFd,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use portwatch::context::{self, Options, owners};
+use portwatch::{
+    context::{self, Options, owners},
+    netns::Netns,
+};
 use portwatch_tests::netns::NetnsGuard;
 
 fn arg(n: usize, default: usize) -> usize {
@@ -32,9 +34,10 @@ const PAIRS_PER_CHILD: usize = 9_000;
 /// Child: enter the namespace, make `pairs` connections to a listener of its own on `port`,
 /// say "ready", hold them until stdin closes.
 fn hold(netns: &str, port: u16, pairs: usize) {
-    let f = std::fs::File::open(netns).unwrap();
-    // SAFETY: a valid namespace fd; this process is single-threaded here.
-    assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+    // This process is still single-threaded: it moves as a whole.
+    Netns::open(std::path::Path::new(netns))
+        .and_then(|ns| ns.enter())
+        .unwrap();
     let addr = format!("127.0.0.1:{port}");
     let l = TcpListener::bind(&addr).unwrap();
     let mut keep = Vec::with_capacity(2 * pairs);

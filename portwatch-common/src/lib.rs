@@ -133,7 +133,8 @@ pub struct CallRecord {
 }
 const _: () = assert!(size_of::<CallRecord>() == 96);
 
-/// A timewait socket's timer: the kernel's only trace of TIME_WAIT (see FACTS.md).
+/// A timewait socket's timer: the kernel's only trace of TIME_WAIT (see docs/kernel-facts.md,
+/// "TIME_WAIT").
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimeWaitRecord {

@@ -1,5 +1,5 @@
-//! TIME_WAIT, which `inet_sock_set_state` never shows (FACTS.md): the active closer's socket
-//! goes to CLOSE and a separate `struct inet_timewait_sock` holds the 4-tuple, with a timer
+//! TIME_WAIT, which `inet_sock_set_state` never shows (docs/kernel-facts.md): the active closer's
+//! socket goes to CLOSE and a separate `struct inet_timewait_sock` holds the 4-tuple, with a timer
 //! whose callback is `tw_timer_handler`. Its timer tells the whole story:
 //!
 //! - `timer_start`  on it: the timewait socket was scheduled (entered TIME_WAIT or FIN_WAIT2

@@ -3,7 +3,7 @@
 //! for that cause (and the ones people reach for that would not help, with why).
 //!
 //! Pure: [`explain`] reads the model at `now_ns` and returns findings; nothing is remembered
-//! between calls. Every statement agrees with FACTS.md (TIME_WAIT is 60 s and no sysctl
+//! between calls. Every statement agrees with docs/kernel-facts.md (TIME_WAIT is 60 s and no sysctl
 //! changes it; `tcp_tw_reuse` helps only `connect()` and only with TIME_WAIT; …).
 //!
 //! Rules, one file per family (thresholds in `thresholds.rs`):

@@ -1,6 +1,6 @@
 //! Every remedy's wording, in one place so that each says the same thing wherever it appears
-//! (and agrees with FACTS.md). `helps: false` entries are the changes people reach for that
-//! would not help for that cause, each with why.
+//! (and agrees with docs/kernel-facts.md). `helps: false` entries are the changes people reach for
+//! that would not help for that cause, each with why.
 
 use super::{
     Remedy,

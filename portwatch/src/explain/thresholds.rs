@@ -1,7 +1,7 @@
 //! Every threshold the rules use, in one place (README "Report JSON schema" restates them).
 
 pub(super) const NS: u64 = 1_000_000_000;
-/// TCP_TIMEWAIT_LEN (include/net/tcp.h): no sysctl changes it (FACTS.md).
+/// TCP_TIMEWAIT_LEN (include/net/tcp.h): no sysctl changes it (docs/kernel-facts.md).
 pub(super) const TIME_WAIT_S: f64 = 60.0;
 
 /// A failure this recent means "failing now" (critical).

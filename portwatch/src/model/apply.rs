@@ -1,9 +1,9 @@
 //! State transitions and syscall results.
 //!
-//! Owner rules (FACTS.md "What the tracepoint shows"): CLOSE → SYN_SENT, CLOSE → LISTEN,
-//! `bind()`, a failed `connect()` and one in progress (`EINPROGRESS`, which also tells the
-//! source port) run in the caller's context and set the owner; every
-//! other transition runs in softirq context and never changes it.
+//! Owner rules (docs/kernel-facts.md "What the tracepoint shows"): CLOSE → SYN_SENT,
+//! CLOSE → LISTEN, `bind()`, a failed `connect()` and one in progress (`EINPROGRESS`, which
+//! also tells the source port) run in the caller's context and set the owner; every other
+//! transition runs in softirq context and never changes it.
 
 use super::{
     Model, NOPORT_SLOTS, NS,
@@ -262,8 +262,8 @@ impl Model {
         }
     }
 
-    /// SYN_SENT → CLOSE with source port 0: the port search failed (FACTS.md). Remember the
-    /// pool until `connect()` returns EADDRNOTAVAIL for this socket.
+    /// SYN_SENT → CLOSE with source port 0: the port search failed (docs/kernel-facts.md). Remember
+    /// the pool until `connect()` returns EADDRNOTAVAIL for this socket.
     fn note_noport(&mut self, s: &Sock) {
         let key = Model::pool_key(&s.tuple);
         if let Some(p) = self.pool_of(s) {

@@ -1,6 +1,6 @@
 //! How many source ports `connect()` can choose from in one network namespace.
 //!
-//! From `__inet_hash_connect` (net/ipv4/inet_hashtables.c), FACTS.md "Port selection":
+//! From `__inet_hash_connect` (net/ipv4/inet_hashtables.c), docs/kernel-facts.md "Port selection":
 //!
 //! - each call scans `remaining = high + 1 - low` ports rounded down to an even number
 //!   (`remaining &= ~1U`) in two passes of step 2, the first from `low + offset` (`offset`

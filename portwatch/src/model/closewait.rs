@@ -1,6 +1,6 @@
-//! CLOSE_WAIT by owner: the peer has closed, the process has not (FACTS.md, "CLOSE_WAIT
-//! leak"). No kernel timer ends CLOSE_WAIT, so its sockets live exactly as long as the process
-//! keeps them; their ages tell a leak (old, still growing) from a close path that is merely
+//! CLOSE_WAIT by owner: the peer has closed, the process has not (docs/kernel-facts.md,
+//! "CLOSE_WAIT"). No kernel timer ends CLOSE_WAIT, so its sockets live exactly as long as the
+//! process keeps them; their ages tell a leak (old, still growing) from a close path that is merely
 //! slow. A socket's `since_ns` is when it entered its current state.
 
 use std::net::{IpAddr, SocketAddr};

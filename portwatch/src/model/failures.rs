@@ -1,9 +1,9 @@
 //! Failed `connect()`/`bind()` calls: totals by errno, by process and by destination, and a
 //! bounded log of the most recent ones.
 //!
-//! The syscall's return is the only place the errno is visible (FACTS.md: exhaustion is
-//! SYN_SENT → CLOSE with source port 0, then `connect()` returning EADDRNOTAVAIL, both in the
-//! caller's context), so the caller here *is* the owner.
+//! The syscall's return is the only place the errno is visible (docs/kernel-facts.md "What the
+//! tracepoint shows": exhaustion is SYN_SENT → CLOSE with source port 0, then `connect()` returning
+//! EADDRNOTAVAIL, both in the caller's context), so the caller here *is* the owner.
 
 use std::{
     collections::VecDeque,

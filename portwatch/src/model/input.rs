@@ -1,6 +1,7 @@
 //! What the model takes in besides events: the start-up/reconciliation snapshot (sock_diag +
 //! /proc) and each network namespace's sysctls. Another module fills these; the model never
-//! reads the system itself (STYLE.md: the model is pure).
+//! reads the system itself (docs/design.md, "One stream, one model, one snapshot, many views": the
+//! model is pure).
 
 use std::net::SocketAddr;
 
@@ -59,7 +60,7 @@ pub struct SystemSnapshot {
 }
 
 /// The per-namespace settings that decide how many ports a pool has and how long they stay
-/// held (FACTS.md, "Port selection" and "What the tracepoint shows").
+/// held (docs/kernel-facts.md, "Port selection" and "TIME_WAIT").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sysctls {
     /// `net.ipv4.ip_local_port_range`, inclusive (it also governs IPv6).
@@ -100,7 +101,8 @@ impl Sysctls {
     }
 
     /// Whether `tcp_tw_reuse` lets `connect()` take over a TIME_WAIT 4-tuple toward
-    /// a destination (FACTS.md: 2 = loopback only; reuse also needs timestamps).
+    /// a destination (docs/kernel-facts.md "TIME_WAIT": 2 = loopback only; reuse also needs
+    /// timestamps).
     pub fn tw_reusable(&self, loopback: bool) -> bool {
         self.timestamps != 0 && (self.tw_reuse == 1 || (self.tw_reuse == 2 && loopback))
     }

@@ -2,7 +2,7 @@
 //! the explain engine show comes out (see `summary`). Synchronous, no I/O, no clock: time
 //! comes from events (`ts_ns`, CLOCK_MONOTONIC) and from [`Model::tick`].
 //!
-//! What it tracks (FACTS.md is the source of every rule):
+//! What it tracks (docs/kernel-facts.md is the source of every rule):
 //! - live sockets keyed by kernel address and by namespace + 4-tuple (`socket.rs`), each with
 //!   state, owner, since-when and which side closed first;
 //! - owners taken only in process context and inherited by accepted sockets (`owner.rs`,

@@ -1,7 +1,7 @@
 //! Owners (processes) and links (owner × pool, listener × remote IP).
 //!
-//! FACTS.md "What the tracepoint shows": only CLOSE → SYN_SENT (`connect()`), CLOSE → LISTEN
-//! (`listen()`), `bind()` and a failing `connect()` run in the owner's context; every later
+//! docs/kernel-facts.md "What the tracepoint shows": only CLOSE → SYN_SENT (`connect()`), CLOSE →
+//! LISTEN (`listen()`), `bind()` and a failing `connect()` run in the owner's context; every later
 //! transition runs in softirq context with an unrelated task. So the owner is taken at those
 //! moments and remembered per socket, never read from a later event.
 //!

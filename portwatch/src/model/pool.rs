@@ -1,9 +1,9 @@
 //! Pools: the sockets that compete for source ports toward one destination.
 //!
 //! A 4-tuple must be unique, so `connect()` can reuse a local port for a different
-//! destination or from a different source address (FACTS.md "Port selection"): ports run out
-//! per (network namespace, source IP, destination IP, destination port). Each pool is interned
-//! into a small id; sockets reach it through their owner×pool link.
+//! destination or from a different source address (docs/kernel-facts.md "Port selection"): ports
+//! run out per (network namespace, source IP, destination IP, destination port). Each pool is
+//! interned into a small id; sockets reach it through their owner×pool link.
 
 use std::net::{IpAddr, SocketAddr};
 

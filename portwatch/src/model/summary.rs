@@ -247,8 +247,8 @@ pub struct NetnsSysctls {
     /// Never read: these are kernel defaults.
     pub assumed: bool,
     /// Timewait sockets not created because `tcp_max_tw_buckets` was reached, since the first
-    /// reading (FACTS.md: they are destroyed at once, which looks like a close without
-    /// TIME_WAIT).
+    /// reading (docs/kernel-facts.md "TIME_WAIT": they are destroyed at once, which looks like a
+    /// close without TIME_WAIT).
     pub tw_overflow_since_start: u64,
     /// Timewait sockets tracked now (either substate), against `max_tw_buckets`.
     pub timewait_sockets: u32,

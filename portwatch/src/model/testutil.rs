@@ -1,6 +1,6 @@
 //! Builders for tests (here and in the explain engine): a small DSL that produces event
-//! sequences the way the kernel emits them (see the brief in event.rs and FACTS.md), snapshot
-//! helpers, and an invariant check that recomputes every aggregate from the socket table.
+//! sequences the way the kernel emits them (see the brief in event.rs and docs/kernel-facts.md),
+//! snapshot helpers, and an invariant check that recomputes every aggregate from the socket table.
 
 use std::net::SocketAddr;
 
@@ -294,8 +294,8 @@ impl Seq {
         self.state(swapper(), sk, local, remote, Established, Close)
     }
 
-    /// Port exhaustion as the kernel shows it (FACTS.md): CLOSE → SYN_SENT and SYN_SENT →
-    /// CLOSE with source port 0 in the caller's context, then `connect()` = EADDRNOTAVAIL.
+    /// Port exhaustion as the kernel shows it (docs/kernel-facts.md): CLOSE → SYN_SENT and SYN_SENT
+    /// → CLOSE with source port 0 in the caller's context, then `connect()` = EADDRNOTAVAIL.
     pub fn exhausted(&mut self, owner: Task, sk: u64, src_ip: &str, dst: &str) -> &mut Seq {
         let unbound = ip_port(src_ip, 0);
         self.state(owner, sk, &unbound, dst, Close, SynSent)

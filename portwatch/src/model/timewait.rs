@@ -1,5 +1,5 @@
-//! TIME_WAIT, from the timewait socket's timer (FACTS.md: TIME_WAIT is invisible to the state
-//! tracepoint; `tcp_time_wait()` hands the 4-tuple to a separate timewait socket).
+//! TIME_WAIT, from the timewait socket's timer (docs/kernel-facts.md "TIME_WAIT": it is invisible
+//! to the state tracepoint; `tcp_time_wait()` hands the 4-tuple to a separate timewait socket).
 //!
 //! - START: a timewait socket now holds the 4-tuple. It arrives *before* the full socket's
 //!   CLOSE, so the connection it came from is found by namespace + 4-tuple among live sockets;

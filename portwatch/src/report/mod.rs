@@ -3,7 +3,7 @@
 //! schema"); [`text::render`] is the plain-text diagnosis for people.
 //!
 //! A report is built from the model, the explain engine and the loss counters, and computes
-//! nothing itself beyond copying them (STYLE.md: views render).
+//! nothing itself beyond copying them (docs/design.md: views render the snapshot).
 
 mod lost;
 mod tables;

@@ -26,8 +26,8 @@ pub(crate) fn helps(f: &Finding, id: &str) -> Option<bool> {
     f.remedies.iter().find(|r| r.id == id).map(|r| r.helps)
 }
 
-/// FACTS.md: tcp_fin_timeout never shortens TIME_WAIT; tcp_tw_reuse never helps ESTABLISHED,
-/// CLOSE_WAIT, SYN_SENT or bind(); no finding claims otherwise. Every finding has one
+/// docs/kernel-facts.md: tcp_fin_timeout never shortens TIME_WAIT; tcp_tw_reuse never helps
+/// ESTABLISHED, CLOSE_WAIT, SYN_SENT or bind(); no finding claims otherwise. Every finding has one
 /// evidence sentence, a title, and at least one remedy that helps.
 pub(crate) fn assert_sound(fs: &[Finding]) {
     for f in fs {

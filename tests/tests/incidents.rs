@@ -76,3 +76,107 @@ fn syn_sent_connects_keep_their_owner_through_reconciliation() {
         report_file_text(&file)
     );
 }
+
+/// The finding of this cause toward `dst`.
+fn finding_to<'a>(r: &'a Value, cause: &str, dst: &str) -> &'a Value {
+    findings(r)
+        .iter()
+        .find(|f| f["cause"] == cause && f["dst"] == dst)
+        .unwrap_or_else(|| panic!("no {cause} finding toward {dst}:\n{}", describe(r)))
+}
+
+fn rank_of(r: &Value, f: &Value) -> usize {
+    findings(r).iter().position(|g| g == f).unwrap()
+}
+
+/// Class 2. Clients close their connections first; the local server never closes its ends
+/// (CLOSE_WAIT there), so the clients' ports wait in FIN_WAIT2 — not TIME_WAIT — until
+/// `tcp_fin_timeout` (60 s), and a 500-port range runs out. The server's leak is the root
+/// cause and ranks first; the clients' finding says FIN_WAIT2, and that `tcp_fin_timeout` is
+/// the knob (and `tcp_tw_reuse` is not). IPv4 and IPv6 side by side.
+#[test]
+fn fin_wait2_behind_a_local_close_wait_leak() {
+    let (ns, live) = setup(
+        "fw2",
+        &[
+            ("net.ipv4.ip_local_port_range", "40000 40499"),
+            ("net.ipv4.tcp_tw_reuse", "0"),
+        ],
+    );
+    let rec = Recorder::start(ns.inode, "fw2", MAX_WINDOW);
+    let pairs = [("127.0.0.1:9500", "v4"), ("[::1]:9506", "v6")];
+    let mut servers = Vec::new();
+    let mut clients = Vec::new();
+    for (a, _) in pairs {
+        let mut s = python(&ns, "hold_server.py", &[a]);
+        s.wait("ready", None, REACH);
+        servers.push(s);
+    }
+    for (a, _) in pairs {
+        clients.push(python(&ns, "close_client.py", &[a]));
+    }
+    let mut onset = 0;
+    for c in &mut clients {
+        onset = onset.max(c.wait("fail", Some("EADDRNOTAVAIL"), REACH).at_ns);
+    }
+    let check = |r: &Value| {
+        for (i, (dst, _)) in pairs.iter().enumerate() {
+            let leak = finding_to(r, "close_wait_leak", dst);
+            assert_finding(
+                r,
+                leak,
+                "close_wait_leak",
+                "critical",
+                &servers[i],
+                &ns,
+                dst,
+            );
+            assert!(
+                leak["states"]["CLOSE_WAIT"].as_u64() >= Some(490),
+                "{leak:#}"
+            );
+            assert_remedy(leak, "fix_close_path", true);
+            assert_remedy(leak, "tcp_fin_timeout", false);
+            let hold = finding_to(r, "fin_wait2_hold", dst);
+            assert_finding(r, hold, "fin_wait2_hold", "critical", &clients[i], &ns, dst);
+            assert!(
+                hold["states"]["FIN_WAIT2"].as_u64() >= Some(490),
+                "{hold:#}"
+            );
+            assert!(
+                hold["errors"]["EADDRNOTAVAIL"].as_u64() >= Some(1),
+                "{hold:#}"
+            );
+            assert_remedy(hold, "fix_peer_close_path", true);
+            assert_remedy(hold, "tcp_fin_timeout", true);
+            assert_remedy(hold, "tcp_tw_reuse", false);
+            assert!(
+                hold["evidence"].as_str().unwrap().contains("FIN_WAIT2"),
+                "{hold:#}"
+            );
+            // The root cause first; nothing calls it TIME_WAIT churn.
+            assert!(rank_of(r, leak) < rank_of(r, hold), "\n{}", describe(r));
+            assert!(
+                !findings(r)
+                    .iter()
+                    .any(|f| f["cause"] == "time_wait_churn" && f["dst"] == *dst),
+                "\n{}",
+                describe(r)
+            );
+        }
+        // A root cause ranks first.
+        assert_eq!(top(r)["cause"], "close_wait_leak", "\n{}", describe(r));
+    };
+    let r = report_at(live, onset + 2 * S);
+    assert_within_5s(&r, onset);
+    check(&r);
+    let file = rec.finish();
+    let r = report_file(&file);
+    check(&r);
+    eprintln!(
+        "--- report {}:\n{}",
+        file.display(),
+        report_file_text(&file)
+    );
+    drop((clients, servers));
+}

@@ -24,6 +24,9 @@ pub(super) struct Mix {
     /// Closed first by this side: FIN_WAIT1, FIN_WAIT2, CLOSING, TIME_WAIT.
     pub closing: u32,
     pub time_wait: u32,
+    /// FIN_WAIT2, full sockets and orphaned ones (timewait sockets in that substate): this
+    /// side closed and the peer has not.
+    pub fin_wait2: u32,
     pub established: u32,
     pub syn_sent: u32,
     /// Closed first by the peer: CLOSE_WAIT, LAST_ACK.
@@ -37,11 +40,18 @@ impl Mix {
         Mix {
             closing: s.get(FinWait1) + s.get(FinWait2) + s.get(Closing) + s.get(TimeWait),
             time_wait: s.get(TimeWait),
+            fin_wait2: s.get(FinWait2),
             established: s.get(Established),
             syn_sent: s.get(SynSent),
             close_wait: s.get(CloseWait) + s.get(LastAck),
             total: s.total(),
         }
+    }
+
+    /// Whether what this side closed first waits mostly in FIN_WAIT2 (for the peer's FIN),
+    /// not in TIME_WAIT.
+    pub fn fin_wait2_holds(&self) -> bool {
+        self.dominant(self.closing) && self.fin_wait2 * 2 > self.closing
     }
 
     /// Whether `part` is a large enough share of the pool to be a cause of its pressure.

@@ -23,6 +23,9 @@ pub enum Cause {
     BindConflict,
     /// The peer closed; the process never does: CLOSE_WAIT piles up.
     CloseWaitLeak,
+    /// This side closed, the peer never does: ports held in FIN_WAIT2 (the peer's CLOSE_WAIT
+    /// leak, when the peer is on this host, is the root cause).
+    FinWait2Hold,
     /// connect()s that do not complete: the destination is slow or unreachable, not a port
     /// problem.
     SynSentPileup,
@@ -57,6 +60,7 @@ impl Cause {
             Cause::BindBeforeConnect => "bind_before_connect",
             Cause::BindConflict => "bind_conflict",
             Cause::CloseWaitLeak => "close_wait_leak",
+            Cause::FinWait2Hold => "fin_wait2_hold",
             Cause::SynSentPileup => "syn_sent_pileup",
             Cause::Config => "config",
         }
@@ -70,6 +74,7 @@ impl Cause {
             Cause::BindBeforeConnect => "bind() before connect()",
             Cause::BindConflict => "bind() conflict",
             Cause::CloseWaitLeak => "CLOSE_WAIT leak",
+            Cause::FinWait2Hold => "ports held in FIN_WAIT2",
             Cause::SynSentPileup => "connects not completing",
             Cause::Config => "configuration",
         }

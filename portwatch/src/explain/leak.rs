@@ -37,14 +37,24 @@ fn finding(ctx: &Ctx, c: &CloseWaitStats) -> Option<Finding> {
     let pool_sev = pool
         .filter(|p| p.mix.dominant(p.mix.close_wait))
         .and_then(|p| p.severity);
-    let own = if old && c.count >= CLOSE_WAIT_WARN && (growing || c.count >= CLOSE_WAIT_MANY) {
-        Some(Severity::Warning)
-    } else if old || c.count >= CLOSE_WAIT_MANY {
-        Some(Severity::Info)
-    } else {
-        None
-    };
-    let sev = own.max(pool_sev)?;
+    // Its clients on this host, whose ports wait in FIN_WAIT2 for it to close (`finwait`).
+    let held = c.top_local.and_then(|(local, _)| {
+        ctx.pools_in(c.netns)
+            .filter(|p| p.stats.dst == local && p.mix.fin_wait2_holds() && p.severity.is_some())
+            .max_by_key(|p| p.severity)
+    });
+    let held_sev = held.and_then(|p| p.severity);
+    // Hundreds arriving within a minute and still there: growing fast, however young.
+    let fast = c.entered_last_60s >= CLOSE_WAIT_FAST;
+    let own =
+        if (old && c.count >= CLOSE_WAIT_WARN && (growing || c.count >= CLOSE_WAIT_MANY)) || fast {
+            Some(Severity::Warning)
+        } else if old || c.count >= CLOSE_WAIT_MANY {
+            Some(Severity::Info)
+        } else {
+            None
+        };
+    let sev = own.max(pool_sev).max(held_sev)?;
     let who = c.owner.as_ref().map(Who::one).unwrap_or_default();
     let per_s = f64::from(c.entered_last_60s) / CLOSE_WAIT_RECENT_S as f64;
     let mut place = Vec::new();
@@ -70,7 +80,17 @@ fn finding(ctx: &Ctx, c: &CloseWaitStats) -> Option<Finding> {
             share(p.mix.close_wait, p.stats.capacity),
             p.stats.dst
         ),
-        _ => String::new(),
+        _ => match held {
+            Some(p) => format!(
+                "; its clients on this host, {}, wait for it with {} ports toward {} in \
+                 FIN_WAIT2{}",
+                p.who.words(),
+                n(p.mix.fin_wait2),
+                p.stats.dst,
+                super::pools::outcome(p)
+            ),
+            None => String::new(),
+        },
     };
     let evidence = format!(
         "{} holds {} in CLOSE_WAIT ({}), the oldest for {}, {} new in the last minute: the \
@@ -89,6 +109,11 @@ fn finding(ctx: &Ctx, c: &CloseWaitStats) -> Option<Finding> {
                 p.stats.dst
             )
         }
+        _ if held.is_some_and(|p| p.eta == Some(0.0) || p.failing_now) => format!(
+            "CLOSE_WAIT leak: {} never closes; its clients are out of ports toward {}",
+            who.comm.as_deref().unwrap_or("a process"),
+            held.map_or(String::new(), |p| p.stats.dst.to_string())
+        ),
         _ => format!(
             "CLOSE_WAIT leak: {} never closes {} connections the peer closed",
             who.comm.as_deref().unwrap_or("a process"),
@@ -104,6 +129,12 @@ fn finding(ctx: &Ctx, c: &CloseWaitStats) -> Option<Finding> {
         }
         (None, Some((local, _))) => f.dst = Some(local.to_string()),
         _ => {}
+    }
+    if let (None, Some(p)) = (pool, held) {
+        f.in_use = Some(p.stats.in_use);
+        f.capacity = Some(p.stats.capacity);
+        f.errors = p.errors.clone();
+        f.eta_s = p.eta;
     }
     if let Some(p) = pool {
         f.in_use = Some(p.stats.in_use);

@@ -23,6 +23,7 @@ mod bind;
 mod config;
 mod ctx;
 pub mod finding;
+mod finwait;
 mod leak;
 mod pools;
 mod remedies;
@@ -53,6 +54,7 @@ pub fn explain(model: &Model, now_ns: u64) -> Vec<Finding> {
     for f in &mut out {
         f.score = score(f);
     }
+    root_causes_first(&mut out);
     out.sort_by(rank);
     dedup(&mut out);
     out
@@ -76,6 +78,24 @@ fn score(f: &Finding) -> f64 {
     let errors: u64 = f.errors.values().sum();
     let errs = ((1 + errors) as f64).log10().min(6.0) / 6.0;
     base + 40.0 * util + 40.0 * soon + 19.0 * errs
+}
+
+/// A CLOSE_WAIT leak whose clients on this host hold their ports in FIN_WAIT2 waiting for it
+/// is the root cause of their finding: it ranks just above it (same severity band).
+fn root_causes_first(v: &mut [Finding]) {
+    let held: Vec<(u32, Option<String>, Severity, f64)> = v
+        .iter()
+        .filter(|f| f.cause == Cause::FinWait2Hold)
+        .map(|f| (f.netns, f.dst.clone(), f.severity, f.score))
+        .collect();
+    for f in v.iter_mut().filter(|f| f.cause == Cause::CloseWaitLeak) {
+        for (netns, dst, sev, score) in &held {
+            if f.netns == *netns && f.dst == *dst && dst.is_some() {
+                f.severity = f.severity.max(*sev);
+                f.score = f.score.max(score + 0.01);
+            }
+        }
+    }
 }
 
 fn rank(a: &Finding, b: &Finding) -> Ordering {

@@ -15,11 +15,16 @@ pub(super) fn rules(ctx: &Ctx, out: &mut Vec<Finding>) {
         let syn = syn_sent_severity(p);
         if let Some(sev) = p.severity {
             let m = &p.mix;
-            let churn = m.dominant(m.closing) && !p.stats.tw_reusable;
+            // FIN_WAIT2 first: it is the peer that does not close (tcp_tw_reuse is no help).
+            let fin2 = m.fin_wait2_holds();
+            let churn = !fin2 && m.dominant(m.closing) && !p.stats.tw_reusable;
             let conc = m.dominant(m.established);
             let other = m.dominant(m.close_wait)
                 || m.dominant(m.syn_sent)
                 || m.dominant(p.stats.bind_before_connect);
+            if fin2 {
+                out.push(super::finwait::fin_wait2_hold(ctx, p, sev));
+            }
             if churn {
                 out.push(time_wait_churn(ctx, p, sev));
             }
@@ -27,7 +32,7 @@ pub(super) fn rules(ctx: &Ctx, out: &mut Vec<Finding>) {
                 out.push(concurrency(ctx, p, sev));
             }
             // Mixed, with no state holding a third: name the largest of the two.
-            if !churn && !conc && !other && m.total > 0 {
+            if !fin2 && !churn && !conc && !other && m.total > 0 {
                 out.push(if m.closing >= m.established {
                     time_wait_churn(ctx, p, sev)
                 } else {
@@ -55,7 +60,7 @@ fn cap(s: &str) -> String {
         .unwrap_or_default()
 }
 
-fn title(cause: Cause, p: &PoolView) -> String {
+pub(super) fn title(cause: Cause, p: &PoolView) -> String {
     let what = cap(cause.words());
     let dst = p.stats.dst;
     if p.eta == Some(0.0) {
@@ -81,7 +86,7 @@ fn title(cause: Cause, p: &PoolView) -> String {
 }
 
 /// How it ends, as the tail of an evidence sentence.
-fn outcome(p: &PoolView) -> String {
+pub(super) fn outcome(p: &PoolView) -> String {
     let e = p.stats.eaddrnotavail;
     if e > 0 && p.failing_now {
         format!(
@@ -102,7 +107,7 @@ fn outcome(p: &PoolView) -> String {
     }
 }
 
-fn base(p: &PoolView, cause: Cause, sev: Severity, evidence: String) -> Finding {
+pub(super) fn base(p: &PoolView, cause: Cause, sev: Severity, evidence: String) -> Finding {
     let mut f = Finding::new(cause, sev, p.stats.netns, title(cause, p), evidence);
     p.who.fill(&mut f);
     f.src_ip = Some(p.stats.src.to_string());

@@ -8,7 +8,12 @@ use super::{
 };
 use crate::model::{CapacityBreakdown, Sysctls};
 
-fn r(id: &str, helps: bool, action: impl Into<String>, why: impl Into<String>) -> Remedy {
+pub(super) fn r(
+    id: &str,
+    helps: bool,
+    action: impl Into<String>,
+    why: impl Into<String>,
+) -> Remedy {
     Remedy {
         id: id.to_string(),
         action: action.into(),

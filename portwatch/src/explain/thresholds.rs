@@ -39,6 +39,9 @@ pub(super) const CLOSE_WAIT_OLD_S: f64 = 60.0;
 /// Old and at least this many (and new ones arriving, or very many): warning.
 pub(super) const CLOSE_WAIT_WARN: u32 = 20;
 pub(super) const CLOSE_WAIT_MANY: u32 = 100;
+/// This many new CLOSE_WAIT in the last minute ("hundreds"), still there: a leak growing fast
+/// (warning), even before the oldest is a minute old. A burst of 100 closed at once stays info.
+pub(super) const CLOSE_WAIT_FAST: u32 = 200;
 
 /// Bind-before-connect sockets: info from this many (a pattern that works until it doesn't)…
 pub(super) const BBC_MIN: u32 = 100;

@@ -76,3 +76,12 @@ fn close_wait_filling_a_pool_is_critical() {
         "{fs:#?}"
     );
 }
+
+#[test]
+fn hundreds_of_new_close_wait_in_a_minute_is_a_warning_however_young() {
+    let mut sim = Sim::default_range();
+    sim.close_wait(task(10, "app"), SRC, DB, 250).advance(10.0);
+    let fs = explain(&sim.m, sim.now());
+    assert_sound(&fs);
+    assert_eq!(one(&fs, Cause::CloseWaitLeak).severity, Severity::Warning);
+}

@@ -1,5 +1,5 @@
 //! FIN_WAIT2 hold: this side closed its connections first and the peer never closes its end,
-//! so the ports wait in FIN_WAIT2 — not TIME_WAIT (FACTS.md). An orphaned socket (closed by
+//! so the ports wait in FIN_WAIT2 — not TIME_WAIT (docs/kernel-facts.md). An orphaned socket (closed by
 //! the application) whose FIN was acked becomes a timewait socket in sub-state FIN_WAIT2 for
 //! `tcp_fin_timeout` (`tcp_rcv_state_process` → `tcp_time_wait(sk, TCP_FIN_WAIT2, tmo)`), so
 //! that sysctl bounds the hold; a socket only `shutdown()` stays until the process closes it.

@@ -45,6 +45,24 @@ pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; char
 /// The content type of [`Rendered::text`].
 pub const TEXT_0_0_4: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// `namespace` and `pod` of the Kubernetes pod whose processes own the pool's sockets, when
+/// the cgroup paths name one (and the kubelet's directories its name): bounded by the pools
+/// shown. Never a container id, which would make a new series per container restart.
+fn pod_labels(pool: &crate::model::PoolStats) -> Labels {
+    let pod = pool
+        .owners
+        .iter()
+        .filter_map(|o| o.owner.as_ref()?.workload.as_ref()?.pod.as_ref())
+        .next();
+    match pod {
+        Some(p) => vec![
+            ("namespace", p.namespace.clone().unwrap_or_default()),
+            ("pod", p.name.clone().unwrap_or_else(|| p.uid.clone())),
+        ],
+        None => Vec::new(),
+    }
+}
+
 fn gauge_family(reg: &mut Registry, name: &str, help: &str) -> Family<Labels, Gauge> {
     let f = Family::<Labels, Gauge>::default();
     reg.register(name, help, f.clone());
@@ -117,11 +135,12 @@ pub fn registry(p: &Picture) -> Registry {
         "New connections per second toward the pool's destination (recent window)",
     );
     for pool in &r.pools {
-        let l: Labels = vec![
+        let mut l: Labels = vec![
             ("netns", pool.netns.to_string()),
             ("src", pool.src.to_string()),
             ("dst", pool.dst.to_string()),
         ];
+        l.extend(pod_labels(pool));
         in_use.get_or_create(&l).set(i64::from(pool.in_use));
         capacity.get_or_create(&l).set(i64::from(pool.capacity));
         blocking.get_or_create(&l).set(i64::from(pool.blocking));
@@ -312,4 +331,45 @@ pub fn render(p: &Picture) -> Rendered {
 /// Whether a request's `Accept` header asks for OpenMetrics (as Prometheus does).
 pub fn wants_openmetrics(accept: Option<&str>) -> bool {
     accept.is_some_and(|a| a.contains("application/openmetrics-text"))
+}
+
+#[cfg(test)]
+mod pod_label_tests {
+    use crate::{
+        event::Task,
+        model::{CgroupWorkload, Model, testutil::*},
+        workload::cgroup,
+    };
+
+    #[test]
+    fn pools_owned_by_a_pod_carry_its_namespace_and_name_never_the_container_id() {
+        let mut m = Model::default();
+        let t = Task {
+            cgroup: 77,
+            ..task(300, "api")
+        };
+        let mut s = Seq::new();
+        s.connect(t, 0x20, "10.0.0.5", 40000, "10.1.2.3:443")
+            .run(&mut m);
+        let mut w = cgroup::parse_path(
+            "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod9692aa0e_748e_11e8_8dfa_76d458035df6.slice/cri-containerd-abddff03dfd7710c79a750ce3e730365cbb2c8247a974170c1062683bc3e9152.scope",
+        );
+        let p = w.pod.as_mut().unwrap();
+        p.namespace = Some("shop".into());
+        p.name = Some("checkout-7f9c-x2x".into());
+        m.learn_workloads(&[CgroupWorkload {
+            cgroup: 77,
+            workload: w,
+        }]);
+        let pools = m.pools(s.now(), 10);
+        let l = super::pod_labels(&pools[0]);
+        assert_eq!(
+            l,
+            vec![
+                ("namespace", "shop".to_string()),
+                ("pod", "checkout-7f9c-x2x".to_string())
+            ]
+        );
+        assert!(!l.iter().any(|(_, v)| v.contains("abddff03dfd7")));
+    }
 }

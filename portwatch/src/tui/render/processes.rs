@@ -32,6 +32,26 @@ const PROC_COLS: [Col; 9] = [
     flex("TOP DESTINATION", ADDR_MAX + 8),
 ];
 
+/// With a WHERE column (container, pod or unit), shown when some process lives in one.
+const PROC_COLS_WHERE: [Col; 10] = [
+    right("PID", 7),
+    left("COMMAND", 15),
+    flex("WHERE", 32),
+    right("SOCK", 6),
+    right("CONN", 6),
+    right("FAIL", 5),
+    right("ESTAB", 5),
+    right("T_WAIT", 6),
+    right("OTHER", 5),
+    flex("TOP DESTINATION", ADDR_MAX + 8),
+];
+
+/// Where a process lives, for the WHERE column: `container web`, `api in pod shop/web-1`,
+/// `nginx.service`.
+fn where_label(p: &ProcessStats) -> Option<String> {
+    p.process.workload.as_ref().and_then(|w| w.label())
+}
+
 const GROUP_COLS: [Col; 9] = [
     flex("COMMAND", 16),
     right("PARENT", 7),
@@ -53,25 +73,34 @@ const DEST_COLS: [Col; 6] = [
     right("TOTAL", 6),
 ];
 
-fn proc_row<'a>(t: Theme, w: &[usize], p: &ProcessStats) -> Line<'a> {
+fn proc_row<'a>(t: Theme, cols: &[Col], w: &[usize], p: &ProcessStats) -> Line<'a> {
     let (est, tw, other) = est_tw_other(&p.outbound_states);
     let top = p.outbound.first().map_or("—".into(), |d| {
         format!("{} ×{}", d.dst, count(u64::from(d.total)))
     });
+    let mut cells = vec![
+        (p.process.pid.to_string(), t.plain()),
+        (p.process.comm.to_string(), t.bold()),
+    ];
+    if cols.len() == PROC_COLS_WHERE.len() {
+        cells.push((where_label(p).unwrap_or_else(|| "—".into()), t.plain()));
+    }
     row(
-        &PROC_COLS,
+        cols,
         w,
-        vec![
-            (p.process.pid.to_string(), t.plain()),
-            (p.process.comm.to_string(), t.bold()),
-            (count(u64::from(p.sockets)), t.plain()),
-            (count(p.connects), t.plain()),
-            (count(p.failures), t.nonzero_bad(p.failures)),
-            (count(u64::from(est)), t.plain()),
-            (count(u64::from(tw)), t.plain()),
-            (count(u64::from(other)), t.plain()),
-            (top, t.plain()),
-        ],
+        [
+            cells,
+            vec![
+                (count(u64::from(p.sockets)), t.plain()),
+                (count(p.connects), t.plain()),
+                (count(p.failures), t.nonzero_bad(p.failures)),
+                (count(u64::from(est)), t.plain()),
+                (count(u64::from(tw)), t.plain()),
+                (count(u64::from(other)), t.plain()),
+                (top, t.plain()),
+            ],
+        ]
+        .concat(),
     )
 }
 
@@ -113,8 +142,17 @@ pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
             "Processes by command and parent".into(),
         )
     } else {
+        let located = app
+            .rows
+            .processes
+            .iter()
+            .any(|&i| where_label(&app.view.summary.processes[i]).is_some());
         (
-            &PROC_COLS,
+            if located {
+                &PROC_COLS_WHERE
+            } else {
+                &PROC_COLS
+            },
             app.rows.processes.len(),
             "Processes, outbound sockets by state".into(),
         )
@@ -140,7 +178,12 @@ pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
             let mut line = if app.grouped {
                 group_row(t, &w, &app.view.summary.process_groups[app.rows.groups[k]])
             } else {
-                proc_row(t, &w, &app.view.summary.processes[app.rows.processes[k]])
+                proc_row(
+                    t,
+                    cols,
+                    &w,
+                    &app.view.summary.processes[app.rows.processes[k]],
+                )
             };
             if k == sel {
                 line = line.style(t.selected());
@@ -157,9 +200,16 @@ pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
 /// The selected process's outbound sockets by destination and state, and what it listens on.
 fn destinations<'a>(t: Theme, p: &ProcessStats, width: u16, height: u16) -> Vec<Line<'a>> {
     let w = widths(&DEST_COLS, width);
+    let whereabouts = p
+        .process
+        .workload
+        .as_ref()
+        .and_then(|w| w.whereabouts())
+        .map(|w| format!(" in {w}"))
+        .unwrap_or_default();
     let mut v = vec![rule(
         format!(
-            "{}({}) outbound by destination",
+            "{}({}){whereabouts} outbound by destination",
             p.process.comm, p.process.pid
         ),
         width,

@@ -2,7 +2,7 @@
 
 use std::{path::Path, process::ExitCode};
 
-use portwatch::{
+use crate::{
     collect::{Collector, Options, btf::Btf, layout::Layout, tracefs},
     privileges,
 };

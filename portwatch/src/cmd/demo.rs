@@ -1,15 +1,15 @@
 //! `portwatch demo`: a port exhaustion staged in a throwaway network namespace, watched live
-//! by the TUI (see `portwatch::demo` for what it sets up).
+//! by the TUI (see `crate::demo` for what it sets up).
 
 use std::{process::Command, process::ExitCode, time::Duration};
 
-use anyhow::Context as _;
-use portwatch::{
+use crate::{
     console::LiveSource,
     demo::{Demo, DemoOptions},
     privileges,
     session::{Live, LiveOptions},
 };
+use anyhow::Context as _;
 
 use super::{
     TraceArgs,
@@ -58,7 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     client.args([
         "demo-client",
         "--dst",
-        &portwatch::demo::SERVER.to_string(),
+        &crate::demo::SERVER.to_string(),
         "--rate",
         &args.rate.to_string(),
     ]);

@@ -1,9 +1,9 @@
 //! `portwatch demo-client` (hidden): the client process of `portwatch demo`, which re-executes
-//! portwatch as this inside the demo's network namespace. See `portwatch::demo::client`.
+//! portwatch as this inside the demo's network namespace. See `crate::demo::client`.
 
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
-use portwatch::demo::client::{self, ClientOptions};
+use crate::demo::client::{self, ClientOptions};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

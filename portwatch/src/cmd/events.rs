@@ -8,11 +8,11 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::Context as _;
-use portwatch::{
+use crate::{
     collect::{Attach, Collector, Counters, monotonic_to_realtime_offset_ns},
     event::{Event, EventKind, TcpState, TwOp},
 };
+use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::TraceArgs;

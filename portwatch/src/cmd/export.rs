@@ -7,7 +7,7 @@ use std::{
     process::ExitCode,
 };
 
-use portwatch::record::{Reader, export};
+use crate::record::{Reader, export};
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum Format {

@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use portwatch::{record::Info, session::recording};
+use crate::{record::Info, session::recording};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

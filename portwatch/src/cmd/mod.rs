@@ -16,7 +16,7 @@ pub mod tui;
 
 use std::time::Duration;
 
-use portwatch::collect::{self, Options};
+use crate::collect::{self, Options};
 
 /// Tracing options shared by every subcommand that traces.
 #[derive(clap::Args, Debug, Clone)]
@@ -47,7 +47,7 @@ impl TraceArgs {
 
 /// Checks privileges, then runs a tracing command's future on a single-threaded runtime.
 pub fn traced<T>(fut: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
-    portwatch::privileges::check().map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::privileges::check().map_err(|e| anyhow::anyhow!("{e}"))?;
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?

@@ -8,8 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Context as _;
-use portwatch::{
+use crate::{
     collect::monotonic_now_ns,
     record::{self, Host, Writer},
     session::{
@@ -17,6 +16,7 @@ use portwatch::{
         recording::{self, Schema},
     },
 };
+use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::TraceArgs;

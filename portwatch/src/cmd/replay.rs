@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Instant};
 
-use portwatch::console::Player;
+use crate::console::Player;
 
 use super::tui::{FrameArgs, need_terminal, run_console};
 

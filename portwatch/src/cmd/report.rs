@@ -3,8 +3,7 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use anyhow::Context as _;
-use portwatch::{
+use crate::{
     collect::monotonic_now_ns,
     explain::explain,
     html,
@@ -14,6 +13,7 @@ use portwatch::{
     session::{Live, LiveOptions, Replay},
     timeline::Timeline,
 };
+use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::TraceArgs;
@@ -48,7 +48,7 @@ pub struct Args {
     /// Also group the processes by container, pod or systemd unit (a table, and `groups` in
     /// the JSON).
     #[arg(long, value_name = "WHAT", value_parser = parse_group_by)]
-    group_by: Option<portwatch::model::GroupBy>,
+    group_by: Option<crate::model::GroupBy>,
     #[command(flatten)]
     trace: TraceArgs,
 }
@@ -107,8 +107,8 @@ pub fn context(
     }
 }
 
-fn parse_group_by(s: &str) -> Result<portwatch::model::GroupBy, String> {
-    use portwatch::model::GroupBy;
+fn parse_group_by(s: &str) -> Result<crate::model::GroupBy, String> {
+    use crate::model::GroupBy;
     GroupBy::ALL
         .into_iter()
         .find(|g| g.name() == s)

@@ -4,14 +4,14 @@
 
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
-use anyhow::Context as _;
-use portwatch::{
+use crate::{
     collect::monotonic_now_ns,
     record::Host,
     report::Source,
     serve::{self, Pages, Picture},
     session::{Live, LiveOptions},
 };
+use anyhow::Context as _;
 use tokio::{
     net::TcpListener,
     signal::unix::{SignalKind, signal},

@@ -7,13 +7,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Context as _;
-use crossterm::event::Event as TermEvent;
-use portwatch::{
+use crate::{
     console::{FPS_RANGE, Frames, LiveSource, Source},
     session::{Live, LiveOptions},
     tui::{self, Action, App, TerminalGuard, on_key},
 };
+use anyhow::Context as _;
+use crossterm::event::Event as TermEvent;
 use tokio::{
     signal::unix::{SignalKind, signal},
     sync::mpsc,

@@ -180,3 +180,44 @@ fn fin_wait2_behind_a_local_close_wait_leak() {
     );
     drop((clients, servers));
 }
+
+/// Class 4. A server that closes its connections first is restarted; its new bind() (no
+/// SO_REUSEADDR) fails with EADDRINUSE while the previous instance's 300 TIME_WAIT sockets
+/// hold the port. The finding names the process whose bind() fails, not the old instance
+/// (killed: it holds nothing), and says SO_REUSEADDR is the fix.
+#[test]
+fn bind_conflict_on_time_wait_of_a_killed_server() {
+    let (ns, live) = setup("tw4", &[]);
+    let mut old = python(&ns, "close_first_server.py", &["127.0.0.1:9400", "noreuse"]);
+    old.wait("ready", None, REACH);
+    let mut clients = python(&ns, "read_client.py", &["127.0.0.1:9400", "300"]);
+    clients.wait("reached", None, REACH);
+    let old_pid = old.pid;
+    // SAFETY: a signal to a child we started.
+    unsafe { libc::kill(old_pid as i32, libc::SIGKILL) };
+    drop(old);
+    let mut new = python(
+        &ns,
+        "close_first_server.py",
+        &["127.0.0.1:9400", "noreuse", "5"],
+    );
+    let onset = new.wait("fail", Some("EADDRINUSE"), REACH);
+    let r = report_at(live, onset.at_ns + 2 * S);
+    assert_within_5s(&r, onset.at_ns);
+    let f = top(&r);
+    assert_finding(
+        &r,
+        f,
+        "bind_conflict",
+        "critical",
+        &new,
+        &ns,
+        "127.0.0.1:9400",
+    );
+    let said = format!("{} {}", f["title"], f["evidence"]);
+    assert!(!said.contains(&format!("pid {old_pid}")), "{f:#}");
+    assert!(!said.contains("listens on"), "{f:#}");
+    assert_remedy(f, "so_reuseaddr", true);
+    assert_remedy(f, "tcp_tw_reuse", false);
+    drop((clients, new));
+}

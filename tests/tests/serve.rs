@@ -143,7 +143,7 @@ fn metrics_show_an_exhaustion_and_pass_promtool() {
 
 /// A scrape storm while connections churn: 4 scrapers without pause for the churn's 10 s.
 /// Every scrape succeeds, memory stays flat, and nothing is lost — at the end the pool holds
-/// exactly the connections the client made (all in TIME_WAIT), as `ss` says.
+/// exactly what `ss` shows: the connections the client made, in TIME_WAIT.
 #[test]
 fn a_scrape_storm_during_churn_loses_nothing_and_memory_stays_flat() {
     let ns = Netns::new("storm");
@@ -235,10 +235,10 @@ fn a_scrape_storm_during_churn_loses_nothing_and_memory_stays_flat() {
         Some(ss_in_use(&ns, dst(), (40000, 47999)) as f64),
         "{t}"
     );
-    assert_eq!(
-        sample(&t, "portwatch_pool_ports_in_use", &pool),
-        Some(3000.0)
-    );
+    // ss is the reference; the pool holds about the 3,000 made (a peer's RST can end a
+    // TIME_WAIT early, RFC 1337, and ss then shows fewer: seen once under load).
+    let in_use = sample(&t, "portwatch_pool_ports_in_use", &pool).unwrap_or(0.0);
+    assert!((2900.0..=3000.0).contains(&in_use), "{in_use}");
     sc.stop();
     let (status, _, log) = agent.terminate();
     assert!(status.success(), "{}", log.join("\n"));

@@ -46,7 +46,7 @@ pub fn sleep_until_ns(t_ns: u64) {
 }
 
 /// Reads a child's stream line by line on a thread, so that waits can time out.
-fn lines(r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+pub(crate) fn lines(r: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         for line in BufReader::new(r).lines() {

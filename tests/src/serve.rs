@@ -3,7 +3,7 @@
 //! the text format, and a real Prometheus server (Debian's `prometheus`) on loopback.
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
+    io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
     path::PathBuf,
     process::{Child, Command, ExitStatus, Stdio},
@@ -14,7 +14,11 @@ use std::{
 
 use serde_json::Value;
 
-use crate::{Netns, live::portwatch_bin, require_root, ss};
+use crate::{
+    Netns,
+    live::{lines, portwatch_bin},
+    require_root, ss,
+};
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
@@ -25,17 +29,7 @@ pub fn free_port() -> u16 {
 }
 
 fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    let err = child.stderr.take().expect("piped stderr");
-    thread::spawn(move || {
-        for line in BufReader::new(err).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
+    lines(child.stderr.take().expect("piped stderr"))
 }
 
 /// `portwatch serve --netns INODE` on a loopback port, started and serving.

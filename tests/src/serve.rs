@@ -44,9 +44,23 @@ pub struct Agent {
 impl Agent {
     /// Starts it and waits until it logs that it serves (it has attached by then).
     pub fn start(netns: u32, extra: &[&str]) -> Agent {
+        Agent::start_as(&[], &portwatch_bin(), netns, extra)
+    }
+
+    /// The same, with `wrapper` before the binary (`setpriv …`, `podman run …`), and the
+    /// binary at `bin` as the wrapper sees it.
+    pub fn start_as(wrapper: &[&str], bin: &str, netns: u32, extra: &[&str]) -> Agent {
         require_root();
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let mut child = Command::new(portwatch_bin())
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = cmd
             .args(["serve", "--netns", &netns.to_string()])
             .args(["--listen", &addr.to_string()])
             .args(extra)
@@ -74,7 +88,9 @@ impl Agent {
                         break;
                     }
                 }
-                Err(_) => panic!("portwatch serve did not start: {}", me.log.join("\n")),
+                Err(_) => {
+                    panic!("portwatch serve did not start: {}", me.log.join("\n"))
+                }
             }
         }
         // The first refresh follows at once; wait for it.

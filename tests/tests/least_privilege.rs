@@ -168,7 +168,7 @@ fn the_daemonsets_capabilities_suffice_in_a_container() {
         "--pid=host",
         "--network=host",
         "--read-only",
-        // runc cannot raise limits here (TOOLCHAIN.md); these are below the host's.
+        // With every capability dropped runc cannot raise limits: these are below the host's.
         "--ulimit",
         "nofile=4096:4096",
         "--ulimit",

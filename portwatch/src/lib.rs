@@ -41,6 +41,7 @@ pub mod record;
 mod report;
 pub mod serve;
 pub mod session;
+mod snapshot;
 #[doc(hidden)]
 pub mod timeline;
 #[doc(hidden)]

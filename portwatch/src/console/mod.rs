@@ -18,9 +18,9 @@ pub use player::Player;
 use crate::{
     collect::Counters,
     event::Event,
-    explain::explain,
     model::Model,
-    tui::{self, Action, App, Drill, DrillTarget, SourceInfo, ViewData},
+    snapshot::{self, Drill, DrillTarget, Limits, LostEvents, Snapshot},
+    tui::{Action, App, SourceInfo, ViewData},
 };
 
 /// Pools, processes and listeners per list in a refresh.
@@ -58,17 +58,20 @@ pub struct Frames {
 }
 
 impl Frames {
-    /// One refresh: summary, findings, loss, source, warnings and the drill-down asked for.
+    /// One refresh: the snapshot (findings, tables, loss, warnings), the source and the
+    /// drill-down asked for.
     pub fn view(&mut self, src: &impl Source, app: &App, now: Instant) -> ViewData {
-        let at = src.now_ns();
-        let model = src.model();
+        let snapshot = Snapshot::build(
+            src.model(),
+            src.now_ns(),
+            &Limits::screen(TOP_N),
+            LostEvents::from(&src.loss()),
+            src.warnings(),
+        );
         ViewData {
-            summary: model.summary(at, TOP_N),
-            findings: explain(model, at),
-            loss: src.loss(),
+            snapshot,
             source: src.info(),
             drill: app.drill_request().map(|t| self.drill(src, &t, now, false)),
-            warnings: src.warnings(),
         }
     }
 
@@ -94,7 +97,7 @@ impl Frames {
                 d.clone()
             }
             _ => {
-                let d = tui::drill::collect(src.model(), t, src.now_ns());
+                let d = snapshot::drill(src.model(), t, src.now_ns());
                 self.drill = Some((d.clone(), now));
                 d
             }

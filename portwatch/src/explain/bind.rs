@@ -51,7 +51,7 @@ struct Group {
 pub(super) fn bind_before_connect(ctx: &Ctx, out: &mut Vec<Finding>) {
     let mut groups: BTreeMap<(u32, String, u32), Group> = BTreeMap::new();
     let mut per_ns: FxHashMap<u32, u32> = FxHashMap::default();
-    for p in &ctx.procs {
+    for p in ctx.procs {
         for d in p.outbound.iter().filter(|d| d.bind_before_connect > 0) {
             let key = (d.netns, p.process.comm.to_string(), p.process.ppid);
             let g = groups.entry(key).or_default();
@@ -169,8 +169,8 @@ fn bbc_finding(ctx: &Ctx, netns: u32, g: &Group, ns_bbc: u32) -> Option<Finding>
     let mut f = Finding::new(Cause::BindBeforeConnect, sev, netns, title, evidence);
     w.fill(&mut f);
     if let Some(((src, dst), _)) = top {
-        f.src_ip = Some(src.to_string());
-        f.dst = Some(dst.to_string());
+        f.src_ip = Some(src);
+        f.dst = Some(dst);
     }
     f.in_use = Some(g.bbc);
     f.capacity = Some(usable);
@@ -279,7 +279,7 @@ pub(super) fn bind_conflict(ctx: &Ctx, out: &mut Vec<Finding>) {
         let title = format!("bind() conflict: {} is already in use", d.addr);
         let mut f = Finding::new(Cause::BindConflict, sev, d.netns, title, evidence);
         w.fill(&mut f);
-        f.dst = Some(d.addr.to_string());
+        f.dst = Some(d.addr);
         f.states = states
             .iter()
             .map(|(s, c)| (s.name().to_string(), c))

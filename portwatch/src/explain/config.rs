@@ -12,7 +12,7 @@ use super::{
 use crate::model::NetnsSysctls;
 
 pub(super) fn rules(ctx: &Ctx, out: &mut Vec<Finding>) {
-    for ns in &ctx.sysctls {
+    for ns in ctx.sysctls {
         range_parity(ns, out);
         reserved_ports(ctx, ns, out);
         listeners_in_range(ctx, ns, out);
@@ -154,7 +154,7 @@ fn listeners_in_range(ctx: &Ctx, ns: &NetnsSysctls, out: &mut Vec<Finding>) {
 }
 
 /// The pool under the worst TIME_WAIT pressure that `tcp_tw_reuse` does not cover.
-fn tw_pressure<'a>(ctx: &'a Ctx, netns: u32, loopback: bool) -> Option<&'a PoolView> {
+fn tw_pressure<'a>(ctx: &'a Ctx, netns: u32, loopback: bool) -> Option<&'a PoolView<'a>> {
     ctx.pools_in(netns)
         .filter(|p| p.severity.is_some() && p.mix.dominant(p.mix.closing))
         .filter(|p| (p.stats.src.is_loopback() || p.stats.dst.ip().is_loopback()) == loopback)
@@ -199,8 +199,7 @@ fn tw_reuse(ctx: &Ctx, ns: &NetnsSysctls, out: &mut Vec<Finding>) {
     // Below the pool's own finding, which already carries the remedy.
     let sev = p.severity.unwrap_or(Severity::Info).lower();
     let mut f = finding(ns, issue, sev, title, ev);
-    f.src_ip = Some(p.stats.src.to_string());
-    f.dst = Some(p.stats.dst.to_string());
+    f.set_pool(p.key());
     f.in_use = Some(p.stats.in_use);
     f.capacity = Some(p.stats.capacity);
     f.states = p.states();

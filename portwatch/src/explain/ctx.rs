@@ -1,5 +1,5 @@
-//! What the rules read: the model's views taken once, and each pool's pressure (how full,
-//! how fast, how bad) worked out once for every rule.
+//! What the rules read: the model's tables taken once, and each pool's pressure (how full,
+//! how fast, how bad) worked out once for every rule, indexed by pool key.
 
 use std::collections::BTreeMap;
 
@@ -13,8 +13,8 @@ use super::{
 use crate::{
     event::{CallKind, TcpState},
     model::{
-        FailureStats, ListenerStats, Model, NetnsSysctls, PoolKey, PoolStats, ProcessStats,
-        StateCounts,
+        CloseWaitStats, FailureStats, ListenerStats, Model, NetnsSysctls, PoolKey, PoolStats,
+        ProcessStats, StateCounts, Tables,
     },
 };
 
@@ -62,8 +62,8 @@ impl Mix {
 
 /// One pool as the rules see it.
 #[derive(Clone, Debug)]
-pub(super) struct PoolView {
-    pub stats: PoolStats,
+pub(super) struct PoolView<'a> {
+    pub stats: &'a PoolStats,
     pub mix: Mix,
     /// Ports a steady state needs when TIME_WAIT blocks: demand × 60 s + the other states.
     pub need: Option<u32>,
@@ -79,7 +79,7 @@ pub(super) struct PoolView {
     pub errors: BTreeMap<String, u64>,
 }
 
-impl PoolView {
+impl PoolView<'_> {
     pub fn key(&self) -> PoolKey {
         self.stats.key()
     }
@@ -98,23 +98,27 @@ impl PoolView {
     }
 }
 
+/// The model's tables (taken once per refresh, by the caller) as the rules read them, with an
+/// index of pools by key.
 pub(super) struct Ctx<'a> {
+    /// For what is read on demand: a pool's history, who holds a port.
     pub model: &'a Model,
     pub now: u64,
-    /// Every pool with sockets or failures, most urgent first.
-    pub pools: Vec<PoolView>,
-    pub procs: Vec<ProcessStats>,
-    pub sysctls: Vec<NetnsSysctls>,
-    pub failures: FailureStats,
-    pub listeners: Vec<ListenerStats>,
+    /// Every pool with sockets or failures, most urgent first (the order of `tables.pools`).
+    pub pools: Vec<PoolView<'a>>,
+    by_key: FxHashMap<PoolKey, usize>,
+    pub procs: &'a [ProcessStats],
+    pub sysctls: &'a [NetnsSysctls],
+    pub failures: &'a FailureStats,
+    pub listeners: &'a [ListenerStats],
+    pub close_wait: &'a [CloseWaitStats],
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(model: &'a Model, now: u64) -> Ctx<'a> {
-        let procs = model.processes(usize::MAX);
-        let failures = model.failures(usize::MAX);
+    pub fn new(model: &'a Model, t: &'a Tables) -> Ctx<'a> {
+        let now = t.at_ns;
         let mut members: FxHashMap<PoolKey, Vec<Member>> = FxHashMap::default();
-        for p in &procs {
+        for p in &t.processes {
             for d in &p.outbound {
                 let key = PoolKey {
                     netns: d.netns,
@@ -128,23 +132,30 @@ impl<'a> Ctx<'a> {
                 });
             }
         }
-        let pools = model
-            .pools(now, usize::MAX)
-            .into_iter()
+        let pools: Vec<PoolView> = t
+            .pools
+            .iter()
             .map(|stats| {
                 let m = members.remove(&stats.key()).unwrap_or_default();
                 let history = model.pool_history(&stats.key()).unwrap_or_default();
-                view(stats, &m, &history, &failures, now)
+                view(stats, &m, &history, &t.failures, now)
             })
+            .collect();
+        let by_key = pools
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.key(), i))
             .collect();
         Ctx {
             model,
             now,
             pools,
-            procs,
-            sysctls: model.sysctls(),
-            failures,
-            listeners: model.listeners(usize::MAX, 5),
+            by_key,
+            procs: &t.processes,
+            sysctls: &t.sysctls,
+            failures: &t.failures,
+            listeners: &t.listeners,
+            close_wait: &t.close_wait,
         }
     }
 
@@ -152,12 +163,12 @@ impl<'a> Ctx<'a> {
         self.sysctls.iter().find(|s| s.netns == netns)
     }
 
-    pub fn pools_in(&self, netns: u32) -> impl Iterator<Item = &PoolView> {
+    pub fn pools_in(&self, netns: u32) -> impl Iterator<Item = &PoolView<'a>> {
         self.pools.iter().filter(move |p| p.stats.netns == netns)
     }
 
-    pub fn pool(&self, key: &PoolKey) -> Option<&PoolView> {
-        self.pools.iter().find(|p| p.key() == *key)
+    pub fn pool(&self, key: &PoolKey) -> Option<&PoolView<'a>> {
+        self.by_key.get(key).map(|&i| &self.pools[i])
     }
 
     /// The worst severity among pools of a namespace that are failing or heading there.
@@ -173,13 +184,13 @@ fn sustained_growth(history: &[u32], now: u32) -> bool {
     n >= GROWTH_SECONDS && now > history[n - GROWTH_SECONDS] && now > history[n - 2]
 }
 
-fn view(
-    stats: PoolStats,
+fn view<'a>(
+    stats: &'a PoolStats,
     members: &[Member],
     history: &[u32],
     failures: &FailureStats,
     now: u64,
-) -> PoolView {
+) -> PoolView<'a> {
     // What fills the pool: sockets whose port is held by bind() (bind-before-connect, its
     // own finding) or lies outside the range take nothing from it.
     let mix = Mix::of(&stats.states_in_capacity);

@@ -3,9 +3,14 @@
 //! These types are the contract between the rules, the reports (text and JSON) and the TUI;
 //! the JSON field names are documented in the README and must stay stable.
 
-use std::{collections::BTreeMap, net::SocketAddr};
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, SocketAddr},
+};
 
 use serde::Serialize;
+
+use crate::model::PoolKey;
 
 /// Why a pool is (or will be) out of ports, or why connections fail. The JSON identifiers are
 /// stable.
@@ -163,11 +168,11 @@ pub struct Finding {
     #[serde(flatten)]
     pub workload: Option<crate::model::WorkloadRef>,
     pub netns: u32,
-    /// Source IP of the pool, when the finding is about a pool.
-    pub src_ip: Option<String>,
-    /// Destination "ip:port" (or the address that failed to bind, for bind_conflict; the
-    /// local service address, for a close_wait_leak of accepted connections).
-    pub dst: Option<String>,
+    /// Source IP of the pool, when the finding is about a pool (a string in JSON).
+    pub src_ip: Option<IpAddr>,
+    /// Destination (or the address that failed to bind, for bind_conflict; the local service
+    /// address, for a close_wait_leak of accepted connections): `"ip:port"` in JSON.
+    pub dst: Option<SocketAddr>,
     pub in_use: Option<u32>,
     pub capacity: Option<u32>,
     /// State name (as `ss` prints it) → count.
@@ -246,8 +251,18 @@ impl Finding {
         self.remedies.iter().filter(|r| !r.helps)
     }
 
-    /// The destination as an address, when it is one.
-    pub fn dst_addr(&self) -> Option<SocketAddr> {
-        self.dst.as_deref().and_then(|d| d.parse().ok())
+    /// The pool the finding is about (source IP and destination), if it names one.
+    pub fn pool(&self) -> Option<PoolKey> {
+        Some(PoolKey {
+            netns: self.netns,
+            src: self.src_ip?,
+            dst: self.dst?,
+        })
+    }
+
+    /// Sets the pool the finding is about.
+    pub fn set_pool(&mut self, key: PoolKey) {
+        self.src_ip = Some(key.src);
+        self.dst = Some(key.dst);
     }
 }

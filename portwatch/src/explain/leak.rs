@@ -13,11 +13,11 @@ use super::{
 use crate::model::{CLOSE_WAIT_RECENT_S, CloseWaitStats, PoolKey};
 
 pub(super) fn close_wait_leak(ctx: &Ctx, out: &mut Vec<Finding>) {
-    for c in ctx.model.close_wait(ctx.now, usize::MAX) {
+    for c in ctx.close_wait {
         if c.count < CLOSE_WAIT_MIN {
             break; // most first
         }
-        if let Some(f) = finding(ctx, &c) {
+        if let Some(f) = finding(ctx, c) {
             out.push(f);
         }
     }
@@ -124,10 +124,10 @@ fn finding(ctx: &Ctx, c: &CloseWaitStats) -> Option<Finding> {
     who.fill(&mut f);
     match (c.top_destination, c.top_local) {
         (Some((src, dst, _)), _) => {
-            f.src_ip = Some(src.to_string());
-            f.dst = Some(dst.to_string());
+            f.src_ip = Some(src);
+            f.dst = Some(dst);
         }
-        (None, Some((local, _))) => f.dst = Some(local.to_string()),
+        (None, Some((local, _))) => f.dst = Some(local),
         _ => {}
     }
     if let (None, Some(p)) = (pool, held) {

@@ -2,8 +2,9 @@
 //! ports, or why connections fail, as ranked [`Finding`]s with their evidence and the remedies
 //! for that cause (and the ones people reach for that would not help, with why).
 //!
-//! Pure: [`explain`] reads the model at `now_ns` and returns findings; nothing is remembered
-//! between calls. Every statement agrees with docs/kernel-facts.md (TIME_WAIT is 60 s and no sysctl
+//! Pure: [`explain`] reads the model at `now_ns` (or [`explain_tables`] the tables a refresh
+//! took once) and returns findings; nothing is remembered between calls. Every statement
+//! agrees with docs/kernel-facts.md (TIME_WAIT is 60 s and no sysctl
 //! changes it; `tcp_tw_reuse` helps only `connect()` and only with TIME_WAIT; …).
 //!
 //! Rules, one file per family (thresholds in `thresholds.rs`):
@@ -38,13 +39,29 @@ use std::cmp::Ordering;
 
 pub use finding::{Cause, ConfigIssue, Finding, Remedy, Severity};
 
-use crate::model::Model;
+use crate::model::{Model, Tables};
 
 /// Every finding about the model at `now_ns`, highest [`Finding::score`] first (severity
 /// dominates). At most one finding per pool and cause, per bind-before-connect group, per
 /// failing bind address, per CLOSE_WAIT owner, and per namespace and config issue.
 pub fn explain(model: &Model, now_ns: u64) -> Vec<Finding> {
-    let ctx = ctx::Ctx::new(model, now_ns);
+    explain_tables(model, &model.tables(now_ns)).findings
+}
+
+/// What the rules conclude from one refresh's tables.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Explained {
+    /// As [`explain`] returns them.
+    pub findings: Vec<Finding>,
+    /// Each pool's severity (failing now, heading there, worth knowing, or nothing), in the
+    /// order of `tables.pools`: what views colour a pool by.
+    pub pool_severity: Vec<Option<Severity>>,
+}
+
+/// [`explain`] on tables the caller took once ([`Model::tables`]); `model` is read only on
+/// demand (a pool's history, who holds a port).
+pub fn explain_tables(model: &Model, tables: &Tables) -> Explained {
+    let ctx = ctx::Ctx::new(model, tables);
     let mut out = Vec::new();
     pools::rules(&ctx, &mut out);
     bind::bind_before_connect(&ctx, &mut out);
@@ -57,7 +74,10 @@ pub fn explain(model: &Model, now_ns: u64) -> Vec<Finding> {
     root_causes_first(&mut out);
     out.sort_by(rank);
     dedup(&mut out);
-    out
+    Explained {
+        findings: out,
+        pool_severity: ctx.pools.iter().map(|p| p.severity).collect(),
+    }
 }
 
 /// Severity band (critical 300, warning 200, info 100) + urgency under 100: how full
@@ -116,8 +136,8 @@ fn dedup(v: &mut Vec<Finding>) {
             f.cause,
             f.issue,
             f.netns,
-            f.src_ip.clone(),
-            f.dst.clone(),
+            f.src_ip,
+            f.dst,
             f.comm.clone(),
             f.ppid,
         ))

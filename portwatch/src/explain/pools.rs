@@ -110,8 +110,7 @@ pub(super) fn outcome(p: &PoolView) -> String {
 pub(super) fn base(p: &PoolView, cause: Cause, sev: Severity, evidence: String) -> Finding {
     let mut f = Finding::new(cause, sev, p.stats.netns, title(cause, p), evidence);
     p.who.fill(&mut f);
-    f.src_ip = Some(p.stats.src.to_string());
-    f.dst = Some(p.stats.dst.to_string());
+    f.set_pool(p.key());
     f.in_use = Some(p.stats.in_use);
     f.capacity = Some(p.stats.capacity);
     f.states = p.states();

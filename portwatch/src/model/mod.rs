@@ -1,5 +1,5 @@
 //! The pure model: every event, snapshot and sysctl reading goes in; everything the views and
-//! the explain engine show comes out (see `summary`). Synchronous, no I/O, no clock: time
+//! the explain engine show comes out (see `tables`). Synchronous, no I/O, no clock: time
 //! comes from events (`ts_ns`, CLOCK_MONOTONIC) and from [`Model::tick`].
 //!
 //! What it tracks (docs/kernel-facts.md is the source of every rule):
@@ -15,8 +15,8 @@
 //! [`ModelCounters`], never a panic.
 //!
 //! Use: `apply` every event in order, `tick` a few times a second, `set_sysctls` /
-//! `load_snapshot` at start-up and `reconcile` now and then; read with `summary` (or the
-//! finer `pools`, `pool_sockets`, `pool_history`, `processes`, `process_groups`, `listeners`,
+//! `load_snapshot` at start-up and `reconcile` now and then; read with `tables` (or the
+//! finer `pools`, `pool_sockets`, `pool_history`, `processes`, `process`, `process_groups`, `listeners`,
 //! `failures`, `totals`, `sysctls`, `port_holders`, `close_wait`, `counters`).
 //!
 //! Performance (release, one core, this machine): ~9 M events/s replaying connect + active
@@ -41,6 +41,7 @@ mod slots;
 mod snapshot;
 mod socket;
 mod summary;
+mod tables;
 mod timewait;
 mod workloads;
 
@@ -64,6 +65,7 @@ pub use rates::{HISTORY_S, RATE_WINDOW_S, RateStats};
 pub use snapshot::{Correction, CorrectionScope};
 pub use socket::{Closer, Role};
 pub use summary::*;
+pub use tables::process_groups;
 pub use workloads::{CgroupWorkload, GroupBy, WorkloadGroupStats, WorkloadRef};
 
 use capacity::PortSpace;

@@ -1,4 +1,5 @@
-//! The read API: owned views of the model for views and the explain engine.
+//! The read API, pools and sockets: owned views of the model for the snapshot, the explain
+//! engine and drill-downs. Processes, listeners and failures are in `tables.rs`.
 
 use rustc_hash::FxHashMap;
 
@@ -7,7 +8,7 @@ use super::{
     counts::StateCounts,
     owner::LinkKey,
     pool::{Pool, PoolKey, PoolKeyInt},
-    socket::{NONE, Role, Sock, flag},
+    socket::{Role, Sock, flag},
     summary::*,
 };
 use crate::event::TcpState;
@@ -199,14 +200,19 @@ impl Model {
         self.pools.find(&PoolKeyInt::from_public(key))
     }
 
+    /// One pool, even one that [`Model::pools`] leaves out (for drill-downs). Scans the links
+    /// for its owners only.
     pub fn pool(&self, key: &PoolKey, now_ns: u64) -> Option<PoolStats> {
         let id = self.pool_id(key)?;
-        let owners = self.pool_owners();
-        Some(self.pool_stats(
-            self.pools.get(id),
-            owners.get(&id).map_or(&[][..], Vec::as_slice),
-            now_ns,
-        ))
+        let owners: Vec<(u32, StateCounts, u32)> = self
+            .links
+            .iter()
+            .filter_map(|(_, l)| match l.key {
+                LinkKey::Out { owner, pool } if pool == id => Some((owner, l.counts, l.bind_any)),
+                _ => None,
+            })
+            .collect();
+        Some(self.pool_stats(self.pools.get(id), &owners, now_ns))
     }
 
     /// In-use ports per second, oldest first, for the last [`super::HISTORY_S`] seconds.
@@ -268,235 +274,5 @@ impl Model {
             })
             .map(|s| self.socket_info(s, now_ns))
             .collect()
-    }
-
-    /// Processes with sockets or failures, most sockets first (at most `top_n`).
-    pub fn processes(&self, top_n: usize) -> Vec<ProcessStats> {
-        let mut out: FxHashMap<u32, Vec<DestStats>> = FxHashMap::default();
-        for (_, l) in self.links.iter() {
-            if let LinkKey::Out { owner, pool } = l.key
-                && owner != NONE
-            {
-                let k = self.pools.get(pool).key.public();
-                out.entry(owner).or_default().push(DestStats {
-                    netns: k.netns,
-                    src: k.src,
-                    dst: k.dst,
-                    states: l.counts,
-                    total: l.counts.total(),
-                    bind_before_connect: l.bind_any,
-                });
-            }
-        }
-        let mut listening: FxHashMap<u32, Vec<std::net::SocketAddr>> = FxHashMap::default();
-        for (_, l) in self.listeners.iter() {
-            if l.owner != NONE && l.listening > 0 {
-                listening
-                    .entry(l.owner)
-                    .or_default()
-                    .push(std::net::SocketAddr::new(l.ip.get(), l.port));
-            }
-        }
-        let mut v: Vec<ProcessStats> = self
-            .procs
-            .iter()
-            .filter(|(_, p)| p.sockets > 0 || p.failures > 0 || p.connects > 0)
-            .map(|(id, p)| {
-                let mut outbound = out.remove(&id).unwrap_or_default();
-                outbound.sort_by_key(|d| std::cmp::Reverse(d.total));
-                let mut outbound_states = StateCounts::default();
-                for d in &outbound {
-                    outbound_states.merge(&d.states);
-                }
-                ProcessStats {
-                    process: ProcRef {
-                        pid: p.pid,
-                        ppid: p.ppid,
-                        comm: p.comm,
-                        workload: self.workloads.get(p.cgroup),
-                    },
-                    sockets: p.sockets,
-                    connects: p.connects,
-                    failures: p.failures,
-                    outbound_states,
-                    outbound,
-                    listening: listening.remove(&id).unwrap_or_default(),
-                    first_seen_ns: p.first_ns,
-                    last_seen_ns: p.last_ns,
-                }
-            })
-            .collect();
-        v.sort_by(|a, b| {
-            b.sockets
-                .cmp(&a.sockets)
-                .then(b.connects.cmp(&a.connects))
-                .then(a.process.pid.cmp(&b.process.pid))
-        });
-        v.truncate(top_n);
-        v
-    }
-
-    /// Processes grouped by (comm, ppid), most sockets first.
-    pub fn process_groups(&self, top_n: usize) -> Vec<ProcessGroupStats> {
-        let per = self.processes(usize::MAX);
-        let mut m: FxHashMap<(crate::event::Comm, u32), ProcessGroupStats> = FxHashMap::default();
-        for p in per {
-            let g = m
-                .entry((p.process.comm, p.process.ppid))
-                .or_insert_with(|| ProcessGroupStats {
-                    comm: p.process.comm,
-                    ppid: p.process.ppid,
-                    processes: 0,
-                    sockets: 0,
-                    connects: 0,
-                    failures: 0,
-                    outbound_states: StateCounts::default(),
-                });
-            g.processes += 1;
-            g.sockets += p.sockets;
-            g.connects += p.connects;
-            g.failures += p.failures;
-            g.outbound_states.merge(&p.outbound_states);
-        }
-        let mut v: Vec<ProcessGroupStats> = m.into_values().collect();
-        v.sort_by(|a, b| {
-            b.sockets
-                .cmp(&a.sockets)
-                .then(b.connects.cmp(&a.connects))
-                .then(a.ppid.cmp(&b.ppid))
-        });
-        v.truncate(top_n);
-        v
-    }
-
-    /// Listeners with their accepted sockets by remote IP (at most `top_remotes` each).
-    pub fn listeners(&self, top_n: usize, top_remotes: usize) -> Vec<ListenerStats> {
-        let mut remotes: FxHashMap<u32, Vec<RemoteStats>> = FxHashMap::default();
-        for (_, l) in self.links.iter() {
-            if let LinkKey::In { listener, rip } = l.key {
-                remotes.entry(listener).or_default().push(RemoteStats {
-                    ip: rip.get(),
-                    states: l.counts,
-                    total: l.counts.total(),
-                });
-            }
-        }
-        let mut v: Vec<ListenerStats> = self
-            .listeners
-            .iter()
-            .map(|(id, l)| {
-                let mut by_remote = remotes.remove(&id).unwrap_or_default();
-                by_remote.sort_by(|a, b| b.total.cmp(&a.total).then(a.ip.cmp(&b.ip)));
-                let mut states = StateCounts::default();
-                for r in &by_remote {
-                    states.merge(&r.states);
-                }
-                by_remote.truncate(top_remotes);
-                ListenerStats {
-                    netns: l.netns,
-                    local: std::net::SocketAddr::new(l.ip.get(), l.port),
-                    owner: self.proc_ref(l.owner),
-                    listening: l.listening,
-                    since_ns: l.since_ns,
-                    accepted: l.accepted,
-                    states,
-                    by_remote,
-                    closes: l.closes,
-                }
-            })
-            .collect();
-        v.sort_by(|a, b| {
-            b.states
-                .total()
-                .cmp(&a.states.total())
-                .then(a.local.cmp(&b.local))
-        });
-        v.truncate(top_n);
-        v
-    }
-
-    /// Failure totals (top `top_n` per table) and the recent log.
-    pub fn failures(&self, top_n: usize) -> FailureStats {
-        let f = &self.failures;
-        let mut by_errno: Vec<ErrnoCount> = f
-            .by_errno
-            .iter()
-            .map(|(e, c)| ErrnoCount {
-                errno: *e,
-                count: *c,
-            })
-            .collect();
-        by_errno.sort_by(|a, b| {
-            b.count
-                .count
-                .cmp(&a.count.count)
-                .then(a.errno.cmp(&b.errno))
-        });
-        let mut by_process: Vec<ProcessFailures> = f
-            .by_process
-            .map
-            .iter()
-            .map(|(k, c)| ProcessFailures {
-                pid: k.pid,
-                comm: k.comm,
-                call: k.call,
-                errno: k.errno,
-                count: *c,
-            })
-            .collect();
-        by_process.sort_by(|a, b| b.count.count.cmp(&a.count.count).then(a.pid.cmp(&b.pid)));
-        by_process.truncate(top_n);
-        let mut by_destination: Vec<DestFailures> = f
-            .by_dest
-            .map
-            .iter()
-            .map(|(k, c)| DestFailures {
-                netns: k.netns,
-                addr: k.addr,
-                call: k.call,
-                errno: k.errno,
-                count: *c,
-            })
-            .collect();
-        by_destination.sort_by(|a, b| b.count.count.cmp(&a.count.count).then(a.addr.cmp(&b.addr)));
-        by_destination.truncate(top_n);
-        FailureStats {
-            total: f.total,
-            by_errno,
-            by_process,
-            by_destination,
-            recent: f
-                .recent
-                .iter()
-                .map(|r| super::FailureRecord {
-                    workload: self.workloads.get(r.cgroup),
-                    ..r.clone()
-                })
-                .collect(),
-        }
-    }
-
-    pub fn recent_failures(&self) -> impl Iterator<Item = &super::FailureRecord> {
-        self.failures.recent.iter()
-    }
-
-    pub fn corrections(&self) -> impl Iterator<Item = &super::Correction> {
-        self.corrections.iter()
-    }
-
-    /// Everything views need, owned.
-    pub fn summary(&self, now_ns: u64, top_n: usize) -> Summary {
-        Summary {
-            at_ns: now_ns,
-            counters: self.counters(),
-            totals: self.totals(),
-            sysctls: self.sysctls(),
-            pools: self.pools(now_ns, top_n),
-            processes: self.processes(top_n),
-            process_groups: self.process_groups(top_n),
-            listeners: self.listeners(top_n, top_n),
-            failures: self.failures(top_n),
-            corrections: self.corrections.iter().cloned().collect(),
-        }
     }
 }

@@ -1,13 +1,14 @@
-//! What views and the explain engine read: owned, `Serialize` structs with stable names. The
-//! JSON report exposes [`Summary`] as is (`pools`, `processes`, `sysctls`, …).
+//! What views and the explain engine read: owned, `Serialize` structs with stable names (the
+//! JSON report shows them as they are: `pools`, `processes`, `sysctls`, …), and [`Tables`],
+//! all of them at one moment.
 
 use std::net::{IpAddr, SocketAddr};
 
 use serde::{Serialize, Serializer};
 
 use super::{
-    CapacityBreakdown, CloseStats, Correction, FailCount, FailureRecord, ModelCounters, PoolKey,
-    RateStats, StateCounts, Sysctls,
+    CapacityBreakdown, CloseStats, CloseWaitStats, Correction, FailCount, FailureRecord,
+    ModelCounters, PoolKey, RateStats, StateCounts, Sysctls,
     socket::{Closer, Role},
 };
 use crate::event::{CallKind, Comm, Errno, TcpState};
@@ -255,9 +256,12 @@ pub struct NetnsSysctls {
     pub capacity: CapacityBreakdown,
 }
 
-/// Everything, for the TUI, the text/JSON report and metrics.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Summary {
+/// Every table of the model at one moment, whole and each built once ([`Model::tables`]): what
+/// the snapshot (`crate::snapshot`) and the explain engine read.
+///
+/// [`Model::tables`]: super::Model::tables
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tables {
     pub at_ns: u64,
     pub counters: ModelCounters,
     pub totals: Totals,
@@ -267,7 +271,9 @@ pub struct Summary {
     /// Most sockets first.
     pub processes: Vec<ProcessStats>,
     pub process_groups: Vec<ProcessGroupStats>,
+    /// Every remote IP of each listener.
     pub listeners: Vec<ListenerStats>,
+    pub close_wait: Vec<CloseWaitStats>,
     pub failures: FailureStats,
     /// Most recent last.
     pub corrections: Vec<Correction>,

@@ -48,7 +48,7 @@ fn pools(out: &mut String, r: &Report) {
         out,
         "Pools (source ports per source IP and destination, most urgent first)",
     );
-    if r.pools.is_empty() {
+    if r.snapshot.pools.is_empty() {
         out.push_str("  none\n");
         return;
     }
@@ -63,7 +63,7 @@ fn pools(out: &mut String, r: &Report) {
         ("eta", 6, true),
     ];
     row(out, IND, &head);
-    for p in &r.pools {
+    for p in &r.snapshot.pools {
         let tw = p.states.get(TcpState::TimeWait);
         let est = p.states.get(TcpState::Established);
         let other = p.states.total() - tw - est;
@@ -113,7 +113,7 @@ fn pools(out: &mut String, r: &Report) {
 
 fn processes(out: &mut String, r: &Report) {
     section(out, "Processes (most sockets first)");
-    if r.processes.is_empty() {
+    if r.snapshot.processes.is_empty() {
         out.push_str("  none\n");
     } else {
         let head = [
@@ -125,7 +125,7 @@ fn processes(out: &mut String, r: &Report) {
             ("top destination", 36, false),
         ];
         row(out, IND, &head);
-        for p in &r.processes {
+        for p in &r.snapshot.processes {
             let top = p
                 .outbound
                 .first()
@@ -150,7 +150,7 @@ fn processes(out: &mut String, r: &Report) {
         }
     }
     workload_groups(out, r);
-    if r.process_groups.is_empty() {
+    if r.snapshot.process_groups.is_empty() {
         return;
     }
     section(
@@ -166,7 +166,7 @@ fn processes(out: &mut String, r: &Report) {
         ("failures", 8, true),
     ];
     row(out, IND, &head);
-    for g in &r.process_groups {
+    for g in &r.snapshot.process_groups {
         row(
             out,
             IND,
@@ -184,7 +184,7 @@ fn processes(out: &mut String, r: &Report) {
 
 /// `--group-by`: processes by container, pod or unit.
 fn workload_groups(out: &mut String, r: &Report) {
-    let Some(g) = &r.groups else { return };
+    let Some(g) = &r.snapshot.groups else { return };
     let what = g.by.name();
     section(out, &format!("By {what} (most sockets first)"));
     let head = [
@@ -218,11 +218,11 @@ fn workload_groups(out: &mut String, r: &Report) {
 }
 
 fn listeners(out: &mut String, r: &Report) {
-    if r.listeners.is_empty() {
+    if r.snapshot.listeners.is_empty() {
         return;
     }
     section(out, "Listeners: accepted connections by remote IP");
-    for l in &r.listeners {
+    for l in &r.snapshot.listeners {
         let line = format!(
             "{} {}: {} listening, {} accepted since start; now {}",
             l.local,
@@ -251,7 +251,7 @@ fn listeners(out: &mut String, r: &Report) {
 }
 
 fn close_wait(out: &mut String, r: &Report) {
-    if r.close_wait.is_empty() {
+    if r.snapshot.close_wait.is_empty() {
         return;
     }
     section(
@@ -266,7 +266,7 @@ fn close_wait(out: &mut String, r: &Report) {
         ("mostly", 36, false),
     ];
     row(out, IND, &head);
-    for c in &r.close_wait {
+    for c in &r.snapshot.close_wait {
         let mostly = match (c.top_destination, c.top_local) {
             (Some((_, d, k)), _) => format!("to {d} ({})", n(k)),
             (None, Some((l, k))) => format!("accepted on {l} ({})", n(k)),
@@ -287,7 +287,7 @@ fn close_wait(out: &mut String, r: &Report) {
 }
 
 fn failures(out: &mut String, r: &Report) {
-    let f = &r.failures;
+    let f = &r.snapshot.failures;
     section(out, &format!("Failures ({} in all)", count(f.total)));
     if f.total == 0 {
         out.push_str("  none\n");
@@ -345,7 +345,7 @@ fn call(c: crate::event::CallKind) -> &'static str {
 
 fn sysctls(out: &mut String, r: &Report) {
     section(out, "Sysctls (per network namespace)");
-    for s in &r.sysctls {
+    for s in &r.snapshot.sysctls {
         let y = &s.sysctls;
         let c = &s.capacity;
         let reserved: Vec<String> = y
@@ -392,7 +392,7 @@ fn sysctls(out: &mut String, r: &Report) {
 }
 
 fn lost(out: &mut String, r: &Report) {
-    let l = &r.lost_events;
+    let l = &r.snapshot.lost_events;
     section(out, "Lost events and model health");
     wrap(
         out,
@@ -412,7 +412,7 @@ fn lost(out: &mut String, r: &Report) {
             count(l.timers_skipped_upper_bound)
         ),
     );
-    let m = &r.model;
+    let m = &r.snapshot.model;
     wrap(
         out,
         IND,

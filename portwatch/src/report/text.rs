@@ -17,7 +17,7 @@ use crate::explain::{
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
     header(&mut out, r);
-    for (i, f) in r.findings.iter().enumerate() {
+    for (i, f) in r.snapshot.findings.iter().enumerate() {
         out.push('\n');
         finding(&mut out, i + 1, f);
     }
@@ -46,8 +46,14 @@ fn header(out: &mut String, r: &Report) {
     wrap(out, "", "  ", &head);
     out.push_str(&"=".repeat(WIDTH.min(head.chars().count())));
     out.push('\n');
-    let by = |s: Severity| r.findings.iter().filter(|f| f.severity == s).count() as u64;
-    let summary = if r.findings.is_empty() {
+    let by = |s: Severity| {
+        r.snapshot
+            .findings
+            .iter()
+            .filter(|f| f.severity == s)
+            .count() as u64
+    };
+    let summary = if r.snapshot.findings.is_empty() {
         "No findings: no pool is failing or heading there, and nothing else looks wrong."
             .to_string()
     } else {
@@ -62,12 +68,12 @@ fn header(out: &mut String, r: &Report) {
         .collect();
         format!(
             "{}: {}.",
-            plural(r.findings.len() as u64, "finding", "findings"),
+            plural(r.snapshot.findings.len() as u64, "finding", "findings"),
             parts.join(", ")
         )
     };
     wrap(out, "", "", &summary);
-    let lost = match r.lost_events.total {
+    let lost = match r.snapshot.lost_events.total {
         0 => "No events were lost.".to_string(),
         t => format!(
             "{} lost: counts may be low (see the last section).",
@@ -75,7 +81,7 @@ fn header(out: &mut String, r: &Report) {
         ),
     };
     wrap(out, "", "", &lost);
-    for s in r.sysctls.iter().filter(|s| s.assumed) {
+    for s in r.snapshot.sysctls.iter().filter(|s| s.assumed) {
         wrap(
             out,
             "",
@@ -111,7 +117,7 @@ pub fn finding(out: &mut String, rank: usize, f: &Finding) {
     where_.push(format!("netns {}", f.netns));
     match (&f.src_ip, &f.dst) {
         (Some(s), Some(d)) => where_.push(format!("{s} → {d}")),
-        (None, Some(d)) => where_.push(d.clone()),
+        (None, Some(d)) => where_.push(d.to_string()),
         _ => {}
     }
     let who = if has_who { "Who:" } else { "Where:" };

@@ -10,7 +10,7 @@ use super::{
 use crate::{
     event::Event,
     explain::finding::Finding,
-    model::{FailureRecord, ListenerStats, PoolKey, PoolStats, ProcessGroupStats, ProcessStats},
+    model::{FailureRecord, ListenerStats, PoolStats, ProcessGroupStats, ProcessStats},
 };
 
 /// How the App is set up; the session decides these once at start.
@@ -236,11 +236,11 @@ impl App {
     }
 
     fn row_id(&self, t: Tab, k: usize) -> Option<RowId> {
-        let s = &self.view.summary;
+        let s = &self.view.snapshot;
         Some(match t {
             Tab::Overview => {
-                let f = &self.view.findings[*self.rows.findings.get(k)?];
-                RowId::Finding(f.cause, f.pid, f.dst.clone())
+                let f = &self.view.snapshot.findings[*self.rows.findings.get(k)?];
+                RowId::Finding(f.cause, f.pid, f.dst)
             }
             Tab::Pools => RowId::Pool(s.pools[*self.rows.pools.get(k)?].key()),
             Tab::Processes if self.grouped => {
@@ -277,58 +277,49 @@ impl App {
 
     pub(super) fn selected_finding(&self) -> Option<&Finding> {
         let k = *self.rows.findings.get(self.sel[Tab::Overview.index()])?;
-        self.view.findings.get(k)
+        self.view.snapshot.findings.get(k)
     }
 
     pub(super) fn selected_pool(&self) -> Option<&PoolStats> {
         let k = *self.rows.pools.get(self.sel[Tab::Pools.index()])?;
-        self.view.summary.pools.get(k)
+        self.view.snapshot.pools.get(k)
     }
 
     pub(super) fn selected_process(&self) -> Option<&ProcessStats> {
         let k = *self.rows.processes.get(self.sel[Tab::Processes.index()])?;
-        self.view.summary.processes.get(k)
+        self.view.snapshot.processes.get(k)
     }
 
     pub(super) fn selected_group(&self) -> Option<&ProcessGroupStats> {
         let k = *self.rows.groups.get(self.sel[Tab::Processes.index()])?;
-        self.view.summary.process_groups.get(k)
+        self.view.snapshot.process_groups.get(k)
     }
 
     pub(super) fn selected_listener(&self) -> Option<&ListenerStats> {
         let k = *self.rows.listeners.get(self.sel[Tab::Inbound.index()])?;
-        self.view.summary.listeners.get(k)
+        self.view.snapshot.listeners.get(k)
     }
 
     pub(super) fn selected_failure(&self) -> Option<&FailureRecord> {
         let k = *self.rows.failures.get(self.sel[Tab::Failures.index()])?;
-        self.view.summary.failures.recent.get(k)
+        self.view.snapshot.failures.recent.get(k)
     }
 
     /// What `d` on a finding drills into: its pool when it names one (by source and
     /// destination, or by destination alone when one pool has it), else its process.
     pub(super) fn finding_target(&self, f: &Finding) -> Option<DrillTarget> {
-        if let Some(dst) = f.dst_addr() {
-            match f.src_ip.as_deref().map(str::parse) {
-                Some(Ok(src)) => {
-                    return Some(DrillTarget::Pool(PoolKey {
-                        netns: f.netns,
-                        src,
-                        dst,
-                    }));
-                }
-                Some(Err(_)) => {}
-                None => {
-                    let mut pools = self
-                        .view
-                        .summary
-                        .pools
-                        .iter()
-                        .filter(|p| p.netns == f.netns && p.dst == dst);
-                    if let (Some(p), None) = (pools.next(), pools.next()) {
-                        return Some(DrillTarget::Pool(p.key()));
-                    }
-                }
+        if let Some(key) = f.pool() {
+            return Some(DrillTarget::Pool(key));
+        }
+        if let Some(dst) = f.dst {
+            let mut pools = self
+                .view
+                .snapshot
+                .pools
+                .iter()
+                .filter(|p| p.netns == f.netns && p.dst == dst);
+            if let (Some(p), None) = (pools.next(), pools.next()) {
+                return Some(DrillTarget::Pool(p.key()));
             }
         }
         f.pid.map(|pid| DrillTarget::Process { pid })

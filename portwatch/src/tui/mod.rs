@@ -8,8 +8,9 @@
 //! let mut term = TerminalGuard::enter()?;            // or run_terminal(|term| …)
 //! loop (1–4 Hz, and after every key or resize):
 //!     app.push_events(&new_events);                   // events tab (bounded ring)
-//!     let drill = app.drill_request().map(|t| drill::collect(&model, &t, now));
-//!     app.update(ViewData { summary, findings, loss, source, drill, warnings });
+//!     let drill = app.drill_request().map(|t| snapshot::drill(&model, &t, now));
+//!     let snapshot = Snapshot::build(&model, now, &Limits::screen(50), loss, warnings);
+//!     app.update(ViewData { snapshot, source, drill });
 //!     term.draw(&app)?;
 //! on a key:  match on_key(&mut app, key) { Quit => break, TogglePause | Speed | Seek => replay, … }
 //! on SIGTERM/SIGINT: terminal::restore()
@@ -20,7 +21,6 @@
 
 mod app;
 mod data;
-pub mod drill;
 mod eventlog;
 mod keys;
 mod render;

@@ -64,7 +64,7 @@ pub const DRILL_SORTS: [&str; 3] = ["age", "state", "local port"];
 /// A row's identity, to keep the selection on the same thing across refreshes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RowId {
-    Finding(Cause, Option<u32>, Option<String>),
+    Finding(Cause, Option<u32>, Option<SocketAddr>),
     Pool(PoolKey),
     Process(u32),
     Group(Comm, u32),
@@ -79,7 +79,7 @@ pub struct Rows {
     pub processes: Vec<usize>,
     pub groups: Vec<usize>,
     pub listeners: Vec<usize>,
-    /// Indices into `summary.failures.recent` (whose newest is last).
+    /// Indices into `snapshot.failures.recent` (whose newest is last).
     pub failures: Vec<usize>,
 }
 
@@ -91,15 +91,15 @@ fn finding_hit(f: &Finding, needle: &str) -> bool {
     if needle.is_empty() {
         return true;
     }
-    let pid = f.pid.map(|p| p.to_string()).unwrap_or_default();
+    let text = |v: Option<String>| v.unwrap_or_default();
     hit(
         needle,
         &[
             f.cause.id(),
             f.comm.as_deref().unwrap_or(""),
-            &pid,
-            f.dst.as_deref().unwrap_or(""),
-            f.src_ip.as_deref().unwrap_or(""),
+            &text(f.pid.map(|p| p.to_string())),
+            &text(f.dst.map(|d| d.to_string())),
+            &text(f.src_ip.map(|s| s.to_string())),
         ],
     )
 }
@@ -150,9 +150,9 @@ impl Rows {
     pub fn build(v: &ViewData, filters: &[String; 6], sorts: &[usize; 6]) -> Rows {
         let f = |t: Tab| filters[t.index()].as_str();
         let s = |t: Tab| sorts[t.index()];
-        let sum = &v.summary;
+        let sum = &v.snapshot;
 
-        let findings = select(&v.findings, |x| finding_hit(x, f(Tab::Overview)));
+        let findings = select(&sum.findings, |x| finding_hit(x, f(Tab::Overview)));
 
         let mut pools = select(&sum.pools, |p| pool_hit(p, f(Tab::Pools)));
         let p = &sum.pools;

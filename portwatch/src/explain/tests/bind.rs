@@ -84,7 +84,10 @@ fn bind_conflict_names_the_listener() {
     let f = one(&fs, Cause::BindConflict);
     assert_eq!(f.severity, Severity::Critical);
     assert_eq!((f.pid, f.comm.as_deref()), (Some(990), Some("node")));
-    assert_eq!(f.dst.as_deref(), Some("0.0.0.0:8080"));
+    assert_eq!(
+        f.dst.map(|d| d.to_string()).as_deref(),
+        Some("0.0.0.0:8080")
+    );
     assert_eq!(f.errors["EADDRINUSE"], 2);
     assert_eq!(f.states["LISTEN"], 1);
     assert!(
@@ -179,6 +182,9 @@ fn a_pool_emptied_by_bind_before_connect_is_not_concurrency() {
         "{fs:#?}"
     );
     let f = one(&fs, Cause::BindBeforeConnect);
-    assert_eq!(f.dst.as_deref(), Some("127.0.0.1:8080"));
+    assert_eq!(
+        f.dst.map(|d| d.to_string()).as_deref(),
+        Some("127.0.0.1:8080")
+    );
     assert_eq!(f.errors["EADDRINUSE"], 3);
 }

@@ -87,7 +87,10 @@ fn tw_reuse_2_with_non_loopback_pressure() {
         Severity::Warning,
         "one below the critical churn"
     );
-    assert_eq!(f.dst.as_deref(), Some("10.1.2.3:443"));
+    assert_eq!(
+        f.dst.map(|d| d.to_string()).as_deref(),
+        Some("10.1.2.3:443")
+    );
     assert_eq!(helps(f, "tcp_tw_reuse"), Some(true));
     assert!(fs[0].cause == Cause::TimeWaitChurn && fs[0].severity == Severity::Critical);
     // tw_reuse=1 covers it: no config finding, no churn finding.

@@ -26,7 +26,7 @@ fn old_and_growing_close_wait_is_a_leak() {
         (Some(10), Some("app"), 1)
     );
     assert_eq!(f.states["CLOSE_WAIT"], 50);
-    assert_eq!(f.dst.as_deref(), Some(DB));
+    assert_eq!(f.dst.map(|d| d.to_string()).as_deref(), Some(DB));
     assert!(
         f.evidence.contains("the oldest for 5 min"),
         "{}",

@@ -40,7 +40,7 @@ fn severity_dominates_then_urgency_and_no_duplicates() {
     );
     assert!(fs.windows(2).all(|w| w[0].score >= w[1].score));
     assert!(fs[0].score >= 300.0 && fs[1].score < 300.0 && fs[2].score < 200.0);
-    let ids: HashSet<_> = fs.iter().map(|f| (f.cause, f.dst.clone())).collect();
+    let ids: HashSet<_> = fs.iter().map(|f| (f.cause, f.dst)).collect();
     assert_eq!(ids.len(), fs.len());
 }
 

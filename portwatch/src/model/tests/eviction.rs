@@ -193,9 +193,9 @@ fn arbitrary_event_soup_keeps_books_balanced() {
             m.reconcile(&snap, s.now());
         }
         assert_consistent(&m);
-        let sum = m.summary(s.now(), 5);
-        assert!(sum.counters.sockets_tracked <= 64);
-        assert!(sum.failures.recent.len() <= 4);
+        let t = m.tables(s.now());
+        assert!(t.counters.sockets_tracked <= 64);
+        assert!(t.failures.recent.len() <= 4);
     }
     let c = m.counters();
     assert!(

@@ -1,4 +1,4 @@
-//! The owned summary: stable names for JSON/TUI, urgency order.
+//! The owned tables: stable names for JSON/TUI, urgency order.
 
 use crate::{
     event::CallKind,
@@ -19,8 +19,15 @@ fn json_exposes_pools_processes_sysctls() {
     )
     .exhausted(task(7, "client"), 0x21, "127.0.0.1", "127.0.0.1:8080")
     .run(&mut m);
-    let sum = m.summary(s.now(), 10);
-    let v = serde_json::to_value(&sum).unwrap();
+    let t = m.tables(s.now());
+    let v = serde_json::json!({
+        "pools": t.pools,
+        "processes": t.processes,
+        "sysctls": t.sysctls,
+        "failures": t.failures,
+        "counters": t.counters,
+        "totals": t.totals,
+    });
     let pool = &v["pools"][0];
     assert_eq!(pool["dst"], "127.0.0.1:8080");
     assert_eq!(pool["states"]["ESTABLISHED"], 1);

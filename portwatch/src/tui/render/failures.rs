@@ -51,7 +51,7 @@ fn call_name(c: CallKind) -> &'static str {
 
 pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
     let t = app.theme;
-    let f = &app.view.summary.failures;
+    let f = &app.view.snapshot.failures;
     let mut v = vec![rule(
         format!("Failed connect() and bind() ({} in total)", count(f.total)),
         area.width,
@@ -117,7 +117,7 @@ pub fn recent(frame: &mut Frame, area: Rect, app: &App) {
 /// The failure log in `height` rows: title, header, rows.
 fn log<'a>(app: &App, width: u16, height: usize, sel: Option<usize>) -> Vec<Line<'a>> {
     let t = app.theme;
-    let f = &app.view.summary.failures;
+    let f = &app.view.snapshot.failures;
     let cols = columns(width);
     let w = widths(&cols, width);
     let rows = &app.rows.failures;
@@ -134,7 +134,7 @@ fn log<'a>(app: &App, width: u16, height: usize, sel: Option<usize>) -> Vec<Line
     v.push(header_row(&cols, &w, t.header()));
     let height = height.saturating_sub(2);
     let start = sel.map_or(0, |s| scroll_start(s, height));
-    let now = app.view.summary.at_ns;
+    let now = app.view.snapshot.at_ns;
     for (k, &i) in rows.iter().enumerate().skip(start).take(height) {
         let r = &f.recent[i];
         let mut cells = vec![

@@ -36,7 +36,7 @@ pub fn overview(frame: &mut Frame, area: Rect, app: &App) {
     lines(frame, top, list);
     // Pools as tall as they need, recent failures below when there is room.
     let want = pools::section_height(app);
-    let fail_h = if app.view.summary.failures.recent.is_empty()
+    let fail_h = if app.view.snapshot.failures.recent.is_empty()
         || bottom.height < want + failures::MIN_HEIGHT
     {
         0
@@ -76,7 +76,7 @@ fn summary_line<'a>(t: Theme, f: &Finding, selected: bool) -> Line<'a> {
     }
     if let Some(d) = &f.dst {
         spans.push(Span::styled(" → ", t.dim()));
-        spans.push(Span::raw(d.clone()));
+        spans.push(Span::raw(d.to_string()));
     }
     if let (Some(u), Some(c)) = (f.in_use, f.capacity) {
         let full = c > 0 && u >= c;
@@ -188,7 +188,7 @@ fn detail<'a>(t: Theme, f: &Finding, width: u16) -> Vec<Line<'a>> {
 fn findings_lines<'a>(app: &App, width: u16, max_h: u16) -> Vec<Line<'a>> {
     let t = app.theme;
     let rows = &app.rows.findings;
-    let title = match (rows.len(), app.view.findings.len()) {
+    let title = match (rows.len(), app.view.snapshot.findings.len()) {
         (0, 0) => "Findings".to_string(),
         (n, _) if app.expanded => format!(
             "Finding {} of {n}: Esc collapses, ↑↓ the others",
@@ -201,7 +201,7 @@ fn findings_lines<'a>(app: &App, width: u16, max_h: u16) -> Vec<Line<'a>> {
     if rows.is_empty() {
         v.push(empty(
             app,
-            if app.view.findings.is_empty() {
+            if app.view.snapshot.findings.is_empty() {
                 "No findings: no pool under pressure, no failed connect() or bind()."
             } else {
                 "No finding matches the filter."
@@ -221,7 +221,7 @@ fn findings_lines<'a>(app: &App, width: u16, max_h: u16) -> Vec<Line<'a>> {
     let hidden = if app.expanded { 0 } else { rows.len() - shown };
     let budget = usize::from(max_h).saturating_sub(1 + shown + usize::from(hidden > 0));
     for (k, &i) in rows.iter().enumerate().skip(start).take(shown) {
-        let f = &app.view.findings[i];
+        let f = &app.view.snapshot.findings[i];
         v.push(summary_line(t, f, k == sel));
         if k == sel {
             let mut more = if app.expanded {

@@ -34,10 +34,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
 fn source_line<'a>(app: &App, width: u16) -> Line<'a> {
     let t = app.theme;
     let v = &app.view;
-    let lost = v.loss.lost_total();
+    let lost = v.snapshot.lost_events.total;
     let right = vec![
         Span::styled("events ", t.dim()),
-        Span::raw(count(v.summary.counters.events)),
+        Span::raw(count(v.snapshot.model.events)),
         Span::styled("  lost ", t.dim()),
         Span::styled(count(lost), t.nonzero_bad(lost)),
     ];
@@ -74,7 +74,7 @@ fn source_line<'a>(app: &App, width: u16) -> Line<'a> {
 /// `ss -s` style: every socket, then the states that matter for ports.
 fn totals_line<'a>(app: &App) -> Line<'a> {
     let t = app.theme;
-    let all = &app.view.summary.totals.all;
+    let all = &app.view.snapshot.totals.all;
     let shown = [
         (TcpState::Established, "estab"),
         (TcpState::SynSent, "syn-sent"),
@@ -116,7 +116,7 @@ fn tw_reuse_text(v: u8, timestamps: u8) -> String {
 /// ports, `tcp_tw_reuse` and timewait buckets.
 fn sysctl_line<'a>(app: &App) -> Line<'a> {
     let t = app.theme;
-    let s = &app.view.summary;
+    let s = &app.view.snapshot;
     let ns = s.pools.first().map(|p| p.netns);
     let Some(n) = s
         .sysctls
@@ -167,7 +167,7 @@ fn sysctl_line<'a>(app: &App) -> Line<'a> {
 
 /// One line of warnings (degraded hooks and the like), the first in full.
 pub fn warnings(frame: &mut Frame, area: Rect, app: &App) {
-    let w = &app.view.warnings;
+    let w = &app.view.snapshot.warnings;
     let Some(first) = w.first() else {
         return;
     };

@@ -40,7 +40,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         Span::styled("green", t.ok()),
         Span::raw(" fine"),
     ]));
-    for (i, warning) in app.view.warnings.iter().enumerate() {
+    for (i, warning) in app.view.snapshot.warnings.iter().enumerate() {
         let head = if i == 0 { "Warnings" } else { "" };
         for (j, line) in wrap(warning, inner_w.saturating_sub(12))
             .into_iter()

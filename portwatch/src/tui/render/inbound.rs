@@ -106,7 +106,7 @@ pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
         let height = usize::from(list.height).saturating_sub(2);
         let start = scroll_start(sel, height);
         for (k, &i) in rows.iter().enumerate().skip(start).take(height) {
-            let mut line = listener_row(t, &w, &app.view.summary.listeners[i]);
+            let mut line = listener_row(t, &w, &app.view.snapshot.listeners[i]);
             if k == sel {
                 line = line.style(t.selected());
             }

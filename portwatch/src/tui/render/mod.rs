@@ -40,7 +40,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
         lines(frame, area, vec![Line::from(msg)]);
         return;
     }
-    let warn_rows = u16::from(!app.view.warnings.is_empty());
+    let warn_rows = u16::from(!app.view.snapshot.warnings.is_empty());
     let [head, warn, tabs, body, foot] = Layout::vertical([
         Constraint::Length(header::HEIGHT),
         Constraint::Length(warn_rows),
@@ -88,12 +88,12 @@ pub(super) fn scroll_start(sel: usize, height: usize) -> usize {
 
 fn tab_bar(frame: &mut Frame, area: Rect, app: &App) {
     let t = app.theme;
-    let s = &app.view.summary;
+    let s = &app.view.snapshot;
     let mut spans = Vec::new();
     for tab in Tab::ALL {
         let badge = match tab {
-            Tab::Overview if !app.view.findings.is_empty() => {
-                format!(" ({})", app.view.findings.len())
+            Tab::Overview if !app.view.snapshot.findings.is_empty() => {
+                format!(" ({})", app.view.snapshot.findings.len())
             }
             Tab::Failures if s.failures.total > 0 => format!(" ({})", count(s.failures.total)),
             _ => String::new(),

@@ -106,7 +106,7 @@ fn pool_row<'a>(t: Theme, cols: &[Col], w: &[usize], p: &PoolStats) -> Line<'a> 
 /// The pools table in `area`; `sel` highlights (and scrolls to) one row.
 fn table(frame: &mut Frame, area: Rect, app: &App, title: &str, sel: Option<usize>) {
     let t = app.theme;
-    let pools = &app.view.summary.pools;
+    let pools = &app.view.snapshot.pools;
     let rows = &app.rows.pools;
     let cols = columns(area.width);
     let w = widths(&cols, area.width);

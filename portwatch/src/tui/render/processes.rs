@@ -146,7 +146,7 @@ pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
             .rows
             .processes
             .iter()
-            .any(|&i| where_label(&app.view.summary.processes[i]).is_some());
+            .any(|&i| where_label(&app.view.snapshot.processes[i]).is_some());
         (
             if located {
                 &PROC_COLS_WHERE
@@ -176,13 +176,13 @@ pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
         let start = scroll_start(sel, height);
         for k in start..(start + height).min(n) {
             let mut line = if app.grouped {
-                group_row(t, &w, &app.view.summary.process_groups[app.rows.groups[k]])
+                group_row(t, &w, &app.view.snapshot.process_groups[app.rows.groups[k]])
             } else {
                 proc_row(
                     t,
                     cols,
                     &w,
-                    &app.view.summary.processes[app.rows.processes[k]],
+                    &app.view.snapshot.processes[app.rows.processes[k]],
                 )
             };
             if k == sel {

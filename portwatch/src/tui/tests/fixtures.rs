@@ -7,14 +7,13 @@ use std::collections::BTreeMap;
 use ratatui::{Terminal, backend::TestBackend};
 
 use crate::{
-    collect::Counters,
     event::{CallKind, Event, TwOp},
     explain::finding::{Cause, Finding, Remedy, Severity},
     model::{Model, PoolKey, testutil::*},
+    snapshot::{self, Limits, LostEvents, Snapshot},
     tui::{
         App, Options, ViewData,
         data::{DrillTarget, ReplayInfo, SourceInfo},
-        drill,
     },
 };
 
@@ -145,8 +144,8 @@ pub fn findings() -> Vec<Finding> {
         process_count: 13,
         workload: None,
         netns: NETNS,
-        src_ip: Some("10.0.0.1".into()),
-        dst: Some(CURL_DST.into()),
+        src_ip: Some("10.0.0.1".parse().unwrap()),
+        dst: Some(CURL_DST.parse().unwrap()),
         in_use: Some(10),
         capacity: Some(10),
         states: BTreeMap::from([("TIME_WAIT".into(), 10)]),
@@ -197,7 +196,7 @@ pub fn findings() -> Vec<Finding> {
         workload: None,
         netns: NETNS,
         src_ip: None,
-        dst: Some("10.0.0.1:443".into()),
+        dst: Some("10.0.0.1:443".parse().unwrap()),
         in_use: None,
         capacity: None,
         states: BTreeMap::from([("CLOSE_WAIT".into(), 2), ("ESTABLISHED".into(), 3)]),
@@ -249,13 +248,19 @@ pub fn findings() -> Vec<Finding> {
 }
 
 pub fn view(inc: &Incident, source: SourceInfo) -> ViewData {
+    let mut snapshot = Snapshot::build(
+        &inc.model,
+        inc.now,
+        &Limits::screen(50),
+        LostEvents::default(),
+        Vec::new(),
+    );
+    // Findings written out here, so that the screens do not change with the rules' words.
+    snapshot.findings = findings();
     ViewData {
-        summary: inc.model.summary(inc.now, 50),
-        findings: findings(),
-        loss: Counters::default(),
+        snapshot,
         source,
         drill: None,
-        warnings: Vec::new(),
     }
 }
 
@@ -291,7 +296,7 @@ pub fn answer_drill(app: &mut App, inc: &Incident) {
     let mut v = view(inc, app.source().clone());
     v.drill = app
         .drill_request()
-        .map(|t: DrillTarget| drill::collect(&inc.model, &t, inc.now));
+        .map(|t: DrillTarget| snapshot::drill(&inc.model, &t, inc.now));
     app.update(v);
 }
 

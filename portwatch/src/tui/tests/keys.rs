@@ -424,16 +424,16 @@ fn the_table_covers_every_key_in_the_help() {
 #[test]
 fn display_pause_holds_data_and_events_until_resumed() {
     let (mut app, inc) = fixtures::app_with(true);
-    let before = app.view.summary.clone();
+    let before = app.view.snapshot.clone();
     on_key(&mut app, key(KeyCode::Char('p')));
     let mut later = fixtures::view(&inc, SourceInfo::Live);
-    later.summary.at_ns += 5_000_000_000;
+    later.snapshot.at_ns += 5_000_000_000;
     app.update(later);
     app.push_events(&inc.events[..3]);
-    assert_eq!(app.view.summary, before, "frozen while paused");
+    assert_eq!(app.view.snapshot, before, "frozen while paused");
     let shown = app.events.total();
     on_key(&mut app, key(KeyCode::Char('p')));
-    assert_eq!(app.view.summary.at_ns, before.at_ns + 5_000_000_000);
+    assert_eq!(app.view.snapshot.at_ns, before.at_ns + 5_000_000_000);
     assert_eq!(app.events.total(), shown + 3);
 }
 
@@ -445,7 +445,7 @@ fn selection_follows_its_row_across_refreshes() {
     assert_eq!(app.selected_process().unwrap().process.pid, 2100);
     // The next refresh lists java first: the selection moves with it.
     let mut v = fixtures::view(&inc, SourceInfo::Live);
-    v.summary.processes.swap(0, 1);
+    v.snapshot.processes.swap(0, 1);
     app.update(v);
     assert_eq!(app.sel[Tab::Processes.index()], 0);
     assert_eq!(app.selected_process().unwrap().process.pid, 2100);

@@ -103,8 +103,9 @@ fn replay_degraded_and_paused() {
     let inc = fixtures::incident();
     let mut app = App::new(Options::default());
     let mut v = fixtures::view(&inc, fixtures::replay_source());
-    v.loss.state.lost = 1234;
-    v.warnings = vec![
+    v.snapshot.lost_events.state = 1234;
+    v.snapshot.lost_events.total = 1234;
+    v.snapshot.warnings = vec![
         "timewait hooks unavailable (no BTF for tcp_time_wait): TIME_WAIT comes from snapshots only".into(),
         "netns 4026532000: sysctls unreadable, kernel defaults assumed".into(),
     ];

@@ -1,17 +1,45 @@
-//! Answering a drill-down request from the model: what the session calls when
-//! [`super::App::drill_request`] returns a target. Pure; the same for live and replay.
+//! Drill-downs: one pool's or one process's sockets, current figures and history, answered
+//! from the model on demand (the views ask with a [`DrillTarget`]). Pure; the same for live
+//! and replay.
 
-use super::data::{Drill, DrillTarget};
-use crate::model::{Model, PoolKey, SocketInfo};
+use crate::model::{Model, PoolKey, PoolStats, ProcessStats, SocketInfo};
 
 /// Sockets listed in a drill-down.
 pub const SOCKET_LIMIT: usize = 500;
 /// Destinations of a process whose sockets are listed (each one scans the socket table).
-const PROCESS_POOLS: usize = 4;
+pub const PROCESS_POOLS: usize = 4;
+
+/// What to drill into. A view asks for one; the session answers with a [`Drill`] for the same
+/// target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DrillTarget {
+    Pool(PoolKey),
+    Process { pid: u32 },
+}
+
+/// Sockets and history of one pool or process.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Drill {
+    pub target: DrillTarget,
+    /// The pool now, even if it fell out of the snapshot's top pools (for a process: the
+    /// pool of `history`).
+    pub pool: Option<PoolStats>,
+    /// The process now (process target).
+    pub process: Option<ProcessStats>,
+    /// Its sockets, oldest first (at most [`SOCKET_LIMIT`]).
+    pub sockets: Vec<SocketInfo>,
+    /// `sockets` was cut at the limit.
+    pub truncated: bool,
+    /// Ports in use per second, oldest first (`Model::pool_history`): the pool's, or for a
+    /// process the pool where it has the most sockets.
+    pub history: Vec<u32>,
+    /// The pool `history` belongs to.
+    pub history_pool: Option<PoolKey>,
+}
 
 /// Sockets, current stats and history of `target` at `now_ns`. Scans the socket table once
 /// per pool: call it when the target changes and at most about once a second after.
-pub fn collect(model: &Model, target: &DrillTarget, now_ns: u64) -> Drill {
+pub fn drill(model: &Model, target: &DrillTarget, now_ns: u64) -> Drill {
     match target {
         DrillTarget::Pool(key) => {
             let mut sockets = model.pool_sockets(key, now_ns, SOCKET_LIMIT + 1);
@@ -28,10 +56,7 @@ pub fn collect(model: &Model, target: &DrillTarget, now_ns: u64) -> Drill {
             }
         }
         DrillTarget::Process { pid } => {
-            let process = model
-                .processes(usize::MAX)
-                .into_iter()
-                .find(|p| p.process.pid == *pid);
+            let process = model.process(*pid);
             let keys: Vec<PoolKey> = process.as_ref().map_or_else(Vec::new, |p| {
                 p.outbound
                     .iter()

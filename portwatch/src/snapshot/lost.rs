@@ -1,5 +1,6 @@
-//! Lost events, as a report states them: plain named counters a machine can read, filled from
-//! the collector's [`Counters`] (live) or from a recording's saved counters.
+//! Lost events, as the snapshot (and so every view) states them: plain named counters a
+//! machine can read, filled from the collector's [`Counters`] (live) or from a recording's
+//! saved counters.
 
 use serde::Serialize;
 

@@ -84,3 +84,18 @@ impl Report {
         serde_json::to_string_pretty(self)
     }
 }
+
+/// A report reads as its snapshot (`report.pools`, `report.findings`, …).
+impl std::ops::Deref for Report {
+    type Target = Snapshot;
+
+    fn deref(&self) -> &Snapshot {
+        &self.snapshot
+    }
+}
+
+impl std::ops::DerefMut for Report {
+    fn deref_mut(&mut self) -> &mut Snapshot {
+        &mut self.snapshot
+    }
+}

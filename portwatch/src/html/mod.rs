@@ -58,13 +58,11 @@ fn charted<'a>(report: &'a Report, tl: &'a Timeline) -> Vec<(&'a PoolStats, &'a 
 }
 
 fn names_pool(f: &Finding, p: &PoolStats) -> bool {
-    f.netns == p.netns
-        && f.dst.as_deref() == Some(p.dst.to_string().as_str())
-        && f.src_ip.as_deref().is_none_or(|ip| ip == p.src.to_string())
+    f.netns == p.netns && f.dst == Some(p.dst) && f.src_ip.is_none_or(|ip| ip == p.src)
 }
 
 fn span_key_names_pool(k: &FindingKey, p: &PoolStats) -> bool {
-    k.netns == p.netns && k.dst.as_deref() == Some(p.dst.to_string().as_str())
+    k.netns == p.netns && k.dst == Some(p.dst)
 }
 
 /// The whole page.
@@ -207,7 +205,10 @@ fn findings(s: &mut String, report: &Report, tl: &Timeline, win: Window) {
             ));
         }
         if let Some(dst) = &f.dst {
-            facts.push(format!("toward <b><code>{}</code></b>", esc(dst)));
+            facts.push(format!(
+                "toward <b><code>{}</code></b>",
+                esc(&dst.to_string())
+            ));
         }
         if let (Some(u), Some(c)) = (f.in_use, f.capacity) {
             facts.push(format!(

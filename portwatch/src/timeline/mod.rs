@@ -67,7 +67,7 @@ pub struct FindingKey {
     pub cause: Cause,
     pub issue: Option<ConfigIssue>,
     pub netns: u32,
-    pub dst: Option<String>,
+    pub dst: Option<std::net::SocketAddr>,
 }
 
 impl FindingKey {
@@ -76,7 +76,7 @@ impl FindingKey {
             cause: f.cause,
             issue: f.issue,
             netns: f.netns,
-            dst: f.dst.clone(),
+            dst: f.dst,
         }
     }
 }

@@ -103,10 +103,10 @@ fn score(f: &Finding) -> f64 {
 /// A CLOSE_WAIT leak whose clients on this host hold their ports in FIN_WAIT2 waiting for it
 /// is the root cause of their finding: it ranks just above it (same severity band).
 fn root_causes_first(v: &mut [Finding]) {
-    let held: Vec<(u32, Option<String>, Severity, f64)> = v
+    let held: Vec<(u32, Option<std::net::SocketAddr>, Severity, f64)> = v
         .iter()
         .filter(|f| f.cause == Cause::FinWait2Hold)
-        .map(|f| (f.netns, f.dst.clone(), f.severity, f.score))
+        .map(|f| (f.netns, f.dst, f.severity, f.score))
         .collect();
     for f in v.iter_mut().filter(|f| f.cause == Cause::CloseWaitLeak) {
         for (netns, dst, sev, score) in &held {

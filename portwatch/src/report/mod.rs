@@ -14,7 +14,7 @@ pub(crate) mod tests;
 
 use serde::Serialize;
 
-pub use crate::snapshot::{Limits, LostEvents, WorkloadGroups};
+pub use crate::snapshot::{Limits, LostEvents};
 use crate::{model::Model, snapshot::Snapshot};
 
 /// Version of the JSON layout; bumped on any incompatible change.

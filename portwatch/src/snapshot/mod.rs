@@ -20,7 +20,7 @@ mod tests;
 
 use serde::Serialize;
 
-pub use drill::{Drill, DrillTarget, PROCESS_POOLS, SOCKET_LIMIT, drill};
+pub use drill::{Drill, DrillTarget, drill};
 pub use lost::LostEvents;
 
 use crate::{

@@ -221,3 +221,97 @@ fn bind_conflict_on_time_wait_of_a_killed_server() {
     assert_remedy(f, "tcp_tw_reuse", false);
     drop((clients, new));
 }
+
+/// Class 5. Debian's nginx proxies to a local upstream with a bare `proxy_pass` (HTTP/1.0
+/// upstream, a connection per request, closed by nginx first) while wrk keeps 8 client
+/// connections busy: nginx's worker runs a 1,000-port range out with TIME_WAIT toward the
+/// upstream within a second or two and logs "(99: Cannot assign requested address)". The
+/// top finding is TIME_WAIT churn from nginx's worker toward the upstream, and the remedy is
+/// nginx's own knob (`keepalive` in the upstream block), with nginx's documentation — live at
+/// onset and from the recording after nginx and wrk have stopped.
+#[test]
+fn nginx_proxy_without_upstream_keepalive() {
+    let (ns, live) = setup(
+        "ngx",
+        &[
+            ("net.ipv4.ip_local_port_range", "40000 40999"),
+            ("net.ipv4.tcp_tw_reuse", "0"),
+        ],
+    );
+    let rec = Recorder::start(ns.inode, "ngx", MAX_WINDOW);
+    let upstream = "127.0.0.1:9600";
+    let mut up = python(&ns, "http_upstream.py", &[upstream, "60"]);
+    up.wait("ready", None, REACH);
+    let nginx = Nginx::start(&ns, "127.0.0.1:9700", upstream);
+    let mut load = wrk(&ns, "http://127.0.0.1:9700/", 8, 6);
+    let onset = nginx.wait_log("(99: Cannot assign requested address)", REACH);
+    let (worker, master) = (nginx.worker, nginx.master_pid);
+    let check = |r: &Value| {
+        let f = top(r);
+        let got = (
+            f["cause"].as_str(),
+            f["severity"].as_str(),
+            f["comm"].as_str(),
+            f["pid"].as_u64(),
+            f["ppid"].as_u64(),
+            f["netns"].as_u64(),
+            f["dst"].as_str(),
+        );
+        let want = (
+            Some("time_wait_churn"),
+            Some("critical"),
+            Some("nginx"),
+            Some(u64::from(worker)),
+            Some(u64::from(master)),
+            Some(u64::from(ns.inode)),
+            Some(upstream),
+        );
+        assert_eq!(got, want, "\n{}", describe(r));
+        assert!(f["states"]["TIME_WAIT"].as_u64() >= Some(900), "{f:#}");
+        assert!(f["errors"]["EADDRNOTAVAIL"].as_u64() >= Some(1), "{f:#}");
+        assert_remedy(f, "nginx_upstream_keepalive", true);
+        let keepalive = &remedies(f, "nginx_upstream_keepalive")[0];
+        assert!(
+            keepalive["action"]
+                .as_str()
+                .unwrap()
+                .contains("keepalive 32;"),
+            "{keepalive:#}"
+        );
+        assert_eq!(
+            keepalive["source"],
+            "https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive"
+        );
+        assert_remedy(f, "connection_pooling", true);
+        assert_remedy(f, "tcp_fin_timeout", false);
+        // Another program's knobs are not offered.
+        for other in [
+            "haproxy_http_reuse",
+            "curl_one_invocation",
+            "python_session",
+        ] {
+            assert!(remedies(f, other).is_empty(), "{other}: {f:#}");
+        }
+        let l = &r["lost_events"];
+        assert_eq!(
+            (&l["state"], &l["call"], &l["timewait"]),
+            (&Value::from(0), &Value::from(0), &Value::from(0)),
+            "events lost: {l}"
+        );
+    };
+    let r = report_at(live, onset + 2 * S);
+    assert_within_5s(&r, onset);
+    check(&r);
+    // The incident ends: wrk finishes, nginx stops; the recording is read afterwards.
+    let _ = load.wait();
+    drop(nginx);
+    let file = rec.finish();
+    let r = report_file(&file);
+    check(&r);
+    eprintln!(
+        "--- report {}:\n{}",
+        file.display(),
+        report_file_text(&file)
+    );
+    drop(up);
+}

@@ -144,6 +144,9 @@ pub struct Remedy {
     pub helps: bool,
     /// Why it helps (by how much, where it can be said) or why it would not.
     pub why: String,
+    /// Where the knob is documented, for a program's own knob (`explain/programs.rs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// One ranked finding. Field names are the JSON schema of `portwatch report --json`.

@@ -27,6 +27,7 @@ pub mod finding;
 mod finwait;
 mod leak;
 mod pools;
+mod programs;
 mod remedies;
 mod thresholds;
 mod who;

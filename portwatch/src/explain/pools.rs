@@ -5,7 +5,7 @@
 use super::{
     Cause, Finding, Severity,
     ctx::{Ctx, PoolView},
-    remedies as rem,
+    programs, remedies as rem,
     thresholds::*,
     words::{dur, n, pct, plural, rate, share},
 };
@@ -171,14 +171,20 @@ fn time_wait_churn(ctx: &Ctx, p: &PoolView, sev: Severity) -> Finding {
     };
     let mut f = base(p, Cause::TimeWaitChurn, sev, evidence);
     f.remedies.push(rem::connection_reuse(&who, per_s, need));
+    f.remedies.extend(programs::remedies(
+        p.who.comm.as_deref(),
+        Cause::TimeWaitChurn,
+    ));
     if let Some(sys) = ctx.sysctls_of(s.netns) {
         if !s.tw_reusable {
             let loopback = s.src.is_loopback() || s.dst.ip().is_loopback();
+            // Ports enter TIME_WAIT as fast as connections get one, not as fast as they
+            // are attempted (when the pool is out, most attempts fail).
             f.remedies.push(rem::tw_reuse_on(
                 &sys.sysctls,
                 loopback,
                 p.mix.time_wait,
-                per_s,
+                s.rates.new_per_s.min(per_s),
             ));
         }
         let how = format!("at {}/s new connections × 60 s TIME_WAIT", rate(per_s));
@@ -232,6 +238,10 @@ fn concurrency(ctx: &Ctx, p: &PoolView, sev: Severity) -> Finding {
     }
     f.remedies
         .push(rem::limit_concurrency(&who, &s.dst.to_string()));
+    f.remedies.extend(programs::remedies(
+        p.who.comm.as_deref(),
+        Cause::Concurrency,
+    ));
     f.remedies.push(rem::tw_reuse_no_established(est));
     f
 }

@@ -19,6 +19,7 @@ pub(super) fn r(
         action: action.into(),
         helps,
         why: why.into(),
+        source: None,
     }
 }
 
@@ -120,7 +121,8 @@ pub(super) fn connection_reuse(who: &str, per_s: f64, need: u32) -> Remedy {
     )
 }
 
-/// `tcp_tw_reuse=1` for a TIME_WAIT-bound pool that it does not cover today.
+/// `tcp_tw_reuse=1` for a TIME_WAIT-bound pool that it does not cover today; `per_s`: the
+/// rate ports enter TIME_WAIT (connections that got a port).
 pub(super) fn tw_reuse_on(sys: &Sysctls, loopback: bool, tw: u32, per_s: f64) -> Remedy {
     let now = match sys.tw_reuse {
         0 => "0 (off)".to_string(),

@@ -243,12 +243,16 @@ fn findings(s: &mut String, report: &Report, tl: &Timeline, win: Window) {
         for r in &f.remedies {
             let _ = write!(
                 s,
-                r#"<li class="{}" data-remedy="{}"><b>{}</b>{} <span class="why">{}</span></li>"#,
+                r#"<li class="{}" data-remedy="{}"><b>{}</b>{} <span class="why">{}</span>{}</li>"#,
                 if r.helps { "helps" } else { "nohelp" },
                 esc(&r.id),
                 esc(&r.action),
                 if r.helps { "" } else { " — would not help:" },
-                esc(&r.why)
+                esc(&r.why),
+                r.source
+                    .as_deref()
+                    .map(|u| format!(r#" <a class="source" href="{0}">{0}</a>"#, esc(u)))
+                    .unwrap_or_default()
             );
         }
         s.push_str("</ol></article>");

@@ -182,6 +182,9 @@ pub fn finding(out: &mut String, rank: usize, f: &Finding) {
             let pad = " ".repeat(num.chars().count());
             wrap(out, &num, &pad, &r.action);
             wrap(out, &pad, &pad, &r.why);
+            if let Some(src) = &r.source {
+                wrap(out, &pad, &pad, &format!("See {src}"));
+            }
         }
     }
     if f.not_helping().next().is_some() {

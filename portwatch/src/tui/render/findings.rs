@@ -170,7 +170,10 @@ fn detail<'a>(t: Theme, f: &Finding, width: u16) -> Vec<Line<'a>> {
         ]));
         let mark = if helps { "✔ " } else { "✘ " };
         for r in rs {
-            let text = format!("{} — {}", r.action, r.why);
+            let mut text = format!("{} — {}", r.action, r.why);
+            if let Some(src) = &r.source {
+                text.push_str(&format!(" See {src}"));
+            }
             for (i, line) in wrap(&text, w.saturating_sub(2)).into_iter().enumerate() {
                 let lead = if i == 0 { mark } else { "  " };
                 v.push(Line::from(vec![

@@ -128,6 +128,7 @@ fn remedy(id: &str, helps: bool, action: &str, why: &str) -> Remedy {
         action: action.into(),
         helps,
         why: why.into(),
+        source: None,
     }
 }
 

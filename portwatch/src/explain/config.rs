@@ -213,7 +213,7 @@ fn tw_buckets(ns: &NetnsSysctls, out: &mut Vec<Finding>) {
     let max = ns.sysctls.max_tw_buckets;
     let tw = ns.timewait_sockets;
     let overflow = ns.tw_overflow_since_start;
-    let near = max > 0 && f64::from(tw) >= TW_BUCKETS_NEAR * f64::from(max);
+    let near = tw_buckets_near(tw, max);
     if overflow == 0 && !near {
         return;
     }

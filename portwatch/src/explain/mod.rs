@@ -39,6 +39,7 @@ pub(crate) mod tests;
 use std::cmp::Ordering;
 
 pub use finding::{Cause, ConfigIssue, Finding, Remedy, Severity};
+pub use thresholds::tw_buckets_near;
 
 use crate::model::{Model, Tables};
 

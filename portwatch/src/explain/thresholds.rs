@@ -56,4 +56,10 @@ pub(super) const BIND_CONFLICTS_MAX: usize = 20;
 /// pool of the namespace is under pressure).
 pub(super) const RANGE_LOSS_SHARE: f64 = 0.05;
 /// TIME_WAIT sockets at this share of `tcp_max_tw_buckets`: nearly overflowing.
-pub(super) const TW_BUCKETS_NEAR: f64 = 0.90;
+const TW_BUCKETS_NEAR: f64 = 0.90;
+
+/// Whether `timewait` sockets nearly overflow `tcp_max_tw_buckets = max` (the rule's test,
+/// and what the TUI's header colours by).
+pub fn tw_buckets_near(timewait: u32, max: u32) -> bool {
+    max > 0 && f64::from(timewait) >= TW_BUCKETS_NEAR * f64::from(max)
+}

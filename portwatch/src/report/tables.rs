@@ -1,14 +1,17 @@
 //! The tables that back the findings: pools, processes, listeners by remote IP, CLOSE_WAIT,
-//! failures, sysctls, lost events.
+//! failures, sysctls, lost events. A column the TUI has too is printed through
+//! `snapshot::cells`, under the TUI's name and with its figure.
 
 use super::{
     Report,
     wrap::{row, wrap},
 };
 use crate::{
-    event::TcpState,
-    explain::words::{count, dur, n, rate},
-    model::{ProcRef, StateCounts},
+    explain::words::{self, dur},
+    model::ProcRef,
+    snapshot::cells::{
+        GroupCells, ListenerCells, PoolCells, ProcessCells, RemoteCells, call, col, count, n,
+    },
 };
 
 const IND: &str = "  ";
@@ -38,55 +41,51 @@ fn proc_name(p: &Option<ProcRef>) -> String {
     }
 }
 
-fn states(s: &StateCounts) -> String {
-    let v: Vec<String> = s.iter().map(|(st, c)| format!("{st} {}", n(c))).collect();
-    v.join(", ")
+/// `(name, text)` cells laid out at `widths` (right-aligned when the flag says so).
+fn cells<'a>(c: &[(&'a str, &'a str)], widths: &[(usize, bool)]) -> Vec<(&'a str, usize, bool)> {
+    c.iter()
+        .zip(widths)
+        .map(|((_, text), (w, right))| (*text, *w, *right))
+        .collect()
 }
+
+/// The header of `cells`.
+fn names<'a>(c: &[(&'a str, &str)], widths: &[(usize, bool)]) -> Vec<(&'a str, usize, bool)> {
+    c.iter()
+        .zip(widths)
+        .map(|((name, _), (w, right))| (*name, *w, *right))
+        .collect()
+}
+
+/// Widths of [`PoolCells::columns`], after the 30 of the pool's name.
+const POOL_W: [(usize, bool); 8] = [
+    (13, true),
+    (4, true),
+    (6, true),
+    (6, true),
+    (6, true),
+    (6, true),
+    (5, true),
+    (6, true),
+];
 
 fn pools(out: &mut String, r: &Report) {
     section(
         out,
         "Pools (source ports per source IP and destination, most urgent first)",
     );
-    if r.snapshot.pools.is_empty() {
+    let Some(first) = r.snapshot.pools.first() else {
         out.push_str("  none\n");
         return;
-    }
-    let head = [
-        ("source → destination", 30, false),
-        ("in use/cap", 15, true),
-        ("use", 4, true),
-        ("TW", 7, true),
-        ("ESTAB", 6, true),
-        ("other", 6, true),
-        ("new/s", 6, true),
-        ("eta", 6, true),
-    ];
+    };
+    let mut head = vec![("source → destination", 30, false)];
+    head.extend(names(&PoolCells::of(first).columns(), &POOL_W));
     row(out, IND, &head);
     for p in &r.snapshot.pools {
-        let tw = p.states.get(TcpState::TimeWait);
-        let est = p.states.get(TcpState::Established);
-        let other = p.states.total() - tw - est;
-        let eta = match p.time_to_exhaustion_s {
-            Some(t) if t <= 0.0 => "now".to_string(),
-            Some(t) => dur(t).replace(' ', ""),
-            None => "-".to_string(),
-        };
-        let cells = [
-            format!("{} → {}", p.src, p.dst),
-            format!("{}/{}", n(p.in_use), n(p.capacity)),
-            format!("{:.0}%", p.utilisation * 100.0),
-            n(tw),
-            n(est),
-            n(other),
-            rate(p.rates.attempts_per_s),
-            eta,
-        ];
-        let v: Vec<(&str, usize, bool)> = cells
-            .iter()
-            .zip(head.iter())
-            .map(|(c, (_, w, right))| (c.as_str(), *w, *right))
-            .collect();
+        let c = PoolCells::of(p);
+        let place = format!("{} → {}", p.src, p.dst);
+        let mut v = vec![(place.as_str(), 30, false)];
+        v.extend(cells(&c.columns(), &POOL_W));
         row(out, IND, &v);
         let owners: Vec<String> = p
             .owners
@@ -98,9 +97,6 @@ fn pools(out: &mut String, r: &Report) {
         if !owners.is_empty() {
             extra.push(format!("owners: {}", owners.join(", ")));
         }
-        if p.eaddrnotavail > 0 {
-            extra.push(format!("EADDRNOTAVAIL ×{}", count(p.eaddrnotavail)));
-        }
         if p.bind_before_connect > 0 {
             extra.push(format!("bind-before-connect {}", n(p.bind_before_connect)));
         }
@@ -111,74 +107,52 @@ fn pools(out: &mut String, r: &Report) {
     }
 }
 
+const PROCESS_W: [(usize, bool); 6] = [
+    (8, true),
+    (15, false),
+    (8, true),
+    (9, true),
+    (8, true),
+    (36, false),
+];
+
+const GROUP_W: [(usize, bool); 6] = [
+    (15, false),
+    (8, true),
+    (9, true),
+    (8, true),
+    (9, true),
+    (8, true),
+];
+
 fn processes(out: &mut String, r: &Report) {
     section(out, "Processes (most sockets first)");
-    if r.snapshot.processes.is_empty() {
-        out.push_str("  none\n");
-    } else {
-        let head = [
-            ("pid", 8, true),
-            ("comm", 15, false),
-            ("sockets", 8, true),
-            ("connects", 9, true),
-            ("failures", 8, true),
-            ("top destination", 36, false),
-        ];
-        row(out, IND, &head);
+    if let Some(first) = r.snapshot.processes.first() {
+        row(
+            out,
+            IND,
+            &names(&ProcessCells::of(first).columns(), &PROCESS_W),
+        );
         for p in &r.snapshot.processes {
-            let top = p
-                .outbound
-                .first()
-                .map(|d| format!("{} ({})", d.dst, n(d.total)))
-                .or_else(|| p.listening.first().map(|l| format!("listening on {l}")))
-                .unwrap_or_default();
-            row(
-                out,
-                IND,
-                &[
-                    (&p.process.pid.to_string(), 8, true),
-                    (&p.process.comm.to_string(), 15, false),
-                    (&n(p.sockets), 8, true),
-                    (&count(p.connects), 9, true),
-                    (&count(p.failures), 8, true),
-                    (&top, 36, false),
-                ],
-            );
+            row(out, IND, &cells(&ProcessCells::of(p).columns(), &PROCESS_W));
             if let Some(w) = p.process.workload.as_ref().and_then(|w| w.whereabouts()) {
                 out.push_str(&format!("{IND}{:>8}  in {w}\n", ""));
             }
         }
+    } else {
+        out.push_str("  none\n");
     }
     workload_groups(out, r);
-    if r.snapshot.process_groups.is_empty() {
+    let Some(first) = r.snapshot.process_groups.first() else {
         return;
-    }
+    };
     section(
         out,
         "Process groups (same command and parent: short-lived clients)",
     );
-    let head = [
-        ("comm", 15, false),
-        ("parent", 8, true),
-        ("processes", 9, true),
-        ("sockets", 8, true),
-        ("connects", 9, true),
-        ("failures", 8, true),
-    ];
-    row(out, IND, &head);
+    row(out, IND, &names(&GroupCells::of(first).columns(), &GROUP_W));
     for g in &r.snapshot.process_groups {
-        row(
-            out,
-            IND,
-            &[
-                (&g.comm.to_string(), 15, false),
-                (&g.ppid.to_string(), 8, true),
-                (&n(g.processes), 9, true),
-                (&n(g.sockets), 8, true),
-                (&count(g.connects), 9, true),
-                (&count(g.failures), 8, true),
-            ],
-        );
+        row(out, IND, &cells(&GroupCells::of(g).columns(), &GROUP_W));
     }
 }
 
@@ -189,10 +163,10 @@ fn workload_groups(out: &mut String, r: &Report) {
     section(out, &format!("By {what} (most sockets first)"));
     let head = [
         (what, 36, false),
-        ("processes", 9, true),
-        ("sockets", 8, true),
-        ("connects", 9, true),
-        ("failures", 8, true),
+        (col::PROCESSES, 9, true),
+        (col::SOCKETS, 8, true),
+        (col::CONNECTS, 9, true),
+        (col::FAIL, 8, true),
     ];
     row(out, IND, &head);
     for grp in &g.groups {
@@ -217,34 +191,54 @@ fn workload_groups(out: &mut String, r: &Report) {
     }
 }
 
+const LISTENER_W: [(usize, bool); 8] = [
+    (28, false),
+    (20, false),
+    (4, true),
+    (8, true),
+    (6, true),
+    (6, true),
+    (6, true),
+    (6, true),
+];
+
+const REMOTE_W: [(usize, bool); 6] = [
+    (39, false),
+    (6, true),
+    (6, true),
+    (6, true),
+    (6, true),
+    (6, true),
+];
+
 fn listeners(out: &mut String, r: &Report) {
-    if r.snapshot.listeners.is_empty() {
+    let Some(first) = r.snapshot.listeners.first() else {
         return;
-    }
+    };
     section(out, "Listeners: accepted connections by remote IP");
+    row(
+        out,
+        IND,
+        &names(&ListenerCells::of(first).columns(), &LISTENER_W),
+    );
     for l in &r.snapshot.listeners {
-        let line = format!(
-            "{} {}: {} listening, {} accepted since start; now {}",
-            l.local,
-            proc_name(&l.owner),
-            l.listening,
-            count(l.accepted),
-            if l.states.total() == 0 {
-                "none".to_string()
-            } else {
-                states(&l.states)
-            }
+        row(
+            out,
+            IND,
+            &cells(&ListenerCells::of(l).columns(), &LISTENER_W),
         );
-        wrap(out, IND, "      ", &line);
+        if let Some(first) = l.by_remote.first() {
+            row(
+                out,
+                "      ",
+                &names(&RemoteCells::of(first).columns(), &REMOTE_W),
+            );
+        }
         for rm in &l.by_remote {
             row(
                 out,
                 "      ",
-                &[
-                    (&rm.ip.to_string(), 39, false),
-                    (&n(rm.total), 8, true),
-                    (&states(&rm.states), 43, false),
-                ],
+                &cells(&RemoteCells::of(rm).columns(), &REMOTE_W),
             );
         }
     }
@@ -288,7 +282,7 @@ fn close_wait(out: &mut String, r: &Report) {
 
 fn failures(out: &mut String, r: &Report) {
     let f = &r.snapshot.failures;
-    section(out, &format!("Failures ({} in all)", count(f.total)));
+    section(out, &format!("Failures ({} in all)", words::count(f.total)));
     if f.total == 0 {
         out.push_str("  none\n");
         return;
@@ -296,7 +290,7 @@ fn failures(out: &mut String, r: &Report) {
     let by: Vec<String> = f
         .by_errno
         .iter()
-        .map(|e| format!("{} ×{}", e.errno, count(e.count.count)))
+        .map(|e| format!("{} ×{}", e.errno, words::count(e.count.count)))
         .collect();
     wrap(out, "  by errno: ", "            ", &by.join(", "));
     let head = [
@@ -336,13 +330,6 @@ fn failures(out: &mut String, r: &Report) {
     }
 }
 
-fn call(c: crate::event::CallKind) -> &'static str {
-    match c {
-        crate::event::CallKind::Connect => "connect",
-        crate::event::CallKind::Bind => "bind",
-    }
-}
-
 fn sysctls(out: &mut String, r: &Report) {
     section(out, "Sysctls (per network namespace)");
     for s in &r.snapshot.sysctls {
@@ -366,10 +353,10 @@ fn sysctls(out: &mut String, r: &Report) {
              overflowed since start) · tcp_fin_timeout {} s{}",
             y.port_range.0,
             y.port_range.1,
-            n(c.scanned),
-            n(c.reserved),
-            n(c.held_by_bind),
-            n(c.capacity),
+            words::n(c.scanned),
+            words::n(c.reserved),
+            words::n(c.held_by_bind),
+            words::n(c.capacity),
             if reserved.is_empty() {
                 "none".to_string()
             } else {
@@ -377,9 +364,9 @@ fn sysctls(out: &mut String, r: &Report) {
             },
             y.tw_reuse,
             y.timestamps,
-            n(y.max_tw_buckets),
-            n(s.timewait_sockets),
-            count(s.tw_overflow_since_start),
+            words::n(y.max_tw_buckets),
+            words::n(s.timewait_sockets),
+            words::count(s.tw_overflow_since_start),
             y.fin_timeout_s,
             if s.assumed {
                 " · not read: kernel defaults assumed"
@@ -401,15 +388,15 @@ fn lost(out: &mut String, r: &Report) {
         &format!(
             "Lost: {} (state {}, call {}, timewait {}, decode errors {}, skipped state {}, \
              skipped calls {}, untracked calls {}; timer runs skipped, mostly unrelated: {}).",
-            count(l.total),
-            count(l.state),
-            count(l.call),
-            count(l.timewait),
-            count(l.decode_errors),
-            count(l.skipped_state),
-            count(l.skipped_calls),
-            count(l.untracked_calls),
-            count(l.timers_skipped_upper_bound)
+            words::count(l.total),
+            words::count(l.state),
+            words::count(l.call),
+            words::count(l.timewait),
+            words::count(l.decode_errors),
+            words::count(l.skipped_state),
+            words::count(l.skipped_calls),
+            words::count(l.untracked_calls),
+            words::count(l.timers_skipped_upper_bound)
         ),
     );
     let m = &r.snapshot.model;
@@ -420,11 +407,11 @@ fn lost(out: &mut String, r: &Report) {
         &format!(
             "Model: {} events, {} sockets tracked, {} evicted, {} events it could not place, \
              {} corrections by reconciliation.",
-            count(m.events),
-            count(m.sockets_tracked),
-            count(m.sockets_evicted),
-            count(m.odd.total()),
-            count(m.corrections)
+            words::count(m.events),
+            words::count(m.sockets_tracked),
+            words::count(m.sockets_evicted),
+            words::count(m.odd.total()),
+            words::count(m.corrections)
         ),
     );
 }

@@ -12,6 +12,7 @@
 //! reads the same tables (no second query). Drill-downs ([`drill()`]) scan the socket table and
 //! are answered on demand, not per refresh.
 
+pub mod cells;
 mod drill;
 mod lost;
 
@@ -27,7 +28,8 @@ use crate::{
     explain::{Finding, Severity, explain_tables},
     model::{
         CloseWaitStats, Correction, FailureStats, GroupBy, ListenerStats, Model, ModelCounters,
-        NetnsSysctls, PoolStats, ProcessGroupStats, ProcessStats, Totals, WorkloadGroupStats,
+        NetnsSysctls, PoolKey, PoolStats, ProcessGroupStats, ProcessStats, Totals,
+        WorkloadGroupStats,
     },
 };
 
@@ -212,5 +214,12 @@ impl Snapshot {
     /// The severity of pool `i` (of [`Snapshot::pools`]).
     pub fn severity_of_pool(&self, i: usize) -> Option<Severity> {
         self.pool_severity.get(i).copied().flatten()
+    }
+
+    /// The severity of the pool with this key, if it is among the snapshot's pools (a
+    /// drill-down's pool; a linear search, on demand).
+    pub fn severity_of(&self, key: &PoolKey) -> Option<Severity> {
+        let i = self.pools.iter().position(|p| p.key() == *key)?;
+        self.severity_of_pool(i)
     }
 }

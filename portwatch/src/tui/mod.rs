@@ -30,7 +30,7 @@ pub mod theme;
 mod widgets;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use app::{App, DrillState, Options};
 pub use data::{Drill, DrillTarget, ReplayInfo, SourceInfo, ViewData};

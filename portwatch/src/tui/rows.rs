@@ -50,7 +50,7 @@ impl Tab {
     pub fn sorts(self) -> &'static [&'static str] {
         match self {
             Tab::Overview | Tab::Events => &[],
-            Tab::Pools => &["urgency", "in use", "new/s", "failures", "destination"],
+            Tab::Pools => &["urgency", "in use", "conn/s", "failures", "destination"],
             Tab::Processes => &["sockets", "connects", "failures", "name"],
             Tab::Inbound => &["sockets", "accepted", "address"],
             Tab::Failures => &["newest", "errno", "process"],
@@ -158,7 +158,11 @@ impl Rows {
         let p = &sum.pools;
         match s(Tab::Pools) {
             1 => pools.sort_by_key(|&i| Reverse(p[i].in_use)),
-            2 => pools.sort_by(|&a, &b| p[b].rates.new_per_s.total_cmp(&p[a].rates.new_per_s)),
+            2 => pools.sort_by(|&a, &b| {
+                p[b].rates
+                    .attempts_per_s
+                    .total_cmp(&p[a].rates.attempts_per_s)
+            }),
             3 => pools.sort_by_key(|&i| Reverse(p[i].eaddrnotavail)),
             4 => pools.sort_by_key(|&i| (p[i].dst, p[i].src)),
             _ => {} // the model's urgency order

@@ -6,11 +6,6 @@ use ratatui::style::{Color, Modifier, Style};
 
 use crate::explain::finding::Severity;
 
-/// Effective utilisation at and above which a pool is shown red.
-pub const CRITICAL_UTIL: f64 = 0.9;
-/// … and yellow.
-pub const WARNING_UTIL: f64 = 0.7;
-
 /// Whether colour is allowed: `NO_COLOR` unset or empty (no-color.org). Read once at start
 /// by the session and passed to [`super::App::new`].
 pub fn color_from_env() -> bool {
@@ -90,14 +85,14 @@ impl Theme {
         }
     }
 
-    /// A pool by effective utilisation (what actually blocks `connect()`).
-    pub fn utilisation(self, u: f64) -> Style {
-        if u >= CRITICAL_UTIL {
-            self.bad()
-        } else if u >= WARNING_UTIL {
-            self.warn()
-        } else {
-            self.ok()
+    /// A pool by the explain engine's severity (`Snapshot::pool_severity`): red when failing
+    /// or about to, yellow when heading there, green otherwise. The thresholds are the explain
+    /// engine's (`explain::thresholds`), not the TUI's.
+    pub fn pool(self, s: Option<Severity>) -> Style {
+        match s {
+            Some(Severity::Critical) => self.bad(),
+            Some(Severity::Warning) => self.warn(),
+            _ => self.ok(),
         }
     }
 

@@ -1,5 +1,5 @@
-//! Small building blocks for rows: fixed-width columns with truncation (…), compact numbers,
-//! durations, text gauges. Everything is plain formatting of values the model computed.
+//! Small building blocks for rows: fixed-width columns with truncation (…), text gauges. The
+//! numbers are formatted by `snapshot::cells`, as the text report formats them.
 
 use std::borrow::Cow;
 
@@ -9,6 +9,7 @@ use ratatui::{
 };
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
+pub use crate::snapshot::cells::{ago, count, duration, est_tw_other, eta, rate};
 use crate::{event::TcpState, model::StateCounts};
 
 /// `s` cut to `w` columns, ending in `…` when cut.
@@ -164,59 +165,6 @@ pub fn rule<'a>(title: String, width: u16, title_style: Style, line_style: Style
     ])
 }
 
-/// Counts as people read them: exact below 10 000, then 12.3k, 123k, 1.2M.
-pub fn count(n: u64) -> String {
-    match n {
-        0..10_000 => n.to_string(),
-        10_000..100_000 => format!("{:.1}k", n as f64 / 1e3),
-        100_000..1_000_000 => format!("{}k", n / 1000),
-        1_000_000..100_000_000 => format!("{:.1}M", n as f64 / 1e6),
-        _ => format!("{}M", n / 1_000_000),
-    }
-}
-
-/// A rate per second: `0`, `0.4`, `12`, `1.2k`.
-pub fn rate(r: f64) -> String {
-    if r <= 0.0 || !r.is_finite() {
-        "0".into()
-    } else if r < 10.0 {
-        let s = format!("{r:.1}");
-        s.strip_suffix(".0").map_or(s.clone(), str::to_string)
-    } else if r < 10_000.0 {
-        format!("{r:.0}")
-    } else {
-        count(r as u64)
-    }
-}
-
-/// A duration: `45s`, `12m`, `3h05m`, `2d`.
-pub fn duration(s: f64) -> String {
-    if !s.is_finite() || s < 0.0 {
-        return "—".into();
-    }
-    let s = s.round() as u64;
-    match s {
-        0..120 => format!("{s}s"),
-        120..3600 => format!("{}m", s / 60),
-        3600..172_800 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d", s / 86_400),
-    }
-}
-
-/// Time to exhaustion: `OUT` when none is left, `—` when not growing.
-pub fn eta(t: Option<f64>) -> String {
-    match t {
-        Some(t) if t <= 0.0 => "OUT".into(),
-        Some(t) => duration(t),
-        None => "—".into(),
-    }
-}
-
-/// How long ago, from nanosecond timestamps on the same clock.
-pub fn ago(now_ns: u64, at_ns: u64) -> String {
-    duration(now_ns.saturating_sub(at_ns) as f64 / 1e9)
-}
-
 /// Monotonic seconds with milliseconds, for event timestamps.
 pub fn mono(ns: u64) -> String {
     format!(
@@ -246,23 +194,6 @@ pub fn bar(frac: f64, w: usize) -> String {
         s.push_str(&"·".repeat(w - used));
     }
     s
-}
-
-/// A percentage that never rounds up to 100 before it is.
-pub fn percent(frac: f64) -> String {
-    if !frac.is_finite() {
-        return "∞".into();
-    }
-    let p = (frac * 100.0).floor() as u64;
-    format!("{p}%")
-}
-
-/// ESTABLISHED, TIME_WAIT (both timewait substates count as TIME_WAIT here only when the
-/// model says so) and everything else.
-pub fn est_tw_other(s: &StateCounts) -> (u32, u32, u32) {
-    let est = s.get(TcpState::Established);
-    let tw = s.get(TcpState::TimeWait);
-    (est, tw, s.total() - est - tw)
 }
 
 /// Short state names as in `ss -s`.
@@ -336,18 +267,9 @@ mod tests {
         assert_eq!(trunc("abcdef", 4), "abc…");
         assert_eq!(trunc("abc", 4), "abc");
         assert_eq!(cell("ab", 4, true), "  ab");
-        assert_eq!(count(9_999), "9999");
-        assert_eq!(count(12_345), "12.3k");
-        assert_eq!(count(2_000_000), "2.0M");
-        assert_eq!(rate(0.44), "0.4");
-        assert_eq!(rate(3.0), "3");
-        assert_eq!(duration(59.4), "59s");
-        assert_eq!(duration(3725.0), "1h02m");
-        assert_eq!(eta(Some(0.0)), "OUT");
         assert_eq!(bar(0.5, 4), "██··");
         assert_eq!(bar(1.0, 4), "████");
         assert_eq!(bar(f64::INFINITY, 2), "██");
-        assert_eq!(percent(0.999), "99%");
         assert_eq!(mono(1_000_123_456_789), "1000.123");
         assert_eq!(wrap("aa bb cc", 5), ["aa bb", "cc"]);
         assert_eq!(wrap("abcdefgh", 4), ["abc…"]);

@@ -10,15 +10,17 @@ use ratatui::{
 
 use super::lines;
 use crate::{
+    explain::Severity,
     model::{Closer, PoolStats, ProcessStats, SocketInfo},
+    snapshot::cells::{PoolCells, ProcessCells, col},
     tui::{
         app::App,
         data::{Drill, DrillTarget},
         rows::DRILL_SORTS,
         theme::Theme,
         widgets::{
-            ADDR_MAX, Col, bar, count, duration, eta, flex, header_row, left, percent, rate, right,
-            row, rule, states_text, widths,
+            ADDR_MAX, Col, bar, duration, flex, header_row, left, right, row, rule, states_text,
+            widths,
         },
     },
 };
@@ -53,37 +55,37 @@ fn title(target: &DrillTarget, d: Option<&Drill>) -> String {
     }
 }
 
-fn pool_line<'a>(t: Theme, p: &PoolStats) -> Line<'a> {
+/// The pool's figures as the pools table shows them (`snapshot::cells`), coloured by the
+/// explain engine's severity.
+fn pool_line<'a>(t: Theme, p: &PoolStats, sev: Option<Severity>) -> Line<'a> {
+    let c = PoolCells::of(p);
     Line::from(vec![
-        Span::styled("in use ", t.dim()),
-        Span::raw(format!(
-            "{}/{} ",
-            count(u64::from(p.in_use)),
-            count(u64::from(p.capacity))
-        )),
+        Span::styled(format!("{} ", col::IN_USE), t.dim()),
+        Span::raw(format!("{} ", c.in_use)),
         Span::styled(
-            format!("{} {}", bar(p.utilisation, 10), percent(p.utilisation)),
-            t.utilisation(p.effective_utilisation),
+            format!("{} {}", bar(p.effective_utilisation, 10), c.use_pct),
+            t.pool(sev),
         ),
-        Span::styled("  new/s ", t.dim()),
-        Span::raw(rate(p.rates.new_per_s)),
-        Span::styled("  ETA ", t.dim()),
-        Span::raw(eta(p.time_to_exhaustion_s)),
+        Span::styled(format!("  {} ", col::CONN_PER_S), t.dim()),
+        Span::raw(c.conn_per_s),
+        Span::styled(format!("  {} ", col::ETA), t.dim()),
+        Span::raw(c.eta),
         Span::styled("  EADDRNOTAVAIL ", t.dim()),
-        Span::styled(count(p.eaddrnotavail), t.nonzero_bad(p.eaddrnotavail)),
+        Span::styled(c.fail, t.nonzero_bad(p.eaddrnotavail)),
         Span::styled("  ", t.dim()),
         Span::raw(states_text(&p.states)),
     ])
 }
 
 fn process_line<'a>(t: Theme, p: &ProcessStats) -> Line<'a> {
+    let c = ProcessCells::of(p);
     Line::from(vec![
         Span::styled("sockets ", t.dim()),
-        Span::raw(count(u64::from(p.sockets))),
+        Span::raw(c.sockets),
         Span::styled("  connects ", t.dim()),
-        Span::raw(count(p.connects)),
+        Span::raw(c.connects),
         Span::styled("  failures ", t.dim()),
-        Span::styled(count(p.failures), t.nonzero_bad(p.failures)),
+        Span::styled(c.failures, t.nonzero_bad(p.failures)),
         Span::styled("  parent ", t.dim()),
         Span::raw(p.process.ppid.to_string()),
         Span::styled("  outbound ", t.dim()),
@@ -146,7 +148,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         return;
     };
     v.push(match (&state.target, &d.pool, &d.process) {
-        (DrillTarget::Pool(_), Some(p), _) => pool_line(t, p),
+        (DrillTarget::Pool(_), Some(p), _) => {
+            pool_line(t, p, app.view.snapshot.severity_of(&p.key()))
+        }
         (DrillTarget::Process { .. }, _, Some(p)) => process_line(t, p),
         _ => Line::styled("gone: no socket left", t.dim()),
     });
@@ -180,10 +184,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     } else {
         let data: Vec<u64> = hist.iter().map(|&x| u64::from(x)).collect();
         let cap = d.pool.as_ref().map_or(max, |p| p.capacity.max(max));
-        let style = d
-            .pool
-            .as_ref()
-            .map_or(t.info(), |p| t.utilisation(p.effective_utilisation));
+        let style = d.pool.as_ref().map_or(t.info(), |p| {
+            t.pool(app.view.snapshot.severity_of(&p.key()))
+        });
         frame.render_widget(
             Sparkline::default()
                 .data(&data)

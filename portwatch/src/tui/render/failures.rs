@@ -10,7 +10,8 @@ use ratatui::{
 
 use super::{empty, lines, scroll_start};
 use crate::{
-    event::{CallKind, Errno},
+    event::Errno,
+    snapshot::cells::call,
     tui::{
         app::App,
         rows::Tab,
@@ -42,13 +43,6 @@ pub fn errno_style(t: Theme, e: Errno) -> Style {
     }
 }
 
-fn call_name(c: CallKind) -> &'static str {
-    match c {
-        CallKind::Connect => "connect",
-        CallKind::Bind => "bind",
-    }
-}
-
 pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
     let t = app.theme;
     let f = &app.view.snapshot.failures;
@@ -77,7 +71,7 @@ pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
     if let Some(d) = f.by_destination.first() {
         top.push(Span::raw(format!(
             "{} {} {} ×{}",
-            call_name(d.call),
+            call(d.call),
             d.addr,
             d.errno,
             count(d.count.count)
@@ -89,7 +83,7 @@ pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
             "{}({}) {} {} ×{}",
             p.comm,
             p.pid,
-            call_name(p.call),
+            call(p.call),
             p.errno,
             count(p.count.count)
         )));
@@ -140,7 +134,7 @@ fn log<'a>(app: &App, width: u16, height: usize, sel: Option<usize>) -> Vec<Line
         let mut cells = vec![
             (ago(now, r.at_ns), t.plain()),
             (r.errno.name(), errno_style(t, r.errno)),
-            (call_name(r.call).to_string(), t.plain()),
+            (call(r.call).to_string(), t.plain()),
             (r.pid.to_string(), t.plain()),
             (r.comm.to_string(), t.bold()),
             (r.addr.to_string(), t.plain()),

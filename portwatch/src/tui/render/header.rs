@@ -10,6 +10,7 @@ use ratatui::{
 use super::lines;
 use crate::{
     event::TcpState,
+    explain::tw_buckets_near,
     tui::{
         app::App,
         data::SourceInfo,
@@ -139,7 +140,7 @@ fn sysctl_line<'a>(app: &App) -> Line<'a> {
         Span::raw(tw_reuse_text(n.sysctls.tw_reuse, n.sysctls.timestamps)),
         Span::styled("  tw ", t.dim()),
     ];
-    let tw_full = f64::from(n.timewait_sockets) >= 0.9 * f64::from(n.sysctls.max_tw_buckets);
+    let tw_full = tw_buckets_near(n.timewait_sockets, n.sysctls.max_tw_buckets);
     spans.push(Span::styled(
         format!(
             "{}/{}",

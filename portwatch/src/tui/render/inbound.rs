@@ -10,71 +10,75 @@ use ratatui::{
 use super::{empty, lines, scroll_start};
 use crate::{
     event::TcpState,
-    model::{ListenerStats, StateCounts},
+    model::{ListenerStats, RemoteStats},
+    snapshot::cells::{ListenerCells, RemoteCells, col},
     tui::{
         app::App,
         rows::Tab,
         theme::Theme,
-        widgets::{ADDR_MAX, Col, count, flex, header_row, left, right, row, rule, widths},
+        widgets::{ADDR_MAX, Col, flex, header_row, left, right, row, rule, widths},
     },
 };
 
 const LISTEN_COLS: [Col; 8] = [
-    flex("LISTENING ON", ADDR_MAX),
-    left("OWNER", 20),
-    right("LSN", 4),
-    right("ACCEPTED", 8),
-    right("ESTAB", 6),
-    right("T_WAIT", 6),
-    right("C_WAIT", 6),
-    right("OTHER", 6),
+    flex(col::LISTENING_ON, ADDR_MAX),
+    left(col::OWNER, 20),
+    right(col::LISTENING, 4),
+    right(col::ACCEPTED, 8),
+    right(col::ESTAB, 6),
+    right(col::TIME_WAIT, 6),
+    right(col::CLOSE_WAIT, 6),
+    right(col::OTHER, 6),
 ];
 
 const REMOTE_COLS: [Col; 6] = [
-    flex("REMOTE IP", 41),
-    right("ESTAB", 6),
-    right("T_WAIT", 6),
-    right("C_WAIT", 6),
-    right("OTHER", 6),
-    right("TOTAL", 6),
+    flex(col::REMOTE_IP, 41),
+    right(col::ESTAB, 6),
+    right(col::TIME_WAIT, 6),
+    right(col::CLOSE_WAIT, 6),
+    right(col::OTHER, 6),
+    right(col::TOTAL, 6),
 ];
 
-/// ESTABLISHED, TIME_WAIT, CLOSE_WAIT (the inbound leak), rest.
-fn split(s: &StateCounts) -> [u32; 4] {
-    let est = s.get(TcpState::Established);
-    let tw = s.get(TcpState::TimeWait);
-    let cw = s.get(TcpState::CloseWait);
-    [est, tw, cw, s.total() - est - tw - cw]
-}
-
 fn listener_row<'a>(t: Theme, w: &[usize], l: &ListenerStats) -> Line<'a> {
-    let [est, tw, cw, other] = split(&l.states);
-    let owner = l
-        .owner
-        .as_ref()
-        .map_or("unknown".into(), |o| format!("{}({})", o.comm, o.pid));
+    let c = ListenerCells::of(l);
+    let cw = l.states.get(TcpState::CloseWait);
     row(
         &LISTEN_COLS,
         w,
         vec![
-            (l.local.to_string(), t.bold()),
-            (owner, t.plain()),
+            (c.local, t.bold()),
+            (c.owner, t.plain()),
             (
-                l.listening.to_string(),
+                c.listening,
                 if l.listening == 0 {
                     t.warn()
                 } else {
                     t.plain()
                 },
             ),
-            (count(l.accepted), t.plain()),
-            (count(u64::from(est)), t.plain()),
-            (count(u64::from(tw)), t.plain()),
-            (
-                count(u64::from(cw)),
-                if cw > 0 { t.warn() } else { t.plain() },
-            ),
-            (count(u64::from(other)), t.plain()),
+            (c.accepted, t.plain()),
+            (c.estab, t.plain()),
+            (c.time_wait, t.plain()),
+            (c.close_wait, if cw > 0 { t.warn() } else { t.plain() }),
+            (c.other, t.plain()),
+        ],
+    )
+}
+
+fn remote_row<'a>(t: Theme, w: &[usize], r: &RemoteStats) -> Line<'a> {
+    let c = RemoteCells::of(r);
+    let cw = r.states.get(TcpState::CloseWait);
+    row(
+        &REMOTE_COLS,
+        w,
+        vec![
+            (c.ip, t.plain()),
+            (c.estab, t.plain()),
+            (c.time_wait, t.plain()),
+            (c.close_wait, if cw > 0 { t.warn() } else { t.plain() }),
+            (c.other, t.plain()),
+            (c.total, t.bold()),
         ],
     )
 }
@@ -128,22 +132,7 @@ pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
         header_row(&REMOTE_COLS, &w, t.header()),
     ];
     for r in &l.by_remote {
-        let [est, tw, cw, other] = split(&r.states);
-        v.push(row(
-            &REMOTE_COLS,
-            &w,
-            vec![
-                (r.ip.to_string(), t.plain()),
-                (count(u64::from(est)), t.plain()),
-                (count(u64::from(tw)), t.plain()),
-                (
-                    count(u64::from(cw)),
-                    if cw > 0 { t.warn() } else { t.plain() },
-                ),
-                (count(u64::from(other)), t.plain()),
-                (count(u64::from(r.total)), t.bold()),
-            ],
-        ));
+        v.push(remote_row(t, &w, r));
     }
     lines(frame, info, v);
 }

@@ -1,5 +1,7 @@
-//! Pools: destination, source, a gauge of ports in use against capacity, states, new
-//! connections per second, time to exhaustion, failures. Most urgent first.
+//! Pools: destination, source, ports in use, a gauge of the ports that block `connect()`
+//! against capacity, states, connection attempts per second, time to exhaustion, failures.
+//! Most urgent first, coloured by the explain engine's severity. The shared columns'
+//! names and figures are `snapshot::cells`' (the text report prints the same).
 
 use ratatui::{
     Frame,
@@ -9,14 +11,16 @@ use ratatui::{
 
 use super::{empty, lines, scroll_start};
 use crate::{
+    event::TcpState,
+    explain::Severity,
     model::PoolStats,
+    snapshot::cells::{PoolCells, col},
     tui::{
         app::App,
         rows::Tab,
         theme::Theme,
         widgets::{
-            ADDR_MAX, Col, bar, count, est_tw_other, eta, flex, header_row, left, percent, rate,
-            right, row, rule, widths,
+            ADDR_MAX, Col, bar, count, flex, header_row, left, rate, right, row, rule, widths,
         },
     },
 };
@@ -28,15 +32,17 @@ fn columns(width: u16) -> Vec<Col> {
     if width >= 100 {
         c.push(left("SOURCE", 15));
     }
+    // `28,232/28,232` needs 13; a narrow terminal keeps its room for the destination.
+    let in_use = if width >= 100 { 13 } else { 9 };
     c.extend([
-        right("IN USE", 9),
-        left("CAPACITY", GAUGE as u16 + 5),
-        right("ESTAB", 5),
-        right("T_WAIT", 6),
-        right("OTHER", 5),
-        right("NEW/s", 6),
-        right("ETA", 5),
-        right("FAIL", 6),
+        right(col::IN_USE, in_use),
+        right(col::USE, GAUGE as u16 + 5),
+        right(col::ESTAB, 5),
+        right(col::TIME_WAIT, 6),
+        right(col::OTHER, 5),
+        right(col::CONN_PER_S, 6),
+        right(col::ETA, 5),
+        right(col::FAIL, 6),
     ]);
     if width >= 130 {
         c.push(left("TOP OWNER", 22));
@@ -54,48 +60,41 @@ fn owner_text(p: &PoolStats) -> String {
     }
 }
 
-fn pool_row<'a>(t: Theme, cols: &[Col], w: &[usize], p: &PoolStats) -> Line<'a> {
-    let (est, tw, other) = est_tw_other(&p.states);
-    let util = t.utilisation(p.effective_utilisation);
+fn pool_row<'a>(
+    t: Theme,
+    cols: &[Col],
+    w: &[usize],
+    p: &PoolStats,
+    sev: Option<Severity>,
+) -> Line<'a> {
+    let c = PoolCells::of(p);
+    let util = t.pool(sev);
+    // An exhaustion time is as urgent as the explain engine judged the pool.
     let eta_style = match p.time_to_exhaustion_s {
-        Some(e) if e <= 0.0 => t.bad(),
-        Some(e) if e < 300.0 => t.warn(),
-        _ => t.plain(),
+        Some(_) => util,
+        None => t.plain(),
+    };
+    let tw_style = if p.states.get(TcpState::TimeWait) > 0 && !p.tw_reusable {
+        t.warn()
+    } else {
+        t.plain()
     };
     let mut cells = vec![(p.dst.to_string(), t.bold())];
     if cols.iter().any(|c| c.title == "SOURCE") {
         cells.push((p.src.to_string(), t.plain()));
     }
     cells.extend([
+        (c.in_use, t.plain()),
         (
-            format!(
-                "{}/{}",
-                count(u64::from(p.in_use)),
-                count(u64::from(p.capacity))
-            ),
-            t.plain(),
-        ),
-        (
-            format!(
-                "{} {:>4}",
-                bar(p.utilisation, GAUGE),
-                percent(p.utilisation)
-            ),
+            format!("{} {:>4}", bar(p.effective_utilisation, GAUGE), c.use_pct),
             util,
         ),
-        (count(u64::from(est)), t.plain()),
-        (
-            count(u64::from(tw)),
-            if tw > 0 && !p.tw_reusable {
-                t.warn()
-            } else {
-                t.plain()
-            },
-        ),
-        (count(u64::from(other)), t.plain()),
-        (rate(p.rates.new_per_s), t.plain()),
-        (eta(p.time_to_exhaustion_s), eta_style),
-        (count(p.eaddrnotavail), t.nonzero_bad(p.eaddrnotavail)),
+        (c.estab, t.plain()),
+        (c.time_wait, tw_style),
+        (c.other, t.plain()),
+        (c.conn_per_s, t.plain()),
+        (c.eta, eta_style),
+        (c.fail, t.nonzero_bad(p.eaddrnotavail)),
     ]);
     if cols.iter().any(|c| c.title == "TOP OWNER") {
         cells.push((owner_text(p), t.plain()));
@@ -133,7 +132,8 @@ fn table(frame: &mut Frame, area: Rect, app: &App, title: &str, sel: Option<usiz
     let height = usize::from(area.height).saturating_sub(2);
     let start = sel.map_or(0, |s| scroll_start(s, height));
     for (k, &i) in rows.iter().enumerate().skip(start).take(height) {
-        let mut line = pool_row(t, &cols, &w, &pools[i]);
+        let sev = app.view.snapshot.severity_of_pool(i);
+        let mut line = pool_row(t, &cols, &w, &pools[i], sev);
         if Some(k) == sel {
             line = line.style(t.selected());
         }

@@ -10,6 +10,7 @@ use ratatui::{
 use super::{empty, lines, scroll_start};
 use crate::{
     model::{ProcessGroupStats, ProcessStats},
+    snapshot::cells::{GroupCells, ProcessCells, col, n},
     tui::{
         app::App,
         rows::Tab,
@@ -21,29 +22,29 @@ use crate::{
 };
 
 const PROC_COLS: [Col; 9] = [
-    right("PID", 7),
-    left("COMMAND", 15),
-    right("SOCK", 6),
-    right("CONN", 6),
-    right("FAIL", 5),
-    right("ESTAB", 5),
-    right("T_WAIT", 6),
-    right("OTHER", 5),
-    flex("TOP DESTINATION", ADDR_MAX + 8),
+    right(col::PID, 7),
+    left(col::COMMAND, 15),
+    right(col::SOCKETS, 6),
+    right(col::CONNECTS, 6),
+    right(col::FAIL, 5),
+    right(col::ESTAB, 5),
+    right(col::TIME_WAIT, 6),
+    right(col::OTHER, 5),
+    flex(col::TOP_DESTINATION, ADDR_MAX + 8),
 ];
 
 /// With a WHERE column (container, pod or unit), shown when some process lives in one.
 const PROC_COLS_WHERE: [Col; 10] = [
-    right("PID", 7),
-    left("COMMAND", 15),
+    right(col::PID, 7),
+    left(col::COMMAND, 15),
     flex("WHERE", 32),
-    right("SOCK", 6),
-    right("CONN", 6),
-    right("FAIL", 5),
-    right("ESTAB", 5),
-    right("T_WAIT", 6),
-    right("OTHER", 5),
-    flex("TOP DESTINATION", ADDR_MAX + 8),
+    right(col::SOCKETS, 6),
+    right(col::CONNECTS, 6),
+    right(col::FAIL, 5),
+    right(col::ESTAB, 5),
+    right(col::TIME_WAIT, 6),
+    right(col::OTHER, 5),
+    flex(col::TOP_DESTINATION, ADDR_MAX + 8),
 ];
 
 /// Where a process lives, for the WHERE column: `container web`, `api in pod shop/web-1`,
@@ -53,72 +54,61 @@ fn where_label(p: &ProcessStats) -> Option<String> {
 }
 
 const GROUP_COLS: [Col; 9] = [
-    flex("COMMAND", 16),
-    right("PARENT", 7),
-    right("PROCS", 6),
-    right("SOCK", 6),
-    right("CONN", 6),
-    right("FAIL", 5),
-    right("ESTAB", 5),
-    right("T_WAIT", 6),
-    right("OTHER", 5),
+    flex(col::COMMAND, 16),
+    right(col::PARENT, 7),
+    right(col::PROCESSES, 6),
+    right(col::SOCKETS, 6),
+    right(col::CONNECTS, 6),
+    right(col::FAIL, 5),
+    right(col::ESTAB, 5),
+    right(col::TIME_WAIT, 6),
+    right(col::OTHER, 5),
 ];
 
 const DEST_COLS: [Col; 6] = [
     flex("DESTINATION", ADDR_MAX),
     left("SOURCE", 15),
-    right("ESTAB", 6),
-    right("T_WAIT", 6),
-    right("OTHER", 6),
-    right("TOTAL", 6),
+    right(col::ESTAB, 6),
+    right(col::TIME_WAIT, 6),
+    right(col::OTHER, 6),
+    right(col::TOTAL, 6),
 ];
 
 fn proc_row<'a>(t: Theme, cols: &[Col], w: &[usize], p: &ProcessStats) -> Line<'a> {
     let (est, tw, other) = est_tw_other(&p.outbound_states);
-    let top = p.outbound.first().map_or("—".into(), |d| {
-        format!("{} ×{}", d.dst, count(u64::from(d.total)))
-    });
-    let mut cells = vec![
-        (p.process.pid.to_string(), t.plain()),
-        (p.process.comm.to_string(), t.bold()),
-    ];
+    let c = ProcessCells::of(p);
+    let mut cells = vec![(c.pid, t.plain()), (c.comm, t.bold())];
     if cols.len() == PROC_COLS_WHERE.len() {
         cells.push((where_label(p).unwrap_or_else(|| "—".into()), t.plain()));
     }
-    row(
-        cols,
-        w,
-        [
-            cells,
-            vec![
-                (count(u64::from(p.sockets)), t.plain()),
-                (count(p.connects), t.plain()),
-                (count(p.failures), t.nonzero_bad(p.failures)),
-                (count(u64::from(est)), t.plain()),
-                (count(u64::from(tw)), t.plain()),
-                (count(u64::from(other)), t.plain()),
-                (top, t.plain()),
-            ],
-        ]
-        .concat(),
-    )
+    cells.extend([
+        (c.sockets, t.plain()),
+        (c.connects, t.plain()),
+        (c.failures, t.nonzero_bad(p.failures)),
+        (n(est), t.plain()),
+        (n(tw), t.plain()),
+        (n(other), t.plain()),
+        (c.top, t.plain()),
+    ]);
+    row(cols, w, cells)
 }
 
 fn group_row<'a>(t: Theme, w: &[usize], g: &ProcessGroupStats) -> Line<'a> {
     let (est, tw, other) = est_tw_other(&g.outbound_states);
+    let c = GroupCells::of(g);
     row(
         &GROUP_COLS,
         w,
         vec![
-            (g.comm.to_string(), t.bold()),
-            (g.ppid.to_string(), t.plain()),
-            (count(u64::from(g.processes)), t.plain()),
-            (count(u64::from(g.sockets)), t.plain()),
-            (count(g.connects), t.plain()),
-            (count(g.failures), t.nonzero_bad(g.failures)),
-            (count(u64::from(est)), t.plain()),
-            (count(u64::from(tw)), t.plain()),
-            (count(u64::from(other)), t.plain()),
+            (c.comm, t.bold()),
+            (c.ppid, t.plain()),
+            (c.processes, t.plain()),
+            (c.sockets, t.plain()),
+            (c.connects, t.plain()),
+            (c.failures, t.nonzero_bad(g.failures)),
+            (n(est), t.plain()),
+            (n(tw), t.plain()),
+            (n(other), t.plain()),
         ],
     )
 }

@@ -1,5 +1,5 @@
 //! TUI tests: pure key → action tables and TestBackend snapshots of fixture models.
 
-mod fixtures;
+pub(crate) mod fixtures;
 mod keys;
 mod snapshots;

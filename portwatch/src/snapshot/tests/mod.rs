@@ -1,6 +1,8 @@
 //! The snapshot: tables taken once and cut to the limits, findings the same as `explain`'s,
 //! pool severities aligned with the pools.
 
+mod views;
+
 use super::{Limits, LostEvents, Snapshot};
 use crate::{explain::explain, report::tests::churn_exhaustion};
 

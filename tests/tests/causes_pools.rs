@@ -7,7 +7,7 @@
 //! --netns INODE` first, then the misbehaving program as a process of its own (`pw-scenario`,
 //! with a recognisable `comm`), which prints the CLOCK_MONOTONIC time it reached the bad state.
 //! The test ends the report's window (SIGTERM, like Ctrl-C) a little after that onset and
-//! checks the window ended at most 5 s after it. Servers run on threads of the test process,
+//! checks the window ended at most 5 s after it. The pool causes run over IPv6 (`::1`) too. Servers run on threads of the test process,
 //! so their pid differs from the scenario's.
 
 #[path = "causes/common.rs"]
@@ -19,31 +19,33 @@ use common::*;
 /// a 50-port range has no port left: connect() fails with EADDRNOTAVAIL.
 #[test]
 fn time_wait_churn_until_connect_fails() {
+    time_wait_churn_until_connect_fails_to("twc", "127.0.0.1:8080", "127.0.0.1");
+}
+
+/// The same over IPv6 (`::1`): net.ipv4.ip_local_port_range governs IPv6 too.
+#[test]
+fn time_wait_churn_until_connect_fails_ipv6() {
+    time_wait_churn_until_connect_fails_to("twc6", "[::1]:8080", "::1");
+}
+
+fn time_wait_churn_until_connect_fails_to(tag: &str, dst: &str, src: &str) {
     let (ns, report) = setup(
-        "twc",
+        tag,
         &[
             ("net.ipv4.ip_local_port_range", "40000 40049"),
             ("net.ipv4.tcp_tw_reuse", "0"),
         ],
     );
-    let _server = TestServer::start(&ns, addr("127.0.0.1:8080"), Serve::CloseAfterClient);
-    let mut sc = Scenario::start(SCENARIO, &ns, "pw-twchurn", &["churn", "127.0.0.1:8080"]);
+    let _server = TestServer::start(&ns, addr(dst), Serve::CloseAfterClient);
+    let mut sc = Scenario::start(SCENARIO, &ns, "pw-twchurn", &["churn", dst]);
     let onset = sc.wait("fail", Some("EADDRNOTAVAIL"), REACH);
     // 50 ports (51 only if a peer's RST ended a TIME_WAIT early: RFC 1337 assassination).
     assert!((50..=51).contains(&onset.num("made")), "{onset:?}");
     let r = report_at(report, onset.at_ns + 2 * S);
     assert_within_5s(&r, onset.at_ns);
     let f = top(&r);
-    assert_finding(
-        &r,
-        f,
-        "time_wait_churn",
-        "critical",
-        &sc,
-        &ns,
-        "127.0.0.1:8080",
-    );
-    assert_eq!(f["src_ip"], "127.0.0.1");
+    assert_finding(&r, f, "time_wait_churn", "critical", &sc, &ns, dst);
+    assert_eq!(f["src_ip"], src);
     assert_eq!(
         (f["in_use"].as_u64(), f["capacity"].as_u64()),
         (Some(50), Some(50))
@@ -140,16 +142,25 @@ fn time_wait_churn_is_flagged_before_ports_run_out() {
 /// One client holds open connections to one destination until a 50-port range is full.
 #[test]
 fn concurrency_at_capacity() {
+    concurrency_at_capacity_to("conc", "127.0.0.1:8080");
+}
+
+#[test]
+fn concurrency_at_capacity_ipv6() {
+    concurrency_at_capacity_to("conc6", "[::1]:8080");
+}
+
+fn concurrency_at_capacity_to(tag: &str, dst: &str) {
     // tcp_tw_reuse stays at its default (2: loopback): it still must not be offered.
-    let (ns, report) = setup("conc", &[("net.ipv4.ip_local_port_range", "40000 40049")]);
-    let _server = TestServer::start(&ns, addr("127.0.0.1:8080"), Serve::Keep);
-    let mut sc = Scenario::start(SCENARIO, &ns, "pw-conc", &["hold", "127.0.0.1:8080"]);
+    let (ns, report) = setup(tag, &[("net.ipv4.ip_local_port_range", "40000 40049")]);
+    let _server = TestServer::start(&ns, addr(dst), Serve::Keep);
+    let mut sc = Scenario::start(SCENARIO, &ns, "pw-conc", &["hold", dst]);
     let onset = sc.wait("fail", Some("EADDRNOTAVAIL"), REACH);
     assert_eq!(onset.num("kept"), 50);
     let r = report_at(report, onset.at_ns + 2 * S);
     assert_within_5s(&r, onset.at_ns);
     let f = top(&r);
-    assert_finding(&r, f, "concurrency", "critical", &sc, &ns, "127.0.0.1:8080");
+    assert_finding(&r, f, "concurrency", "critical", &sc, &ns, dst);
     assert_eq!(f["states"]["ESTABLISHED"], 50, "{f:#}");
     assert_eq!(f["eta_s"].as_f64(), Some(0.0));
     assert_remedy(f, "more_destination_addresses", true);
@@ -188,24 +199,25 @@ fn concurrency_near_capacity_warns() {
 /// socket takes its port from every pool, until bind() finds none (EADDRINUSE).
 #[test]
 fn bind_before_connect_until_bind_fails() {
-    let (ns, report) = setup("bbc", &[("net.ipv4.ip_local_port_range", "40000 40049")]);
-    let _server = TestServer::start(&ns, addr("127.0.0.1:8080"), Serve::Keep);
-    let args = ["hold", "127.0.0.1:8080", "--bind", "127.0.0.1:0"];
+    bind_before_connect_until_bind_fails_to("bbc", "127.0.0.1:8080", "127.0.0.1:0");
+}
+
+#[test]
+fn bind_before_connect_until_bind_fails_ipv6() {
+    bind_before_connect_until_bind_fails_to("bbc6", "[::1]:8080", "[::1]:0");
+}
+
+fn bind_before_connect_until_bind_fails_to(tag: &str, dst: &str, bind: &str) {
+    let (ns, report) = setup(tag, &[("net.ipv4.ip_local_port_range", "40000 40049")]);
+    let _server = TestServer::start(&ns, addr(dst), Serve::Keep);
+    let args = ["hold", dst, "--bind", bind];
     let mut sc = Scenario::start(SCENARIO, &ns, "pw-bbc", &args);
     let onset = sc.wait("fail", Some("EADDRINUSE"), REACH);
     assert_eq!(onset.num("kept"), 50);
     let r = report_at(report, onset.at_ns + 2 * S);
     assert_within_5s(&r, onset.at_ns);
     let f = top(&r);
-    assert_finding(
-        &r,
-        f,
-        "bind_before_connect",
-        "critical",
-        &sc,
-        &ns,
-        "127.0.0.1:8080",
-    );
+    assert_finding(&r, f, "bind_before_connect", "critical", &sc, &ns, dst);
     assert_eq!(
         (f["in_use"].as_u64(), f["capacity"].as_u64()),
         (Some(50), Some(50))

@@ -64,6 +64,24 @@ pub fn share(part: u32, whole: u32) -> String {
     pct(f64::from(part) / f64::from(whole))
 }
 
+/// Port ranges as `ip_local_reserved_ports` writes them: `"8080,9000-9100"`, or `"none"`.
+pub fn port_ranges(ranges: &[(u16, u16)]) -> String {
+    if ranges.is_empty() {
+        return "none".to_string();
+    }
+    let v: Vec<String> = ranges
+        .iter()
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect();
+    v.join(",")
+}
+
 /// `"1 socket"`, `"3 sockets"`.
 pub fn plural(v: u64, one: &str, many: &str) -> String {
     format!("{} {}", count(v), if v == 1 { one } else { many })
@@ -123,6 +141,8 @@ mod tests {
         assert_eq!(share(1, 0), "0%");
         assert_eq!(plural(1, "port", "ports"), "1 port");
         assert_eq!(plural(2000, "port", "ports"), "2,000 ports");
+        assert_eq!(port_ranges(&[]), "none");
+        assert_eq!(port_ranges(&[(8080, 8080), (9000, 9100)]), "8080,9000-9100");
     }
 
     #[test]

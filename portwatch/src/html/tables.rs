@@ -4,7 +4,12 @@
 use std::fmt::Write as _;
 
 use super::{esc, serde_plain};
-use crate::{explain::words, model::FailCount, report::Report};
+use crate::{
+    event::{CallKind, Errno},
+    explain::words,
+    model::FailCount,
+    report::Report,
+};
 
 fn secs(report: &Report, t_ns: u64) -> String {
     format!(
@@ -22,6 +27,32 @@ fn span(report: &Report, c: &FailCount) -> String {
     )
 }
 
+const HEAD: &str =
+    r#"<th class="num">count</th><th class="num">first</th><th class="num">last</th>"#;
+
+/// Closes the table before and opens one of failures by `first` (process, destination).
+fn fail_table<'a>(
+    s: &mut String,
+    report: &Report,
+    class: &str,
+    first: &str,
+    rows: impl Iterator<Item = (String, CallKind, Errno, &'a FailCount)>,
+) {
+    let _ = write!(
+        s,
+        r#"</table><table class="{class}"><tr><th>{first}</th><th>call</th><th>errno</th>{HEAD}</tr>"#
+    );
+    for (who, call, errno, c) in rows {
+        let _ = write!(
+            s,
+            r#"<tr><td>{who}</td><td>{}()</td><td>{}</td>{}</tr>"#,
+            serde_plain(&call),
+            esc(&errno.name()),
+            span(report, c)
+        );
+    }
+}
+
 pub fn failures(s: &mut String, report: &Report) {
     let f = &report.failures;
     let _ = write!(
@@ -33,8 +64,6 @@ pub fn failures(s: &mut String, report: &Report) {
         s.push_str(r#"<p class="none">No connect() or bind() failed.</p></section>"#);
         return;
     }
-    const HEAD: &str =
-        r#"<th class="num">count</th><th class="num">first</th><th class="num">last</th>"#;
     let _ = write!(
         s,
         r#"<table class="by-errno"><tr><th>errno</th>{HEAD}</tr>"#
@@ -48,36 +77,24 @@ pub fn failures(s: &mut String, report: &Report) {
             span(report, &e.count)
         );
     }
-    let _ = write!(
-        s,
-        r#"</table><table class="by-process"><tr><th>process</th><th>call</th><th>errno</th>{HEAD}</tr>"#
-    );
-    for p in &f.by_process {
-        let _ = write!(
-            s,
-            r#"<tr><td>{} <span class="meta">pid {}</span></td><td>{}()</td><td>{}</td>{}</tr>"#,
+    let by_process = f.by_process.iter().map(|p| {
+        let who = format!(
+            r#"{} <span class="meta">pid {}</span>"#,
             esc(&p.comm.to_string()),
-            p.pid,
-            serde_plain(&p.call),
-            esc(&p.errno.name()),
-            span(report, &p.count)
+            p.pid
         );
-    }
-    let _ = write!(
-        s,
-        r#"</table><table class="by-destination"><tr><th>destination</th><th>call</th><th>errno</th>{HEAD}</tr>"#
-    );
-    for d in &f.by_destination {
-        let _ = write!(
-            s,
-            r#"<tr><td><code>{}</code> <span class="meta">netns {}</span></td><td>{}()</td><td>{}</td>{}</tr>"#,
+        (who, p.call, p.errno, &p.count)
+    });
+    fail_table(s, report, "by-process", "process", by_process);
+    let by_destination = f.by_destination.iter().map(|d| {
+        let who = format!(
+            r#"<code>{}</code> <span class="meta">netns {}</span>"#,
             esc(&d.addr.to_string()),
-            d.netns,
-            serde_plain(&d.call),
-            esc(&d.errno.name()),
-            span(report, &d.count)
+            d.netns
         );
-    }
+        (who, d.call, d.errno, &d.count)
+    });
+    fail_table(s, report, "by-destination", "destination", by_destination);
     s.push_str("</table></section>");
 }
 
@@ -87,21 +104,7 @@ pub fn sysctls(s: &mut String, report: &Report) {
     );
     for n in &report.sysctls {
         let sy = &n.sysctls;
-        let reserved = if sy.reserved_ports.is_empty() {
-            "none".to_string()
-        } else {
-            sy.reserved_ports
-                .iter()
-                .map(|(a, b)| {
-                    if a == b {
-                        a.to_string()
-                    } else {
-                        format!("{a}-{b}")
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let reserved = words::port_ranges(&sy.reserved_ports);
         let _ = write!(
             s,
             r#"<tr data-netns="{}"><td>{}{}</td><td class="mono">{} {}</td><td class="mono">{}</td><td class="num">{}</td><td>{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{} s</td></tr>"#,

@@ -335,17 +335,6 @@ fn sysctls(out: &mut String, r: &Report) {
     for s in &r.snapshot.sysctls {
         let y = &s.sysctls;
         let c = &s.capacity;
-        let reserved: Vec<String> = y
-            .reserved_ports
-            .iter()
-            .map(|(a, b)| {
-                if a == b {
-                    a.to_string()
-                } else {
-                    format!("{a}-{b}")
-                }
-            })
-            .collect();
         let text = format!(
             "ip_local_port_range {}–{}: {} ports scanned, {} reserved, {} held by bind() or \
              listeners, {} per pool · ip_local_reserved_ports {} · tcp_tw_reuse {} · \
@@ -357,11 +346,7 @@ fn sysctls(out: &mut String, r: &Report) {
             words::n(c.reserved),
             words::n(c.held_by_bind),
             words::n(c.capacity),
-            if reserved.is_empty() {
-                "none".to_string()
-            } else {
-                reserved.join(",")
-            },
+            words::port_ranges(&y.reserved_ports),
             y.tw_reuse,
             y.timestamps,
             words::n(y.max_tw_buckets),

@@ -21,30 +21,27 @@ use crate::{
     },
 };
 
-const PROC_COLS: [Col; 9] = [
-    right(col::PID, 7),
-    left(col::COMMAND, 15),
-    right(col::SOCKETS, 6),
-    right(col::CONNECTS, 6),
-    right(col::FAIL, 5),
-    right(col::ESTAB, 5),
-    right(col::TIME_WAIT, 6),
-    right(col::OTHER, 5),
-    flex(col::TOP_DESTINATION, ADDR_MAX + 8),
-];
+/// The process table's columns, with a WHERE column (container, pod or unit) when some
+/// process lives in one.
+fn proc_cols(located: bool) -> Vec<Col> {
+    let mut c = vec![right(col::PID, 7), left(col::COMMAND, 15)];
+    if located {
+        c.push(flex("WHERE", 32));
+    }
+    c.extend(COUNT_COLS);
+    c.push(flex(col::TOP_DESTINATION, ADDR_MAX + 8));
+    c
+}
 
-/// With a WHERE column (container, pod or unit), shown when some process lives in one.
-const PROC_COLS_WHERE: [Col; 10] = [
-    right(col::PID, 7),
-    left(col::COMMAND, 15),
-    flex("WHERE", 32),
+/// What a process and a group of them both count: sockets, connects, failures, outbound
+/// sockets by state.
+const COUNT_COLS: [Col; 6] = [
     right(col::SOCKETS, 6),
     right(col::CONNECTS, 6),
     right(col::FAIL, 5),
     right(col::ESTAB, 5),
     right(col::TIME_WAIT, 6),
     right(col::OTHER, 5),
-    flex(col::TOP_DESTINATION, ADDR_MAX + 8),
 ];
 
 /// Where a process lives, for the WHERE column: `container web`, `api in pod shop/web-1`,
@@ -53,17 +50,15 @@ fn where_label(p: &ProcessStats) -> Option<String> {
     p.process.workload.as_ref().and_then(|w| w.label())
 }
 
-const GROUP_COLS: [Col; 9] = [
-    flex(col::COMMAND, 16),
-    right(col::PARENT, 7),
-    right(col::PROCESSES, 6),
-    right(col::SOCKETS, 6),
-    right(col::CONNECTS, 6),
-    right(col::FAIL, 5),
-    right(col::ESTAB, 5),
-    right(col::TIME_WAIT, 6),
-    right(col::OTHER, 5),
-];
+fn group_cols() -> Vec<Col> {
+    let mut c = vec![
+        flex(col::COMMAND, 16),
+        right(col::PARENT, 7),
+        right(col::PROCESSES, 6),
+    ];
+    c.extend(COUNT_COLS);
+    c
+}
 
 const DEST_COLS: [Col; 6] = [
     flex("DESTINATION", ADDR_MAX),
@@ -78,7 +73,7 @@ fn proc_row<'a>(t: Theme, cols: &[Col], w: &[usize], p: &ProcessStats) -> Line<'
     let (est, tw, other) = est_tw_other(&p.outbound_states);
     let c = ProcessCells::of(p);
     let mut cells = vec![(c.pid, t.plain()), (c.comm, t.bold())];
-    if cols.len() == PROC_COLS_WHERE.len() {
+    if cols.iter().any(|c| c.title == "WHERE") {
         cells.push((where_label(p).unwrap_or_else(|| "—".into()), t.plain()));
     }
     cells.extend([
@@ -93,11 +88,11 @@ fn proc_row<'a>(t: Theme, cols: &[Col], w: &[usize], p: &ProcessStats) -> Line<'
     row(cols, w, cells)
 }
 
-fn group_row<'a>(t: Theme, w: &[usize], g: &ProcessGroupStats) -> Line<'a> {
+fn group_row<'a>(t: Theme, cols: &[Col], w: &[usize], g: &ProcessGroupStats) -> Line<'a> {
     let (est, tw, other) = est_tw_other(&g.outbound_states);
     let c = GroupCells::of(g);
     row(
-        &GROUP_COLS,
+        cols,
         w,
         vec![
             (c.comm, t.bold()),
@@ -125,9 +120,9 @@ pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
     let [list, info] =
         Layout::vertical([Constraint::Min(3), Constraint::Length(detail_h)]).areas(area);
     let sel = app.sel[Tab::Processes.index()];
-    let (cols, n, title): (&[Col], usize, String) = if app.grouped {
+    let (cols, n, title): (Vec<Col>, usize, String) = if app.grouped {
         (
-            &GROUP_COLS,
+            group_cols(),
             app.rows.groups.len(),
             "Processes by command and parent".into(),
         )
@@ -138,16 +133,12 @@ pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
             .iter()
             .any(|&i| where_label(&app.view.snapshot.processes[i]).is_some());
         (
-            if located {
-                &PROC_COLS_WHERE
-            } else {
-                &PROC_COLS
-            },
+            proc_cols(located),
             app.rows.processes.len(),
             "Processes, outbound sockets by state".into(),
         )
     };
-    let w = widths(cols, list.width);
+    let w = widths(&cols, list.width);
     let mut v = vec![rule(
         format!("{title} ({n})"),
         list.width,
@@ -161,16 +152,21 @@ pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
             list.width,
         ));
     } else {
-        v.push(header_row(cols, &w, t.header()));
+        v.push(header_row(&cols, &w, t.header()));
         let height = usize::from(list.height).saturating_sub(2);
         let start = scroll_start(sel, height);
         for k in start..(start + height).min(n) {
             let mut line = if app.grouped {
-                group_row(t, &w, &app.view.snapshot.process_groups[app.rows.groups[k]])
+                group_row(
+                    t,
+                    &cols,
+                    &w,
+                    &app.view.snapshot.process_groups[app.rows.groups[k]],
+                )
             } else {
                 proc_row(
                     t,
-                    cols,
+                    &cols,
                     &w,
                     &app.view.snapshot.processes[app.rows.processes[k]],
                 )

@@ -21,7 +21,7 @@ use std::{
 };
 
 use portwatch::{
-    collect::{Collector, Counters, Options},
+    collect::{Collector, Counters, Options, ReadStats},
     event::{Event, EventKind, StateChange, TcpState, TimeWait},
 };
 
@@ -64,7 +64,7 @@ pub use netns::NetnsGuard as Netns;
 pub struct Tracer {
     events: Arc<Mutex<Vec<Event>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: Option<thread::JoinHandle<Counters>>,
+    handle: Option<thread::JoinHandle<(Counters, ReadStats)>>,
 }
 
 impl Tracer {
@@ -91,7 +91,7 @@ impl Tracer {
                     Ok(c) => c,
                     Err(e) => {
                         ready_tx.send(Err(format!("{e:#}"))).unwrap();
-                        return Counters::default();
+                        return Default::default();
                     }
                 };
                 let failed: Vec<String> = c
@@ -107,7 +107,7 @@ impl Tracer {
                     .collect();
                 if !failed.is_empty() {
                     ready_tx.send(Err(failed.join("; "))).unwrap();
-                    return Counters::default();
+                    return Default::default();
                 }
                 ready_tx.send(Ok(())).unwrap();
                 let mut batch = Vec::new();
@@ -127,7 +127,7 @@ impl Tracer {
                 if let Some(e) = c.first_decode_error() {
                     panic!("undecodable record: {e}");
                 }
-                c.counters()
+                (c.counters(), c.read_stats())
             })
         });
         match ready_rx.recv().expect("tracer thread died") {
@@ -161,16 +161,22 @@ impl Tracer {
     }
 
     /// Detaches, drains what is left, and returns every event and the final counters.
-    pub fn stop(mut self) -> (Vec<Event>, Counters) {
+    pub fn stop(self) -> (Vec<Event>, Counters) {
+        let (events, counters, _) = self.stop_with_reader();
+        (events, counters)
+    }
+
+    /// [`Tracer::stop`], with how the collector's ring reader fared.
+    pub fn stop_with_reader(mut self) -> (Vec<Event>, Counters, ReadStats) {
         let _ = self.stop.take().unwrap().send(());
-        let counters = self
+        let (counters, reader) = self
             .handle
             .take()
             .unwrap()
             .join()
             .expect("tracer thread panicked");
         let events = std::mem::take(&mut *self.events.lock().unwrap());
-        (events, counters)
+        (events, counters, reader)
     }
 }
 

@@ -90,7 +90,8 @@ fn flood(
         }
     }
     eprintln!("settled after {:?} (all received: {all})", t0.elapsed());
-    let (events, c) = tracer.stop();
+    let (events, c, reader) = tracer.stop_with_reader();
+    eprintln!("reader: {reader:?}");
     let received = states(&events).count() as u64;
     eprintln!(
         "flood ring={ring_bytes} delay={consumer_delay:?}: {n} connections in {secs:.2} s = {:.0} transitions/s; \

@@ -1,5 +1,6 @@
 //! Kernel → typed events: load the embedded eBPF object with this kernel's layout, attach
-//! its programs, read the ring buffer with tokio, decode, and account for every record.
+//! its programs, read the ring buffer on a thread of its own (`reader`), decode, and account
+//! for every record.
 //!
 //! The accounting is exact: each program counts every record it tries to emit (`seen`) and
 //! every one it could not (`lost`: ring full, or a kernel read failed); the kernel counts
@@ -13,9 +14,10 @@ pub mod decode;
 pub mod dedup;
 pub mod layout;
 pub mod progs;
+mod reader;
 pub mod tracefs;
 
-use std::{io, time::Instant};
+use std::{io, sync::MutexGuard, time::Instant};
 
 use anyhow::Context as _;
 use aya::{
@@ -23,10 +25,11 @@ use aya::{
     maps::{MapData, PerCpuArray, RingBuf},
 };
 use portwatch_common::{maps, stat};
-use tokio::io::{Interest, unix::AsyncFd};
 
 pub use self::progs::{Attach, Hook, Skipped};
-use crate::event::{Event, EventKind};
+pub use self::reader::ReadStats;
+use self::reader::{Reader, Tally};
+use crate::event::Event;
 
 /// The eBPF object, built by `cargo xtask build-ebpf` and checked fresh by build.rs.
 static EBPF_OBJECT: &[u8] =
@@ -146,64 +149,18 @@ impl Counters {
 
 pub struct Collector {
     ebpf: Ebpf,
-    ring: AsyncFd<RingBuf<MapData>>,
+    reader: Reader,
     stats: PerCpuArray<MapData, u64>,
     attached: Vec<Attach>,
-    tally: Tally,
     /// Skipped runs read just before the programs were unloaded.
     final_skipped: Option<progs::Skipped>,
 }
 
-/// What userspace received, dropped as repeats and failed to decode, per kind.
-#[derive(Default)]
-struct Tally {
-    received: [u64; 3],
-    /// Rescued records that repeated a primary's (`dedup`): state, call (always 0), timewait.
-    duplicates: [u64; 3],
-    dedup: dedup::Dedup,
-    decode_errors: u64,
-    first_error: Option<String>,
-}
-
-impl Tally {
-    fn drain(&mut self, ring: &mut RingBuf<MapData>, out: &mut Vec<Event>) -> usize {
-        let mut n = 0;
-        while let Some(item) = ring.next() {
-            n += 1;
-            match decode::decode_flagged(&item) {
-                Ok((ev, rescued)) => {
-                    let k = kind_index(&ev);
-                    if self.dedup.is_repeat(&ev, rescued) {
-                        self.duplicates[k] += 1;
-                    } else {
-                        self.received[k] += 1;
-                        out.push(ev);
-                    }
-                }
-                Err(e) => {
-                    self.decode_errors += 1;
-                    self.first_error.get_or_insert_with(|| e.to_string());
-                }
-            }
-        }
-        n
-    }
-}
-
-fn kind_index(ev: &Event) -> usize {
-    match ev.kind {
-        EventKind::State(_) => 0,
-        EventKind::Call(_) => 1,
-        EventKind::TimeWait(_) => 2,
-    }
-}
-
 impl Collector {
-    /// Loads and attaches everything this kernel supports. Must run inside a tokio runtime.
-    /// Fails only when the essential program (TCP state transitions) cannot run.
+    /// Loads and attaches everything this kernel supports, and starts the ring's reader
+    /// thread. Fails only when the essential program (TCP state transitions) cannot run.
     pub fn start(opts: &Options) -> anyhow::Result<Collector> {
         check_ring_bytes(opts.ring_bytes).map_err(|e| anyhow::anyhow!("ring buffer size: {e}"))?;
-        raise_consumer_priority();
         let layout = layout::Layout::from_kernel()
             .context("read the kernel's struct layout from /sys/kernel/btf/vmlinux")?;
         // Classic tracepoints resolve through tracefs, and aya caches the lookup for the whole
@@ -240,19 +197,14 @@ impl Collector {
 
         let ring = RingBuf::try_from(ebpf.take_map(maps::EVENTS).context("map EVENTS")?)
             .context("open ring buffer EVENTS")?;
-        // SAFETY: the RingBuf owns its map fd, keeps it open for its whole life and always
-        // returns that same fd; the AsyncFd owns the RingBuf.
-        let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
-            .map_err(|e| e.into_parts().1)
-            .context("register the ring buffer with tokio")?;
+        let reader = Reader::spawn(ring).context("start the ring buffer's reader thread")?;
         let stats = PerCpuArray::try_from(ebpf.take_map(maps::STATS).context("map STATS")?)
             .context("open STATS")?;
         Ok(Collector {
             ebpf,
-            ring,
+            reader,
             stats,
             attached,
-            tally: Tally::default(),
             final_skipped: None,
         })
     }
@@ -262,42 +214,46 @@ impl Collector {
         &self.attached
     }
 
-    /// Waits until the kernel has written something (woken by the kernel, or finding records
-    /// on a poll every [`POLL_INTERVAL`]), then appends everything available to `out`.
+    /// Waits until the reader thread has read something (it reads as soon as the kernel wakes
+    /// it, and every [`POLL_INTERVAL`] when nothing did), then appends everything it has
+    /// read so far to `out`. Cancel-safe.
     pub async fn next_batch(&mut self, out: &mut Vec<Event>) -> io::Result<()> {
-        loop {
-            match tokio::time::timeout(POLL_INTERVAL, self.ring.readable_mut()).await {
-                Ok(guard) => {
-                    let mut guard = guard?;
-                    let mut n = self.tally.drain(guard.get_inner_mut(), out);
-                    guard.clear_ready();
-                    // The programs wake the reader only for the record that crosses the
-                    // wake-up threshold: one committed between the drain and clear_ready()
-                    // had its wake-up cleared, and no later record crosses the threshold
-                    // while it sits unread, so the ring would fill until the poll timeout.
-                    // Read again after clearing: a wake-up from now on is kept.
-                    n += self.tally.drain(guard.get_inner_mut(), out);
-                    if n > 0 {
-                        return Ok(());
-                    }
-                }
-                Err(_elapsed) => {
-                    if self.drain(out) > 0 {
-                        return Ok(());
-                    }
-                }
-            }
+        match self.reader.batches.recv().await {
+            Some(mut b) => out.append(&mut b),
+            None => return Err(io::Error::other("the ring buffer's reader thread ended")),
         }
+        while let Ok(mut b) = self.reader.batches.try_recv() {
+            out.append(&mut b);
+        }
+        Ok(())
     }
 
-    /// Appends whatever is in the ring now, without waiting.
+    /// Appends what the reader has read so far, without waiting; once [`Collector::stop`]
+    /// ran, everything left in the ring (the reader reads it, then ends).
     pub fn drain(&mut self, out: &mut Vec<Event>) -> usize {
-        self.tally.drain(self.ring.get_mut(), out)
+        let before = out.len();
+        if self.final_skipped.is_some() {
+            self.reader.finish(out);
+        } else {
+            while let Ok(mut b) = self.reader.batches.try_recv() {
+                out.append(&mut b);
+            }
+        }
+        out.len() - before
+    }
+
+    /// How the reader fared so far.
+    pub fn read_stats(&self) -> ReadStats {
+        self.tally().stats
     }
 
     /// The first record that failed to decode, if any.
-    pub fn first_decode_error(&self) -> Option<&str> {
-        self.tally.first_error.as_deref()
+    pub fn first_decode_error(&self) -> Option<String> {
+        self.tally().first_error.clone()
+    }
+
+    fn tally(&self) -> MutexGuard<'_, Tally> {
+        self.reader.tally.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Detaches every program, so that the counters stop moving; drain afterwards to receive
@@ -346,7 +302,7 @@ impl Collector {
 
     /// [`Collector::rescued`] from counters already read.
     fn rescued_in(&self, sums: &[u64; stat::COUNT as usize]) -> (u64, u64) {
-        let d = &self.tally.duplicates;
+        let d = self.tally().duplicates;
         (
             sums[stat::STATE_RESCUED as usize].saturating_sub(d[0]),
             sums[stat::TIMER_RESCUED as usize].saturating_sub(d[2]),
@@ -355,17 +311,21 @@ impl Collector {
 
     pub fn counters(&self) -> Counters {
         let sums = self.stat_sums();
+        let (received, duplicates, decode_errors) = {
+            let t = self.tally();
+            (t.received, t.duplicates, t.decode_errors)
+        };
         let k = |seen: u32, lost: u32, idx: usize| KindCounters {
             seen: sums[seen as usize],
             lost: sums[lost as usize],
-            received: self.tally.received[idx],
-            duplicates: self.tally.duplicates[idx],
+            received: received[idx],
+            duplicates: duplicates[idx],
         };
         Counters {
             state: k(stat::STATE_SEEN, stat::STATE_LOST, 0),
             call: k(stat::CALL_SEEN, stat::CALL_LOST, 1),
             timewait: k(stat::TW_SEEN, stat::TW_LOST, 2),
-            decode_errors: self.tally.decode_errors,
+            decode_errors,
             skipped: self.final_skipped.unwrap_or_else(|| self.skipped_now()),
             rescued: {
                 let (state, timers) = self.rescued_in(&sums);
@@ -406,24 +366,4 @@ pub fn monotonic_now_ns() -> u64 {
 /// Milliseconds since `t`, for attach timings.
 pub(crate) fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
-}
-
-/// Nice value of the thread that reads the ring buffer. The load portwatch measures runs on
-/// the same CPUs: at nice 0 a churn of a few threads starves the reader, and the ring fills
-/// although it is roomy (seen here: 9k-43k of 166k transitions lost with 4 MiB, 2 vCPUs).
-const CONSUMER_NICE: i32 = -10;
-
-/// Gives the calling thread, which starts the collector and reads its ring, a higher CPU
-/// share than the load it watches. Best effort: without CAP_SYS_NICE it stays as it is.
-fn raise_consumer_priority() {
-    // On Linux the nice value is per thread: PRIO_PROCESS with the thread id sets this one.
-    let tid = rustix::thread::gettid().as_raw_nonzero().get() as libc::id_t;
-    // SAFETY: setpriority has no memory preconditions.
-    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, CONSUMER_NICE) };
-    if r != 0 {
-        log::debug!(
-            "could not raise the ring reader's priority: {}",
-            std::io::Error::last_os_error()
-        );
-    }
 }

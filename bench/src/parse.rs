@@ -8,8 +8,8 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use portwatch::{
+    model::Input,
     record::{ContextRecord, Item, Reader},
-    session::recording::{LOSS, counters_from_record},
 };
 
 use crate::tracer::{Parse, StdoutSeen, Tally};
@@ -151,14 +151,14 @@ fn read_recording(path: &Path) -> anyhow::Result<Tally> {
                     *t.state_received.as_mut().unwrap() += 1;
                 }
             }
-            Item::Context(ContextRecord::Counters(c)) if c.name == LOSS => loss = Some(c),
+            Item::Context(ContextRecord::Input(Input::Loss(c))) => loss = Some(c.value),
             Item::Context(_) => {}
         }
     }
     if !r.integrity().is_complete() {
         bail!("{}: {}", path.display(), r.integrity());
     }
-    let c = counters_from_record(&loss.context("no loss counters in the recording")?)?;
+    let c = loss.context("no loss counters in the recording")?;
     t.lost = c.lost_total();
     t.lost_by = lost_by(&c);
     t.read_failed = Some(c.read_failed);

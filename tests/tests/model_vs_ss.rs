@@ -84,7 +84,6 @@ async fn settle(
     loop {
         let _ = tokio::time::timeout(Duration::from_millis(200), live.next_batch(&mut batch)).await;
         batch.clear();
-        live.tick();
         let (want, got) = (ss_counts(ns), model_counts(live, ns.inode));
         if want == got || Instant::now() > deadline {
             return (want, got);
@@ -149,6 +148,7 @@ fn first_picture_and_after_churn_match_ss() {
             snapshot: true,
             reconcile_every: Some(Duration::from_secs(2)),
             model: ModelConfig::default(),
+            fail_reconciliations: 0,
         };
         let mut live = Live::start(opts).await.unwrap();
         let (want, got) = settle(&mut live, &ns, Duration::from_secs(2)).await;
@@ -179,11 +179,17 @@ fn first_picture_and_after_churn_match_ss() {
             let _ =
                 tokio::time::timeout(Duration::from_millis(100), live.next_batch(&mut batch)).await;
             batch.clear();
-            live.tick();
         }
         let made = churner.join().unwrap();
         server.stop_after(made.connections, Duration::from_secs(5));
         assert!(made.connections > 500, "{made:?}");
+        // Loss counters reach the model once a second, behind the events queued before them.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while live.counters().lost_total() == 0 && Instant::now() < deadline {
+            let _ =
+                tokio::time::timeout(Duration::from_millis(100), live.next_batch(&mut batch)).await;
+            batch.clear();
+        }
         let lost = live.counters().lost_total();
         assert!(
             lost > 0,
@@ -199,7 +205,7 @@ fn first_picture_and_after_churn_match_ss() {
             "the lost events were repaired by reconciliation: {:?}",
             live.model.counters()
         );
-        live.stop();
+        live.finish(&mut []).await.unwrap();
     });
     drop(held);
 }

@@ -164,7 +164,7 @@ fn a_recording_cut_by_sigkill_reports_what_live_reported() {
     assert!(text.contains("truncated"), "{text}");
     assert!(
         text.lines()
-            .any(|l| l.starts_with("context") && l.contains("snapshot")),
+            .any(|l| l.starts_with("context") && l.contains("startup")),
         "the start-up snapshot is in the file: {text}"
     );
 }

@@ -7,7 +7,7 @@ use std::{path::Path, process::Command, time::Duration};
 
 use portwatch::{
     event::{Comm, Event, EventKind, StateChange, Task, TcpState},
-    record::{ContextRecord, Host, Options, Writer},
+    record::{Host, Options, Writer},
 };
 use portwatch_tests::{live::portwatch_bin, pty::PtyChild};
 
@@ -21,7 +21,6 @@ fn write_recording(path: &Path) {
         ..Host::current()
     };
     let mut w = Writer::create(path, &host, Options::default()).unwrap();
-    w.context(&ContextRecord::Host(host.clone())).unwrap();
     let ev = |ts_ns, old, new| Event {
         ts_ns,
         netns: 4_026_531_840,

@@ -6,8 +6,7 @@ use std::{process::Command, process::ExitCode, time::Duration};
 use crate::{
     console::LiveSource,
     demo::{Demo, DemoOptions},
-    privileges,
-    session::{Live, LiveOptions},
+    session::{self, Live, LiveOptions},
 };
 use anyhow::Context as _;
 
@@ -42,7 +41,6 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    privileges::check().map_err(|e| anyhow::anyhow!("{e}"))?;
     need_terminal()?;
     anyhow::ensure!(
         args.rate > 0.0 && args.rate.is_finite(),
@@ -67,24 +65,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     // Dropped on every way out of this function (return, error, panic unwinding): the client
     // is killed and the server stopped; the namespace goes with the last of them.
-    let mut demo = Demo::start(&opts, client)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let out = rt.block_on(async {
-        let mut trace = args.trace.options();
-        trace.netns = Some(demo.ns.inode);
-        let live = Live::start(LiveOptions {
-            trace,
-            ..Default::default()
-        })
-        .await?;
-        demo.go()?;
-        let mut src = LiveSource::new(live);
-        let out = run_console(&mut src, args.frame.fps).await;
-        src.live.stop();
+    session::traced(async {
+        let mut demo = Demo::start(&opts, client)?;
+        let out = async {
+            let mut trace = args.trace.options();
+            trace.netns = Some(demo.ns.inode);
+            let live = Live::start(LiveOptions {
+                trace,
+                ..Default::default()
+            })
+            .await?;
+            demo.go()?;
+            let mut src = LiveSource::new(live);
+            let out = run_console(&mut src, args.frame.fps).await;
+            src.live.finish(&mut []).await?;
+            out
+        }
+        .await;
+        demo.stop();
         out
-    });
-    demo.stop();
-    out
+    })
 }

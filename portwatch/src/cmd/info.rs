@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use crate::{record::Info, session::recording};
+use crate::record::Info;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -80,17 +80,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ctx.join(", ")
         }
     );
-    let loss = info
-        .counters
-        .get(recording::LOSS)
-        .map(recording::counters_from_record);
-    match loss {
-        Some(Ok(c)) => println!(
+    match &info.loss {
+        Some(c) => println!(
             "lost        {} events (kernel counters at the end of the recording)",
             c.lost_total()
         ),
-        Some(Err(e)) => println!("lost        unreadable loss counters: {e}"),
         None => println!("lost        unknown (no loss counters recorded)"),
+    }
+    for w in &info.warnings {
+        println!("warning     {w}");
     }
     println!("integrity   {}", info.integrity);
     for e in &info.errors {

@@ -16,7 +16,10 @@ pub mod tui;
 
 use std::time::Duration;
 
-use crate::collect::{self, Options};
+use crate::{
+    collect::{self, Options},
+    session::{LiveOptions, live::DEFAULT_RECONCILE},
+};
 
 /// Tracing options shared by every subcommand that traces.
 #[derive(clap::Args, Debug, Clone)]
@@ -45,13 +48,27 @@ impl TraceArgs {
     }
 }
 
-/// Checks privileges, then runs a tracing command's future on a single-threaded runtime.
-pub fn traced<T>(fut: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
-    crate::privileges::check().map_err(|e| anyhow::anyhow!("{e}"))?;
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(fut)
+/// Session options that tests use (hidden from `--help`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct SessionArgs {
+    /// Reconcile the model against sock_diag this often.
+    #[arg(long, hide = true, value_name = "D", value_parser = parse_duration)]
+    pub reconcile_every: Option<Duration>,
+    /// Test only: make the first N reconciliations fail (a warning in every view and in
+    /// the recording).
+    #[arg(long, hide = true, value_name = "N", default_value_t = 0)]
+    pub fail_reconciliations: u32,
+}
+
+impl SessionArgs {
+    pub fn live_options(&self, trace: &TraceArgs) -> LiveOptions {
+        LiveOptions {
+            trace: trace.options(),
+            reconcile_every: Some(self.reconcile_every.unwrap_or(DEFAULT_RECONCILE)),
+            fail_reconciliations: self.fail_reconciliations,
+            ..Default::default()
+        }
+    }
 }
 
 /// "4M", "512K", "65536".

@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Instant};
 
-use crate::console::Player;
+use crate::{console::Player, session};
 
 use super::tui::{FrameArgs, need_terminal, run_console};
 
@@ -24,8 +24,5 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut player = Player::open(&args.file, args.speed, Instant::now())?;
     need_terminal()?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(run_console(&mut player, args.frame.fps))
+    session::block_on(run_console(&mut player, args.frame.fps))
 }

@@ -3,20 +3,18 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
+use anyhow::Context as _;
 use crate::{
-    collect::monotonic_now_ns,
     explain::explain,
     html,
-    model::{Model, ModelConfig},
-    record::Host,
+    model::{Input, Model, ModelConfig},
+    record::{self, Host, Writer},
     report::{self, LostEvents, Report, Source},
-    session::{Live, LiveOptions, Replay},
+    session::{self, Flow, Live, Recorder, Replay, Sink, StderrWarnings, Until},
     timeline::Timeline,
 };
-use anyhow::Context as _;
-use tokio::signal::unix::{SignalKind, signal};
 
-use super::TraceArgs;
+use super::{SessionArgs, TraceArgs};
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
@@ -27,6 +25,7 @@ a recording made with `portwatch record`, exactly as the live model saw it.
 Examples:
   sudo portwatch report                       # 10 s live
   sudo portwatch report --duration 1m --json > report.json
+  sudo portwatch report --record incident.pwr   # and keep what it saw
   portwatch report incident.pwr
   portwatch report incident.pwr --html incident.html   # one page, for the postmortem")]
 pub struct Args {
@@ -49,8 +48,14 @@ pub struct Args {
     /// the JSON).
     #[arg(long, value_name = "WHAT", value_parser = parse_group_by)]
     group_by: Option<crate::model::GroupBy>,
+    /// Also record the live window to FILE (as `portwatch record` would): `report FILE`
+    /// on it later gives this same report.
+    #[arg(long, value_name = "FILE", conflicts_with = "file")]
+    record: Option<PathBuf>,
     #[command(flatten)]
     trace: TraceArgs,
+    #[command(flatten)]
+    session: SessionArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -58,7 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut timeline = args.html.as_ref().map(|_| Timeline::new());
     let report = match &args.file {
         Some(path) => from_file(path, limits(&args), timeline.as_mut())?,
-        None => super::traced(live(&args, timeline.as_mut()))?,
+        None => session::traced(live(&args, timeline.as_mut()))?,
     };
     if let (Some(out), Some(tl)) = (&args.html, &timeline) {
         std::fs::write(out, html::render(&report, tl))
@@ -69,12 +74,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Feeds the timeline the picture at `now` (the pools and findings the report shows) when a
-/// sample is due, or always at the `last` moment of the window.
 fn sample(tl: &mut Timeline, model: &Model, now: u64, last: bool) {
     if last || tl.due(now) {
         let pools = model.pools(now, report::Limits::default().pools);
         tl.sample(now, &pools, &explain(model, now));
+    }
+}
+
+/// Samples the timeline on the session's clock ticks.
+struct Sampler<'a>(&'a mut Timeline);
+
+impl Sink for Sampler<'_> {
+    fn feed(&mut self, input: &Input, model: &Model) -> anyhow::Result<Flow> {
+        if let Input::Tick(at) = input {
+            sample(self.0, model, *at, false);
+        }
+        Ok(Flow::Continue)
     }
 }
 
@@ -122,6 +137,11 @@ fn limits(args: &Args) -> report::Limits {
     }
 }
 
+/// The report of a model at the end of its window (the one call site of both sources).
+fn build(model: &Model, ctx: report::Context, limits: report::Limits) -> Report {
+    Report::build(model, ctx, LostEvents::from(model.loss()), limits)
+}
+
 /// The report of a recording; with a timeline, replayed one second of recorded time at a
 /// time and sampled after each.
 fn from_file(
@@ -143,7 +163,7 @@ fn from_file(
             sample(tl, &replay.model, replay.position_ns, true);
         }
     }
-    for w in &replay.warnings {
+    for w in replay.warnings() {
         eprintln!("portwatch: warning: {w}");
     }
     let ctx = context(
@@ -153,61 +173,50 @@ fn from_file(
         replay.host.start_mono_ns,
         replay.position_ns,
     );
-    Ok(Report::build(
-        &replay.model,
-        ctx,
-        LostEvents::from(&replay.loss),
-        limits,
-    ))
+    Ok(build(&replay.model, ctx, limits))
 }
 
 async fn live(args: &Args, mut timeline: Option<&mut Timeline>) -> anyhow::Result<Report> {
-    let mut opts = LiveOptions {
-        trace: args.trace.options(),
-        ..Default::default()
-    };
+    let mut opts = args.session.live_options(&args.trace);
     opts.trace.netns = args.netns;
     let host = Host::current();
+    // Create the file first: a refusal (exists, symlink) should come before any tracing.
+    let mut recorder = match &args.record {
+        Some(path) => Some(Recorder::new(Writer::create(
+            path,
+            &host,
+            record::Options::default(),
+        )?)),
+        None => None,
+    };
     let mut live = Live::start(opts).await?;
-    for w in &live.warnings.0 {
-        eprintln!("portwatch: warning: {w}");
-    }
     eprintln!(
         "portwatch: tracing for {}; Ctrl-C to report now",
         humantime::format_duration(args.duration)
     );
-    let start = host.start_mono_ns;
-    let deadline = tokio::time::Instant::now() + args.duration;
-    let mut sigterm = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
-    let mut ticks = tokio::time::interval(Duration::from_millis(250));
-    let mut batch = Vec::new();
-    loop {
-        tokio::select! {
-            r = live.next_batch(&mut batch) => r?,
-            _ = ticks.tick() => {
-                live.tick();
-                if let Some(tl) = timeline.as_deref_mut() {
-                    sample(tl, &live.model, monotonic_now_ns(), false);
-                }
-            }
-            _ = tokio::time::sleep_until(deadline) => break,
-            _ = tokio::signal::ctrl_c() => break,
-            _ = sigterm.recv() => break,
-        }
-        batch.clear();
+    let mut warnings = StderrWarnings;
+    let mut sinks: Vec<&mut dyn Sink> = vec![&mut warnings];
+    if let Some(r) = recorder.as_mut() {
+        sinks.push(r);
     }
-    live.stop();
-    let end = monotonic_now_ns();
-    live.model.tick(end);
+    let mut sampler = timeline.as_deref_mut().map(Sampler);
+    if let Some(s) = sampler.as_mut() {
+        sinks.push(s);
+    }
+    let until = Until {
+        duration: Some(args.duration),
+    };
+    session::run(&mut live, &mut sinks, until).await?;
+    drop(sinks);
+    drop(sampler);
+    if let Some(r) = recorder {
+        r.finish()?;
+    }
+    // The last input was the final tick: the window ends there, in replay too.
+    let end = live.model.now_ns().max(host.start_mono_ns);
     if let Some(tl) = timeline {
         sample(tl, &live.model, end, true);
     }
-    let counters = live.counters();
-    let ctx = context(&host, Source::Live, None, start, end);
-    Ok(Report::build(
-        &live.model,
-        ctx,
-        LostEvents::from(&counters),
-        limits(args),
-    ))
+    let ctx = context(&host, Source::Live, None, host.start_mono_ns, end);
+    Ok(build(&live.model, ctx, limits(args)))
 }

@@ -9,7 +9,7 @@ use std::{
 
 use crate::{
     console::{FPS_RANGE, Frames, LiveSource, Source},
-    session::{Live, LiveOptions},
+    session::{self, Live},
     tui::{self, Action, App, TerminalGuard, on_key},
 };
 use anyhow::Context as _;
@@ -20,7 +20,7 @@ use tokio::{
     time::MissedTickBehavior,
 };
 
-use super::TraceArgs;
+use super::{SessionArgs, TraceArgs};
 
 /// How often the screen refreshes.
 #[derive(clap::Args, Debug, Clone)]
@@ -49,21 +49,19 @@ pub struct Args {
     pub frame: FrameArgs,
     #[command(flatten)]
     pub trace: TraceArgs,
+    #[command(flatten)]
+    pub session: SessionArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    super::traced(async {
+    session::traced(async {
         need_terminal()?;
-        let mut trace = args.trace.options();
-        trace.netns = args.netns;
-        let live = Live::start(LiveOptions {
-            trace,
-            ..Default::default()
-        })
-        .await?;
+        let mut opts = args.session.live_options(&args.trace);
+        opts.trace.netns = args.netns;
+        let live = Live::start(opts).await?;
         let mut src = LiveSource::new(live);
         let out = run_console(&mut src, args.frame.fps).await;
-        src.live.stop();
+        src.live.finish(&mut []).await?;
         out
     })
 }

@@ -1,12 +1,13 @@
-//! Live tracing as a console [`Source`]: the kernel collector feeds the model between frames;
-//! each frame ticks the model's clock (and the periodic reconciliation).
+//! Live tracing as a console [`Source`]: the session's inputs (events, ticks, loss counters,
+//! snapshots, warnings) feed the model between frames through [`Live::pump`], as in every
+//! other live command.
 
 use super::Source;
 use crate::{
     collect::{Counters, monotonic_now_ns},
     event::Event,
     model::Model,
-    session::Live,
+    session::{Live, Pumped},
     tui::{Action, SourceInfo},
 };
 
@@ -26,11 +27,13 @@ impl LiveSource {
 
 impl Source for LiveSource {
     async fn next_events(&mut self, out: &mut Vec<Event>) -> anyhow::Result<()> {
-        self.live.next_batch(out).await
+        if self.live.next_batch(out).await? == Pumped::Ended {
+            anyhow::bail!("the collector stopped");
+        }
+        Ok(())
     }
 
     fn tick(&mut self, _out: &mut Vec<Event>) -> anyhow::Result<()> {
-        self.live.tick();
         self.now_ns = monotonic_now_ns().max(self.live.model.now_ns());
         Ok(())
     }
@@ -44,7 +47,7 @@ impl Source for LiveSource {
     }
 
     fn loss(&self) -> Counters {
-        self.live.counters()
+        *self.live.model.loss()
     }
 
     fn info(&self) -> SourceInfo {
@@ -52,7 +55,7 @@ impl Source for LiveSource {
     }
 
     fn warnings(&self) -> Vec<String> {
-        self.live.warnings.0.clone()
+        self.live.model.warnings().texts.clone()
     }
 
     fn control(&mut self, _action: Action, _out: &mut Vec<Event>) -> anyhow::Result<()> {

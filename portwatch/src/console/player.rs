@@ -219,7 +219,7 @@ impl Source for Player {
     }
 
     fn loss(&self) -> Counters {
-        self.replay.loss
+        *self.replay.model.loss()
     }
 
     fn info(&self) -> SourceInfo {
@@ -227,7 +227,7 @@ impl Source for Player {
     }
 
     fn warnings(&self) -> Vec<String> {
-        self.replay.warnings.clone()
+        self.replay.warnings().to_vec()
     }
 
     fn control(&mut self, action: Action, out: &mut Vec<Event>) -> anyhow::Result<()> {

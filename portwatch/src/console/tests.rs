@@ -1,5 +1,5 @@
-//! The console on a recording: a small incident written with `record::Writer` (the context a
-//! real recording carries: host, start-up snapshot with the namespace's sysctls, loss
+//! The console on a recording: a small incident written with `record::Writer` (the inputs a
+//! real recording carries: start-up snapshot with the namespace's sysctls, events, loss
 //! counters), played into the App through `Player`, with the replay keys going through
 //! `on_key` as in the terminal loop. Time is passed in: no clock, no sleeps.
 
@@ -12,9 +12,8 @@ use super::{Frames, Player, Source};
 use crate::{
     collect::Counters,
     explain::finding::{Cause, Severity},
-    model::{NetnsSnapshot, SystemSnapshot, testutil::*},
-    record::{ContextRecord, Host, Options, Writer},
-    session::recording::{self, Schema},
+    model::{Input, NetnsSnapshot, Stamped, SystemSnapshot, testutil::*},
+    record::{Host, Options, Writer},
     tui::{self, Action, App, SourceInfo, on_key},
 };
 
@@ -63,7 +62,6 @@ fn write_recording(path: &std::path::Path) -> u64 {
         ..Host::current()
     };
     let mut w = Writer::create(path, &host, Options::default()).unwrap();
-    w.context(&ContextRecord::Host(host.clone())).unwrap();
     let snap = SystemSnapshot {
         taken_at_ns: start,
         namespaces: vec![NetnsSnapshot {
@@ -72,13 +70,12 @@ fn write_recording(path: &std::path::Path) -> u64 {
             sockets: Vec::new(),
         }],
     };
-    w.context(&recording::snapshot_record(Schema::Startup, start, &snap).unwrap())
-        .unwrap();
+    w.input(&Input::Startup(Stamped::new(start, snap))).unwrap();
     for e in &s.events {
         w.push(e).unwrap();
     }
     let end = s.events.last().unwrap().ts_ns;
-    w.context(&recording::loss_record(end, &Counters::default()).unwrap())
+    w.input(&Input::Loss(Stamped::new(end, Counters::default())))
         .unwrap();
     w.finish().unwrap();
     start

@@ -1,13 +1,84 @@
-//! What the model takes in besides events: the start-up/reconciliation snapshot (sock_diag +
-//! /proc) and each network namespace's sysctls. Another module fills these; the model never
-//! reads the system itself (docs/design.md, "One stream, one model, one snapshot, many views": the
-//! model is pure).
+//! Everything that enters the model, as one type: [`Input`]. Live sessions emit inputs (the
+//! collector: events, clock ticks, loss counters; the context worker: start-up and
+//! reconciliation snapshots, warnings), a recording is exactly the sequence of inputs, and
+//! replay decodes the same inputs: the model takes them all through [`super::Model::feed`].
+//! Also the types those inputs carry from the system (the sock_diag + /proc snapshot and each
+//! namespace's sysctls). Another module fills them; the model never reads the system itself
+//! (docs/design.md, "One stream, one model, one snapshot, many views": the model is pure).
 
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::TcpState;
+use crate::{
+    collect::Counters,
+    event::{Event, TcpState},
+};
+
+/// One thing the model takes in, in the order it happened. Every variant but `Event` carries
+/// the model time (CLOCK_MONOTONIC ns, the events' clock) it is applied at.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// A decoded kernel event.
+    Event(Event),
+    /// The start-up snapshot (sockets with owners, sysctls), merged without removing anything.
+    Startup(Stamped<SystemSnapshot>),
+    /// A periodic snapshot the model is reconciled against.
+    Reconcile(Stamped<SystemSnapshot>),
+    /// The collector's loss counters, cumulative since it started.
+    Loss(Stamped<Counters>),
+    /// Something a source could not do (a hook not attached, a namespace not read, a failed
+    /// reconciliation, a damaged recording), for every view to show.
+    Warning(Stamped<String>),
+    /// The workloads (unit, container, pod) of cgroup ids the model asked about.
+    Workloads(Stamped<Vec<super::CgroupWorkload>>),
+    /// The clock moved on without an event.
+    Tick(u64),
+}
+
+/// A value with the model time it enters at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamped<T> {
+    pub at_ns: u64,
+    pub value: T,
+}
+
+impl<T> Stamped<T> {
+    pub fn new(at_ns: u64, value: T) -> Stamped<T> {
+        Stamped { at_ns, value }
+    }
+}
+
+impl Input {
+    /// When the input happened (CLOCK_MONOTONIC ns).
+    pub fn at_ns(&self) -> u64 {
+        match self {
+            Input::Event(e) => e.ts_ns,
+            Input::Startup(s) | Input::Reconcile(s) => s.at_ns,
+            Input::Loss(s) => s.at_ns,
+            Input::Warning(s) => s.at_ns,
+            Input::Workloads(s) => s.at_ns,
+            Input::Tick(t) => *t,
+        }
+    }
+
+    /// The input's name, as a recording stores it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Input::Event(_) => "event",
+            Input::Startup(_) => "startup",
+            Input::Reconcile(_) => "reconcile",
+            Input::Loss(_) => "loss",
+            Input::Warning(_) => "warning",
+            Input::Workloads(_) => "workloads",
+            Input::Tick(_) => "tick",
+        }
+    }
+
+    pub fn warning(at_ns: u64, text: impl Into<String>) -> Input {
+        Input::Warning(Stamped::new(at_ns, text.into()))
+    }
+}
 
 /// The process holding a socket's file descriptor, found by matching `/proc/PID/fd` socket
 /// inodes against sock_diag's inode.

@@ -14,8 +14,8 @@
 //! Memory is bounded by [`ModelConfig`]; whatever is evicted or does not match is counted in
 //! [`ModelCounters`], never a panic.
 //!
-//! Use: `apply` every event in order, `tick` a few times a second, `set_sysctls` /
-//! `load_snapshot` at start-up and `reconcile` now and then; read with `tables` (or the
+//! Use: [`Model::feed`] every [`Input`] in order (events, the start-up snapshot, each
+//! reconciliation, loss counters, warnings, clock ticks: `feed.rs`); read with `tables` (or the
 //! finer `pools`, `pool_sockets`, `pool_history`, `processes`, `process`, `process_groups`, `listeners`,
 //! `failures`, `totals`, `sysctls`, `port_holders`, `close_wait`, `counters`).
 //!
@@ -31,6 +31,7 @@ mod closewait;
 mod counters;
 mod counts;
 mod failures;
+mod feed;
 pub mod input;
 mod listener;
 mod owner;
@@ -59,7 +60,8 @@ pub use closewait::{CLOSE_WAIT_RECENT_S, CloseWaitStats};
 pub use counters::{ModelCounters, OddEvents};
 pub use counts::StateCounts;
 pub use failures::{FailCount, FailureRecord, NetnsFailures};
-pub use input::{NetnsSnapshot, Owner, SnapSocket, Sysctls, SystemSnapshot};
+pub use feed::{MAX_WARNINGS, Warnings};
+pub use input::{Input, NetnsSnapshot, Owner, SnapSocket, Stamped, Sysctls, SystemSnapshot};
 pub use pool::{CloseStats, PoolKey};
 pub use rates::{HISTORY_S, RATE_WINDOW_S, RateStats};
 pub use snapshot::{Correction, CorrectionScope};
@@ -170,6 +172,10 @@ pub struct Model {
     removed: Vec<(u64, u64)>,
     now_ns: u64,
     start_ns: Option<u64>,
+    /// The collector's loss counters, as last fed.
+    loss: crate::collect::Counters,
+    warnings: Warnings,
+    last_corrections: Vec<Correction>,
 }
 
 impl Default for Model {
@@ -199,6 +205,9 @@ impl Model {
             removed: vec![(0, 0); REMOVED_SLOTS],
             now_ns: 0,
             start_ns: None,
+            loss: Default::default(),
+            warnings: Warnings::default(),
+            last_corrections: Vec::new(),
         };
         m.ns(0);
         m

@@ -1,23 +1,24 @@
-//! Context records: what a recording keeps beside the events so that a report made later,
-//! elsewhere, can say what the machine was (host, kernel, sysctls, the sockets that existed
-//! before recording began, process names, loss counters over time).
+//! Context records: what a recording keeps beside the events. Most are the model's other
+//! inputs ([`Input`]: the start-up and reconciliation snapshots, loss counters, warnings,
+//! clock ticks), so that the recording is exactly the sequence of inputs the live model took
+//! and replay rebuilds the same model; the rest are free-text notes. The host and its clocks
+//! are in the file header ([`Host`]).
 //!
 //! Each record is stored as its type name and one JSON object (self-describing, so a field
-//! added later is ignored by older readers and defaults in newer ones). Types that other
-//! modules own and evolve (the start-up snapshot, sysctls) travel as a [`Payload`]: a schema
-//! name, a version, and the serde value itself as raw JSON text, decoded only when asked for.
-//! A record of a type this build does not know reads back as [`ContextRecord::Unknown`],
-//! never as an error.
+//! added later is ignored by older readers and defaults in newer ones). A record of a type
+//! this build does not know reads back as [`ContextRecord::Unknown`], never as an error.
 
-use std::{collections::BTreeMap, fmt};
+use std::fmt;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::model::Input;
 use serde_json::value::RawValue;
 
-/// Bound on the JSON of a small record (host, process, counters, note): parsed into a tree,
-/// it must not be able to take much memory.
+/// Bound on the JSON of a small record (loss, warning, tick, note): parsed as it is read, it
+/// must not be able to take much memory.
 pub const MAX_SMALL_JSON: usize = 1 << 20;
-/// Bound on the JSON of a payload record (snapshot, sysctls, unknown types): kept as text.
+/// Bound on the JSON of a large record (start-up and reconciliation snapshots, unknown types).
 pub const MAX_PAYLOAD_JSON: usize = 32 << 20;
 
 /// JSON text, checked to be well-formed, kept as is.
@@ -68,35 +69,29 @@ impl<'de> Deserialize<'de> for Json {
 }
 
 /// A context record, in the order it was written among the events.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ContextRecord {
-    /// The machine and the recording's clocks (also in the file header).
-    Host(Host),
-    /// A snapshot of existing sockets (sock_diag/`/proc` at start), one per network namespace.
-    Snapshot(Payload),
-    /// The sysctls that bound ephemeral ports and TIME_WAIT, one per network namespace.
-    Sysctls(Payload),
-    /// A process seen while recording: its name and command line.
-    Process(Process),
-    /// Loss and other counters, cumulative since the start, written periodically.
-    Counters(Counters),
-    /// Free text: a marker, a warning, an operator's note.
+    /// A model input other than an event (events have columns of their own): the start-up
+    /// and reconciliation snapshots, loss counters, warnings, clock ticks. Stored under the
+    /// input's name ([`Input::kind`]) as its [`crate::model::Stamped`] value.
+    Input(Input),
+    /// Free text that does not enter the model: a marker, an operator's note.
     Note(Note),
     /// A record from a newer portwatch: its type and JSON, kept as they were.
-    #[serde(skip)]
     Unknown { kind: String, json: Json },
+}
+
+/// The JSON of a clock tick.
+#[derive(Serialize, Deserialize)]
+struct Tick {
+    at_ns: u64,
 }
 
 impl ContextRecord {
     /// The record's type name, as stored.
     pub fn kind(&self) -> &str {
         match self {
-            ContextRecord::Host(_) => "host",
-            ContextRecord::Snapshot(_) => "snapshot",
-            ContextRecord::Sysctls(_) => "sysctls",
-            ContextRecord::Process(_) => "process",
-            ContextRecord::Counters(_) => "counters",
+            ContextRecord::Input(i) => i.kind(),
             ContextRecord::Note(_) => "note",
             ContextRecord::Unknown { kind, .. } => kind,
         }
@@ -105,10 +100,7 @@ impl ContextRecord {
     /// The JSON stored for the record (its type name is stored beside it).
     pub fn body_json(&self) -> Result<Vec<u8>, serde_json::Error> {
         match self {
-            ContextRecord::Host(v) => serde_json::to_vec(v),
-            ContextRecord::Snapshot(v) | ContextRecord::Sysctls(v) => serde_json::to_vec(v),
-            ContextRecord::Process(v) => serde_json::to_vec(v),
-            ContextRecord::Counters(v) => serde_json::to_vec(v),
+            ContextRecord::Input(i) => input_json(i),
             ContextRecord::Note(v) => serde_json::to_vec(v),
             ContextRecord::Unknown { json, .. } => Ok(json.get().as_bytes().to_vec()),
         }
@@ -117,7 +109,7 @@ impl ContextRecord {
     /// The largest JSON a record of this type may have.
     pub fn max_json(kind: &str) -> usize {
         match kind {
-            "host" | "process" | "counters" | "note" => MAX_SMALL_JSON,
+            "loss" | "warning" | "tick" | "note" => MAX_SMALL_JSON,
             _ => MAX_PAYLOAD_JSON,
         }
     }
@@ -131,12 +123,14 @@ impl ContextRecord {
                 json.len()
             ));
         }
+        let input = |r: Result<Input, serde_json::Error>| r.map(ContextRecord::Input);
         let r = match kind {
-            "host" => serde_json::from_slice(json).map(ContextRecord::Host),
-            "snapshot" => serde_json::from_slice(json).map(ContextRecord::Snapshot),
-            "sysctls" => serde_json::from_slice(json).map(ContextRecord::Sysctls),
-            "process" => serde_json::from_slice(json).map(ContextRecord::Process),
-            "counters" => serde_json::from_slice(json).map(ContextRecord::Counters),
+            "startup" => input(serde_json::from_slice(json).map(Input::Startup)),
+            "reconcile" => input(serde_json::from_slice(json).map(Input::Reconcile)),
+            "loss" => input(serde_json::from_slice(json).map(Input::Loss)),
+            "warning" => input(serde_json::from_slice(json).map(Input::Warning)),
+            "workloads" => input(serde_json::from_slice(json).map(Input::Workloads)),
+            "tick" => input(serde_json::from_slice::<Tick>(json).map(|t| Input::Tick(t.at_ns))),
             "note" => serde_json::from_slice(json).map(ContextRecord::Note),
             _ => Json::parse(json).map(|json| ContextRecord::Unknown {
                 kind: kind.to_string(),
@@ -144,6 +138,20 @@ impl ContextRecord {
             }),
         };
         r.map_err(|e| format!("{kind} record: {e}"))
+    }
+}
+
+/// The stored JSON of an input other than an event.
+pub fn input_json(input: &Input) -> Result<Vec<u8>, serde_json::Error> {
+    match input {
+        Input::Startup(s) | Input::Reconcile(s) => serde_json::to_vec(s),
+        Input::Loss(s) => serde_json::to_vec(s),
+        Input::Warning(s) => serde_json::to_vec(s),
+        Input::Workloads(s) => serde_json::to_vec(s),
+        Input::Tick(at_ns) => serde_json::to_vec(&Tick { at_ns: *at_ns }),
+        Input::Event(_) => Err(serde::ser::Error::custom(
+            "events are stored in columns, not as context records",
+        )),
     }
 }
 
@@ -219,108 +227,6 @@ pub fn clocks_now() -> (u64, u64) {
 /// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns` (one implementation,
 /// the collector's).
 pub use crate::collect::monotonic_now_ns as monotonic_ns;
-
-/// A value of a type owned elsewhere (the snapshot, sysctls), with the name and version of
-/// its schema so that a reader knows what it holds before decoding it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Payload {
-    /// CLOCK_MONOTONIC ns when the value was taken.
-    pub ts_ns: u64,
-    /// Network namespace inode the value is about, 0 if none.
-    pub netns: u32,
-    /// What the value is, e.g. `portwatch.snapshot`.
-    pub schema: String,
-    /// The schema's version: bump it when a field changes meaning or is removed.
-    pub version: u32,
-    /// The value, as JSON text.
-    pub data: Json,
-}
-
-impl Payload {
-    pub fn new<T: Serialize + ?Sized>(
-        ts_ns: u64,
-        netns: u32,
-        schema: &str,
-        version: u32,
-        value: &T,
-    ) -> Result<Payload, serde_json::Error> {
-        Ok(Payload {
-            ts_ns,
-            netns,
-            schema: schema.to_string(),
-            version,
-            data: Json::new(value)?,
-        })
-    }
-
-    /// The value as `T` (check `schema` and `version` first).
-    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        self.data.decode()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Process {
-    pub ts_ns: u64,
-    pub pid: u32,
-    pub ppid: u32,
-    pub comm: String,
-    /// `/proc/PID/cmdline`, split at NULs; empty if the process was gone.
-    pub cmdline: Vec<String>,
-}
-
-/// Named counters, cumulative since the recording started (e.g. events seen/lost per kind).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Counters {
-    pub ts_ns: u64,
-    /// What is counted, e.g. `loss`.
-    pub name: String,
-    pub values: BTreeMap<String, u64>,
-}
-
-impl Counters {
-    /// Flattens a serializable value into dotted names: `{"state": {"lost": 3}}` gives
-    /// `state.lost = 3`. Non-integer leaves are left out.
-    pub fn from_serialize<T: Serialize + ?Sized>(
-        ts_ns: u64,
-        name: &str,
-        value: &T,
-    ) -> Result<Counters, serde_json::Error> {
-        fn walk(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, u64>) {
-            match v {
-                serde_json::Value::Object(m) => {
-                    for (k, v) in m {
-                        let key = if prefix.is_empty() {
-                            k.clone()
-                        } else {
-                            format!("{prefix}.{k}")
-                        };
-                        walk(&key, v, out);
-                    }
-                }
-                serde_json::Value::Array(a) => {
-                    for (i, v) in a.iter().enumerate() {
-                        walk(&format!("{prefix}.{i}"), v, out);
-                    }
-                }
-                other => {
-                    if let Some(n) = other.as_u64() {
-                        out.insert(prefix.to_string(), n);
-                    }
-                }
-            }
-        }
-        let mut values = BTreeMap::new();
-        walk("", &serde_json::to_value(value)?, &mut values);
-        Ok(Counters {
-            ts_ns,
-            name: name.to_string(),
-            values,
-        })
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]

@@ -8,8 +8,12 @@ use std::{
 
 use serde::Serialize;
 
-use super::{ContextRecord, Counters, Error, Header, Integrity, Item, Reader};
-use crate::event::{CallKind, EventKind, TwOp};
+use super::{ContextRecord, Error, Header, Integrity, Item, Reader};
+use crate::{
+    collect::Counters,
+    event::{CallKind, EventKind, TwOp},
+    model::Input,
+};
 
 /// Events by kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -37,8 +41,10 @@ pub struct Info {
     pub by_kind: KindCounts,
     /// Context records by type.
     pub contexts: BTreeMap<String, u64>,
-    /// The last counters record of each name (`loss`: events the kernel could not deliver).
-    pub counters: BTreeMap<String, Counters>,
+    /// The last loss counters (events the kernel could not deliver), if any were recorded.
+    pub loss: Option<Counters>,
+    /// Warnings recorded (degraded hooks, namespaces not read, failed reconciliations).
+    pub warnings: Vec<String>,
     pub netns: BTreeSet<u32>,
     pub processes: usize,
     pub integrity: Integrity,
@@ -63,7 +69,8 @@ impl Info {
             events: 0,
             by_kind: KindCounts::default(),
             contexts: BTreeMap::new(),
-            counters: BTreeMap::new(),
+            loss: None,
+            warnings: Vec::new(),
             netns: BTreeSet::new(),
             processes: 0,
             integrity: Integrity::default(),
@@ -96,8 +103,10 @@ impl Info {
                 }
                 Ok(Item::Context(c)) => {
                     *info.contexts.entry(c.kind().to_string()).or_default() += 1;
-                    if let ContextRecord::Counters(c) = c {
-                        info.counters.insert(c.name.clone(), c);
+                    match c {
+                        ContextRecord::Input(Input::Loss(l)) => info.loss = Some(l.value),
+                        ContextRecord::Input(Input::Warning(w)) => info.warnings.push(w.value),
+                        _ => {}
                     }
                 }
                 Err(e) => info.errors.push(e.to_string()),

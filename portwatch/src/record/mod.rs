@@ -1,10 +1,13 @@
 //! Recording: the same [`Event`]s the model consumes, plus context records, written to a
 //! compact, checksummed, versioned file; and reading them back in order.
 //!
+//! A recording is exactly the sequence of [`Input`]s a live model took: events in columns,
+//! the other inputs (snapshots, loss counters, warnings, clock ticks) as context records.
+//!
 //! ```text
-//! Writer::create(path, &host, opts) ─ push(&Event) / context(&ContextRecord)
+//! Writer::create(path, &host, opts) ─ input(&Input) (push(&Event) / context(&ContextRecord))
 //!                                    ─ flush_if_due(now) ─ finish() -> Summary
-//! Reader::open(path) ─ Iterator<Item = Result<Item, Error>> ─ integrity()
+//! Reader::open(path) ─ Iterator<Item = Result<Item, Error>> ─ Item::into_input ─ integrity()
 //! Info::scan(reader)  export::{CsvWriter, JsonlWriter}
 //! ```
 //!
@@ -12,28 +15,27 @@
 //!
 //! ```no_run
 //! use std::time::Instant;
-//! use portwatch::record::{self, ContextRecord, Counters, Host, Item, Options, Reader, Writer};
-//! # fn events() -> Vec<portwatch::event::Event> { Vec::new() }
+//! use portwatch::model::{Input, Model};
+//! use portwatch::record::{self, Host, Options, Reader, Writer};
+//! # fn inputs() -> Vec<Input> { Vec::new() }
 //! # fn main() -> Result<(), record::Error> {
 //! let host = Host::current();
 //! let mut w = Writer::create("incident.pwr", &host, Options::default())?;
-//! w.context(&ContextRecord::Host(host.clone()))?;
-//! for e in events() {
-//!     w.push(&e)?;
+//! for input in inputs() {
+//!     w.input(&input)?;
 //!     w.flush_if_due(Instant::now())?; // also call it on a timer
 //! }
-//! // Any Serialize value: nested fields become dotted names ("state.lost").
-//! let lost = serde_json::json!({"state": {"seen": 10, "lost": 0}});
-//! let loss = Counters::from_serialize(record::context::monotonic_ns(), "loss", &lost)
-//!     .map_err(record::Error::Json)?;
-//! w.context(&ContextRecord::Counters(loss))?;
 //! let summary = w.finish()?;
 //!
+//! let mut model = Model::default();
 //! let mut r = Reader::open("incident.pwr")?;
 //! for item in r.by_ref() {
 //!     match item {
-//!         Ok(Item::Event(e)) => { /* model.apply(&e) */ }
-//!         Ok(Item::Context(c)) => { /* snapshot, sysctls, loss… */ }
+//!         Ok(item) => {
+//!             if let Some(input) = item.into_input() {
+//!                 model.feed(&input);
+//!             }
+//!         }
 //!         Err(e) => eprintln!("warning: {e}"), // damaged chunk: skipped, reading goes on
 //!     }
 //! }
@@ -66,20 +68,31 @@ mod tests;
 use std::path::PathBuf;
 
 pub use self::{
-    context::{ContextRecord, Counters, Host, Note, Payload, Process},
+    context::{ContextRecord, Host, Note},
     format::{EndSummary, Header},
     info::{Info, KindCounts},
     integrity::{Damage, Integrity, Status, Truncation},
     reader::Reader,
     writer::{Options, Summary, Writer},
 };
-use crate::event::Event;
+use crate::{event::Event, model::Input};
 
 /// One thing read back from a recording, in the order it was written.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     Event(Event),
     Context(ContextRecord),
+}
+
+impl Item {
+    /// The model input this item is, if it is one (notes and unknown records are not).
+    pub fn into_input(self) -> Option<Input> {
+        match self {
+            Item::Event(e) => Some(Input::Event(e)),
+            Item::Context(ContextRecord::Input(i)) => Some(i),
+            Item::Context(_) => None,
+        }
+    }
 }
 
 /// Each message is whole: it names the object and says its cause (the `cause` field) once.

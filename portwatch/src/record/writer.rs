@@ -15,10 +15,10 @@ use std::{
 use super::{
     Error,
     chunk::ChunkEncoder,
-    context::{ContextRecord, Host},
+    context::{self, ContextRecord, Host},
     format::{self, EndSummary, Frame, Header, chunk_type, flags},
 };
-use crate::event::Event;
+use crate::{event::Event, model::Input};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -211,11 +211,26 @@ impl Writer {
         Ok(())
     }
 
+    /// Buffers one model input, in order: an event into the columns, any other input as a
+    /// context record of its kind.
+    pub fn input(&mut self, input: &Input) -> Result<(), Error> {
+        match input {
+            Input::Event(e) => self.push(e),
+            other => {
+                let json = context::input_json(other).map_err(Error::Json)?;
+                self.record(other.kind(), &json)
+            }
+        }
+    }
+
     /// Buffers one context record, in order with the events.
     pub fn context(&mut self, record: &ContextRecord) -> Result<(), Error> {
-        self.check()?;
         let json = record.body_json().map_err(Error::Json)?;
-        let kind = record.kind();
+        self.record(record.kind(), &json)
+    }
+
+    fn record(&mut self, kind: &str, json: &[u8]) -> Result<(), Error> {
+        self.check()?;
         let max = ContextRecord::max_json(kind);
         if json.len() > max || kind.len() > 64 {
             return Err(Error::TooLarge {
@@ -228,7 +243,7 @@ impl Writer {
         if !self.enc.is_empty() && self.enc.raw_len() + json.len() > self.opts.chunk_bytes {
             self.cut()?;
         }
-        self.enc.push_context(kind, &json);
+        self.enc.push_context(kind, json);
         self.summary.contexts += 1;
         if self.enc.raw_len() >= self.opts.chunk_bytes {
             self.cut()?;

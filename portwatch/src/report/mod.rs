@@ -76,7 +76,8 @@ impl Report {
 
     /// Builds a report of the model at `context.window_end_ns`.
     pub fn build(model: &Model, context: Context, lost: LostEvents, limits: Limits) -> Report {
-        let snapshot = Snapshot::build(model, context.window_end_ns, &limits, lost, Vec::new());
+        let warnings = model.warnings().texts.clone();
+        let snapshot = Snapshot::build(model, context.window_end_ns, &limits, lost, warnings);
         Report::new(context, snapshot)
     }
 

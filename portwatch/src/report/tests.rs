@@ -65,6 +65,7 @@ fn json_schema_keys_are_exact() {
             "schema_version",
             "sysctls",
             "totals",
+            "warnings",
         ]
     );
     assert_eq!(v["schema_version"], 1);

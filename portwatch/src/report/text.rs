@@ -46,6 +46,9 @@ fn header(out: &mut String, r: &Report) {
     wrap(out, "", "  ", &head);
     out.push_str(&"=".repeat(WIDTH.min(head.chars().count())));
     out.push('\n');
+    for w in &r.snapshot.warnings {
+        wrap(out, "warning: ", "  ", w);
+    }
     let by = |s: Severity| {
         r.snapshot
             .findings

@@ -1,17 +1,32 @@
-//! A live session: the kernel collector feeding the model, with the start-up snapshot merged
-//! first and a periodic reconciliation against sock_diag. Every live view (report, TUI,
-//! recorder) drives one of these; replay drives the same model from a file instead.
+//! A live session: the kernel collector and the context worker emit [`Input`]s over one
+//! channel, and [`Live::pump`] feeds each to the model, then to the session's sinks.
+//!
+//! ```text
+//! collector task ─ events, ticks (4 Hz), loss (1 Hz) ──┐
+//! context worker ─ start-up snapshot, reconciliations, ─┴▶ channel ─▶ Model::feed ─▶ sinks
+//!                  warnings                                    ▲
+//! workload feed (on ticks) ─ cgroup ids → unit, container, pod ┘
+//! ```
+//!
+//! One task owns the collector and runs the context worker's dumps (on blocking threads), so
+//! the order of the inputs is the order the session saw them, and a recorder that writes them
+//! all lets replay rebuild the same model. The start-up snapshot is taken after the programs
+//! are attached: events that happen meanwhile wait in the ring buffer and come after it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
+use tokio::sync::{mpsc, watch};
 
+use super::{
+    sink::{Flow, Sink},
+    workloads::WorkloadFeed,
+};
 use crate::{
     collect::{self, Collector, Counters, monotonic_now_ns},
     context,
     event::Event,
-    model::{Correction, Model, ModelConfig, SystemSnapshot},
-    session::workloads::WorkloadFeed,
+    model::{Input, Model, ModelConfig, Stamped},
 };
 
 #[derive(Debug, Clone)]
@@ -23,6 +38,9 @@ pub struct LiveOptions {
     /// Reconcile the model against sock_diag this often (`None`: never).
     pub reconcile_every: Option<Duration>,
     pub model: ModelConfig,
+    /// Test only: the first N reconciliations fail (as a dump that errors would), so that
+    /// tests can watch a failure travel to every view and into a recording.
+    pub fail_reconciliations: u32,
 }
 
 impl Default for LiveOptions {
@@ -32,6 +50,7 @@ impl Default for LiveOptions {
             snapshot: true,
             reconcile_every: Some(DEFAULT_RECONCILE),
             model: ModelConfig::default(),
+            fail_reconciliations: 0,
         }
     }
 }
@@ -39,34 +58,36 @@ impl Default for LiveOptions {
 /// Reconciliation period: cheap (a sock_diag dump without the owner walk, ~100 ms per 100k
 /// sockets), and the bound on how long a drift can last.
 pub const DEFAULT_RECONCILE: Duration = Duration::from_secs(10);
+/// How often the clock ticks without events.
+pub const TICK: Duration = Duration::from_millis(250);
+/// Loss counters are emitted every this many ticks (once a second).
+const LOSS_EVERY_TICKS: u32 = 4;
+/// Batches in flight between the collector task and the model: when the model falls behind,
+/// the collector stops draining and the kernel counts what the full ring drops.
+const CHANNEL_BATCHES: usize = 64;
 
-/// What the collector, the snapshot or the reconciliation could not do, for the views to show.
-#[derive(Debug, Clone, Default)]
-pub struct Warnings(pub Vec<String>);
+/// What happened on the last [`Live::pump`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pumped {
+    More,
+    /// A sink asked to stop (e.g. its output closed).
+    SinkStopped,
+    /// The source has ended (after [`Live::finish`] began, or the collector task failed).
+    Ended,
+}
 
 pub struct Live {
-    pub collector: Collector,
     pub model: Model,
-    /// The start-up snapshot, with the model time it was merged at (the recorder keeps it).
-    pub snapshot: Option<(u64, SystemSnapshot)>,
-    pub warnings: Warnings,
-    reconcile_every: Option<Duration>,
-    next_reconcile: Instant,
-    pending: Option<tokio::task::JoinHandle<anyhow::Result<context::Report>>>,
-    only_netns: Option<Vec<u32>>,
-    /// Corrections from the last reconciliation.
-    pub last_corrections: Vec<Correction>,
-    /// The last reconciliation snapshot, until someone takes it (the recorder does, so that
-    /// replay reconciles at the same point).
-    /// With the model time it was applied at.
-    pub reconciled: Option<(u64, SystemSnapshot)>,
-    /// Events applied so far.
-    pub events: u64,
-    /// Names the cgroups the model has seen (the recorder takes `workloads.learned`).
+    inputs: mpsc::Receiver<Vec<Input>>,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Inputs fed so far.
+    pub fed: u64,
+    /// Names the cgroups the model has seen; its answers are fed as inputs.
     pub workloads: WorkloadFeed,
 }
 
-fn snapshot_options(only_netns: &Option<Vec<u32>>, owners: bool) -> context::Options {
+fn dump_options(only_netns: &Option<Vec<u32>>, owners: bool) -> context::Options {
     context::Options {
         owners,
         sysctls: true,
@@ -75,129 +96,233 @@ fn snapshot_options(only_netns: &Option<Vec<u32>>, owners: bool) -> context::Opt
     }
 }
 
+/// The inputs of a dump: the snapshot, and a warning per namespace it could not read.
+fn dump_inputs(
+    report: context::Report,
+    at_ns: u64,
+    startup: bool,
+    what: &str,
+) -> impl Iterator<Item = Input> {
+    let warnings: Vec<Input> = report
+        .skipped
+        .iter()
+        .chain(&report.sysctl_errors)
+        .map(|s| Input::warning(at_ns, format!("{what}: netns {}: {}", s.netns, s.error)))
+        .collect();
+    let snap = Stamped::new(at_ns, report.snapshot);
+    let snap = if startup {
+        Input::Startup(snap)
+    } else {
+        Input::Reconcile(snap)
+    };
+    warnings.into_iter().chain(std::iter::once(snap))
+}
+
 impl Live {
-    /// Attaches the programs, then takes the snapshot: events that happen meanwhile wait in
-    /// the ring buffer and are applied after it, so nothing falls between the two.
+    /// Attaches the programs, takes the start-up snapshot, and starts the collector task.
+    /// Warnings (hooks not attached, namespaces not read) are the first inputs.
     pub async fn start(opts: LiveOptions) -> anyhow::Result<Live> {
         let collector = Collector::start(&opts.trace)?;
-        let mut warnings = Warnings::default();
+        let mut first = Vec::new();
         for a in collector.attached() {
             if let Err(why) = &a.result {
-                warnings.0.push(format!(
-                    "{} not attached ({why}): {}",
-                    a.hook.attach_point(),
-                    a.hook.loss_if_missing()
+                first.push(Input::warning(
+                    monotonic_now_ns(),
+                    format!(
+                        "{} not attached ({why}): {}",
+                        a.hook.attach_point(),
+                        a.hook.loss_if_missing()
+                    ),
                 ));
             }
         }
         let only_netns = opts.trace.netns.map(|n| vec![n]);
-        let mut model = Model::new(opts.model.clone());
-        let mut snapshot = None;
         if opts.snapshot {
-            let sopts = snapshot_options(&only_netns, true);
-            let report = tokio::task::spawn_blocking(move || context::take(&sopts))
+            let dump = dump_options(&only_netns, true);
+            let report = tokio::task::spawn_blocking(move || context::take(&dump))
                 .await
                 .context("snapshot thread")?
                 .context("start-up snapshot (sock_diag)")?;
-            for s in report.skipped.iter().chain(&report.sysctl_errors) {
-                warnings.0.push(format!("netns {}: {}", s.netns, s.error));
-            }
-            let at = monotonic_now_ns();
-            model.load_snapshot(&report.snapshot, at);
-            snapshot = Some((at, report.snapshot));
+            first.extend(dump_inputs(
+                report,
+                monotonic_now_ns(),
+                true,
+                "start-up snapshot",
+            ));
         }
-        Ok(Live {
+        let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
+        tx.send(first).await.ok();
+        let (stop, stop_rx) = watch::channel(false);
+        let worker = Worker {
             collector,
-            model,
-            snapshot,
-            warnings,
-            next_reconcile: Instant::now() + opts.reconcile_every.unwrap_or(Duration::MAX / 4),
+            tx,
+            stop: stop_rx,
             reconcile_every: opts.reconcile_every,
-            pending: None,
             only_netns,
-            last_corrections: Vec::new(),
-            reconciled: None,
-            events: 0,
+            fail_reconciliations: opts.fail_reconciliations,
+        };
+        Ok(Live {
+            model: Model::new(opts.model),
+            inputs: rx,
+            stop,
+            task: Some(tokio::spawn(worker.run())),
+            fed: 0,
             workloads: WorkloadFeed::new(context::cgroups::Resolver::system()),
         })
     }
 
-    /// Waits for events, applies them to the model, and leaves them in `out` (appended) for
-    /// views that show or keep raw events.
-    pub async fn next_batch(&mut self, out: &mut Vec<Event>) -> anyhow::Result<()> {
-        let from = out.len();
-        self.collector
-            .next_batch(out)
-            .await
-            .context("read the ring buffer")?;
-        self.apply(&out[from..]);
+    /// Waits for the next inputs, feeds each to the model and then to every sink, in order.
+    pub async fn pump(&mut self, sinks: &mut [&mut dyn Sink]) -> anyhow::Result<Pumped> {
+        let Some(batch) = self.inputs.recv().await else {
+            if let Some(task) = self.task.take() {
+                task.await.context("collector task")??;
+            }
+            return Ok(Pumped::Ended);
+        };
+        let mut out = Pumped::More;
+        for input in &batch {
+            if self.feed(input, sinks)? == Flow::Stop {
+                out = Pumped::SinkStopped;
+            }
+            if let Input::Tick(_) = input {
+                self.workloads.tick(&mut self.model);
+                if self.feed_workloads(sinks)? == Flow::Stop {
+                    out = Pumped::SinkStopped;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One input to the model, then to every sink.
+    fn feed(&mut self, input: &Input, sinks: &mut [&mut dyn Sink]) -> anyhow::Result<Flow> {
+        for s in sinks.iter_mut() {
+            s.before(input, &self.model);
+        }
+        self.model.feed(input);
+        self.fed += 1;
+        let mut flow = Flow::Continue;
+        for s in sinks.iter_mut() {
+            if s.feed(input, &self.model)? == Flow::Stop {
+                flow = Flow::Stop;
+            }
+        }
+        Ok(flow)
+    }
+
+    /// The workloads learned since the last call, as an input.
+    fn feed_workloads(&mut self, sinks: &mut [&mut dyn Sink]) -> anyhow::Result<Flow> {
+        if self.workloads.learned.is_empty() {
+            return Ok(Flow::Continue);
+        }
+        let learned = std::mem::take(&mut self.workloads.learned);
+        let input = Input::Workloads(Stamped::new(self.model.now_ns(), learned));
+        self.feed(&input, sinks)
+    }
+
+    /// [`Live::pump`] without sinks, appending the events fed to `out` (for views that show
+    /// raw events). Returns once something was fed.
+    pub async fn next_batch(&mut self, out: &mut Vec<Event>) -> anyhow::Result<Pumped> {
+        self.pump(&mut [&mut super::sink::EventTap(out)]).await
+    }
+
+    /// Stops the collector (detaching the programs), and feeds everything that is left: the
+    /// last events in the ring buffer, the final loss counters and a last clock tick.
+    pub async fn finish(&mut self, sinks: &mut [&mut dyn Sink]) -> anyhow::Result<()> {
+        self.stop.send_replace(true);
+        while self.pump(sinks).await? != Pumped::Ended {}
+        // The last names, so that the last picture has them.
+        self.workloads.finish(&mut self.model);
+        self.feed_workloads(sinks)?;
         Ok(())
     }
 
-    fn apply(&mut self, events: &[Event]) {
-        for ev in events {
-            self.model.apply(ev);
-        }
-        self.events += events.len() as u64;
-    }
-
-    /// Advances the model's clock, and runs the periodic reconciliation (the dump runs on a
-    /// blocking thread; its result is merged on a later tick). Call a few times a second.
-    pub fn tick(&mut self) {
-        let now = monotonic_now_ns();
-        self.model.tick(now);
-        self.workloads.tick(&mut self.model);
-        if let Some(h) = &self.pending
-            && h.is_finished()
-        {
-            let h = self.pending.take().unwrap();
-            match futures_now(h) {
-                Some(Ok(report)) => {
-                    let at = self.model.now_ns();
-                    self.last_corrections = self.model.reconcile(&report.snapshot, at);
-                    self.reconciled = Some((at, report.snapshot));
-                }
-                Some(Err(e)) => self
-                    .warnings
-                    .0
-                    .push(format!("reconciliation failed: {e:#}")),
-                None => {}
-            }
-        }
-        if let Some(every) = self.reconcile_every
-            && self.pending.is_none()
-            && Instant::now() >= self.next_reconcile
-        {
-            let sopts = snapshot_options(&self.only_netns, false);
-            self.pending = Some(tokio::task::spawn_blocking(move || context::take(&sopts)));
-            self.next_reconcile = Instant::now() + every;
-        }
-    }
-
-    /// Detaches the programs and applies what is left in the ring buffer; returns those last
-    /// events.
-    pub fn stop(&mut self) -> Vec<Event> {
-        self.collector.stop();
-        let mut rest = Vec::new();
-        self.collector.drain(&mut rest);
-        self.apply(&rest);
-        self.model.tick(monotonic_now_ns());
-        self.workloads.finish(&mut self.model);
-        rest
-    }
-
+    /// The loss counters as last fed.
     pub fn counters(&self) -> Counters {
-        self.collector.counters()
+        *self.model.loss()
     }
 }
 
-/// The result of a finished task, without awaiting.
-fn futures_now<T>(h: tokio::task::JoinHandle<anyhow::Result<T>>) -> Option<anyhow::Result<T>> {
-    use std::task::{Context, Poll, Waker};
-    let mut h = std::pin::pin!(h);
-    match h.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(Ok(r)) => Some(r),
-        Poll::Ready(Err(e)) => Some(Err(anyhow::anyhow!("reconciliation thread: {e}"))),
-        Poll::Pending => None,
+/// The task that owns the collector and runs the dumps.
+struct Worker {
+    collector: Collector,
+    tx: mpsc::Sender<Vec<Input>>,
+    stop: watch::Receiver<bool>,
+    reconcile_every: Option<Duration>,
+    only_netns: Option<Vec<u32>>,
+    fail_reconciliations: u32,
+}
+
+type Dump = tokio::task::JoinHandle<anyhow::Result<context::Report>>;
+
+impl Worker {
+    async fn run(mut self) -> anyhow::Result<()> {
+        let mut ticks = tokio::time::interval(TICK);
+        let far = Duration::from_secs(86_400 * 365);
+        let every = self.reconcile_every.unwrap_or(far);
+        let mut reconcile = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let mut pending: Option<Dump> = None;
+        let mut n_ticks = 0u32;
+        let mut events = Vec::new();
+        loop {
+            let mut out = Vec::new();
+            tokio::select! {
+                r = self.collector.next_batch(&mut events) => {
+                    r.context("read the ring buffer")?;
+                    out.extend(events.drain(..).map(Input::Event));
+                }
+                _ = ticks.tick() => {
+                    let now = monotonic_now_ns();
+                    n_ticks += 1;
+                    if n_ticks.is_multiple_of(LOSS_EVERY_TICKS) {
+                        out.push(Input::Loss(Stamped::new(now, self.collector.counters())));
+                    }
+                    out.push(Input::Tick(now));
+                }
+                _ = reconcile.tick(), if self.reconcile_every.is_some() && pending.is_none() => {
+                    pending = Some(dump(&self.only_netns, &mut self.fail_reconciliations));
+                }
+                r = async { pending.as_mut().unwrap().await }, if pending.is_some() => {
+                    pending = None;
+                    let at = monotonic_now_ns();
+                    match r.context("reconciliation thread").and_then(|r| r) {
+                        Ok(report) => out.extend(dump_inputs(report, at, false, "reconciliation")),
+                        Err(e) => out.push(Input::warning(at, format!("reconciliation failed: {e:#}"))),
+                    }
+                }
+                _ = self.stop.wait_for(|s| *s) => break,
+            }
+            if self.tx.send(out).await.is_err() {
+                return Ok(()); // nobody listens any more
+            }
+        }
+        // Stopped: the programs detach, so that the counters stop moving, then the rest.
+        self.collector.stop();
+        self.collector.drain(&mut events);
+        let now = monotonic_now_ns();
+        let mut out: Vec<Input> = events.drain(..).map(Input::Event).collect();
+        if let Some(e) = self.collector.first_decode_error() {
+            out.push(Input::warning(
+                now,
+                format!("first undecodable record: {e}"),
+            ));
+        }
+        out.push(Input::Loss(Stamped::new(now, self.collector.counters())));
+        out.push(Input::Tick(now));
+        self.tx.send(out).await.ok();
+        Ok(())
     }
+}
+
+/// A reconciliation dump (no owner walk) on a blocking thread.
+fn dump(only_netns: &Option<Vec<u32>>, fail_first: &mut u32) -> Dump {
+    let opts = dump_options(only_netns, false);
+    let fail = *fail_first > 0;
+    *fail_first = fail_first.saturating_sub(1);
+    tokio::task::spawn_blocking(move || {
+        if fail {
+            anyhow::bail!("dump refused (test: --fail-reconciliations)");
+        }
+        context::take(&opts)
+    })
 }

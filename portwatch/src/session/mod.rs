@@ -1,10 +1,21 @@
-//! Sessions: what drives the model. `live` attaches to the kernel; replay (of a recording)
-//! feeds the same model from a file. Views (report, TUI, recorder) consume either.
+//! Sessions: what drives the model. Every input — from the kernel live ([`Live`]) or from a
+//! recording ([`Replay`]) — enters the model through [`crate::model::Model::feed`]; a live
+//! session then hands each input to its [`Sink`]s (recorder, event printer, TUI event log).
+//! [`run`] is the one loop of the tracing commands (report, record, events); the TUI runs
+//! [`Live::pump`] from its own frame loop. [`traced`] builds the runtime and checks
+//! privileges, once, for all of them.
 
+mod driver;
 pub mod live;
-pub mod recording;
+pub mod printer;
 pub mod replay;
+pub mod sink;
 pub mod workloads;
 
-pub use live::{Live, LiveOptions};
+pub use driver::{Until, block_on, run, traced};
+pub use live::{Live, LiveOptions, Pumped};
 pub use replay::Replay;
+pub use sink::{EventTap, Flow, Recorder, Sink, StderrWarnings};
+
+#[cfg(test)]
+mod tests;

@@ -1,18 +1,18 @@
 //! Replay: a recording read back into the same model the live session uses. The recording
-//! holds the events and, in order among them, the context that fed the live model (the
-//! start-up snapshot, every reconciliation, the loss counters), so the model ends in the
-//! same state: `report FILE` gives the findings the live report gave.
+//! is the sequence of [`Input`]s the live model took (events, the start-up snapshot, every
+//! reconciliation, loss counters, warnings, clock ticks); replay decodes the same inputs and
+//! feeds them through the same [`Model::feed`], so the model ends in the same state: `report
+//! FILE` gives the report the live session gave. Problems met while reading (a damaged
+//! chunk, a file cut short) enter the model as warnings.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use super::recording::{self, Schema};
 use crate::{
-    collect::Counters,
     event::Event,
-    model::{Model, ModelConfig, SystemSnapshot},
-    record::{ContextRecord, Host, Item, Reader},
+    model::{Input, Model, ModelConfig},
+    record::{Host, Item, Reader},
 };
 
 pub struct Replay {
@@ -20,12 +20,8 @@ pub struct Replay {
     path: PathBuf,
     pub model: Model,
     pub host: Host,
-    /// The loss counters as last recorded.
-    pub loss: Counters,
-    /// Notes and problems met while reading (undecodable context, integrity warnings).
-    pub warnings: Vec<String>,
-    /// An item read ahead by `advance_to` (it belongs after the target time).
-    ahead: Option<Item>,
+    /// An input read ahead by `advance_to` (it belongs after the target time).
+    ahead: Option<Input>,
     /// CLOCK_MONOTONIC ns of the last item applied.
     pub position_ns: u64,
     /// Events applied so far.
@@ -43,8 +39,6 @@ impl Replay {
             path: path.to_path_buf(),
             model: Model::new(cfg),
             host,
-            loss: Counters::default(),
-            warnings: Vec::new(),
             ahead: None,
             position_ns: start,
             events: 0,
@@ -61,18 +55,21 @@ impl Replay {
         self.ended
     }
 
-    /// Applies every item up to `ts_ns` (CLOCK_MONOTONIC of the recorded machine) and appends
-    /// the events to `out`. Returns false at the end of the recording.
+    /// Applies every input up to `ts_ns` (CLOCK_MONOTONIC of the recorded machine) and
+    /// appends the events to `out`. Returns false at the end of the recording.
     pub fn advance_to(&mut self, ts_ns: u64, out: &mut Vec<Event>) -> anyhow::Result<bool> {
         loop {
-            let item = match self.ahead.take() {
-                Some(item) => item,
+            let input = match self.ahead.take() {
+                Some(input) => input,
                 None => match self.reader.next() {
-                    Some(Ok(item)) => item,
+                    Some(Ok(item)) => match Item::into_input(item) {
+                        Some(input) => input,
+                        None => continue, // a note, or a record of a newer portwatch
+                    },
                     Some(Err(e)) => {
                         // The reader resumes after damage; keep going, but say so.
-                        self.warnings.push(format!("{}: {e}", self.path.display()));
-                        continue;
+                        let text = format!("{}: {e}", self.path.display());
+                        Input::warning(self.position_ns, text)
                     }
                     None => {
                         self.finish_reading();
@@ -80,13 +77,12 @@ impl Replay {
                     }
                 },
             };
-            let at = item_ts(&item).unwrap_or(self.position_ns);
-            if at > ts_ns {
-                self.ahead = Some(item);
+            if input.at_ns() > ts_ns {
+                self.ahead = Some(input);
                 self.model.tick(ts_ns.max(self.position_ns));
                 return Ok(true);
             }
-            self.apply(item, out);
+            self.apply(input, out);
         }
     }
 
@@ -104,79 +100,24 @@ impl Replay {
             self.ended = true;
             let integrity = self.reader.integrity();
             if !integrity.is_complete() {
-                self.warnings
-                    .push(format!("{}: {integrity}", self.path.display()));
+                let text = format!("{}: {integrity}", self.path.display());
+                self.model.feed(&Input::warning(self.position_ns, text));
             }
             self.model.tick(self.position_ns);
         }
     }
 
-    fn apply(&mut self, item: Item, out: &mut Vec<Event>) {
-        match item {
-            Item::Event(ev) => {
-                self.position_ns = self.position_ns.max(ev.ts_ns);
-                self.model.apply(&ev);
-                self.events += 1;
-                out.push(ev);
-            }
-            Item::Context(rec) => self.apply_context(rec),
+    fn apply(&mut self, input: Input, out: &mut Vec<Event>) {
+        self.position_ns = self.position_ns.max(input.at_ns());
+        self.model.feed(&input);
+        if let Input::Event(ev) = input {
+            self.events += 1;
+            out.push(ev);
         }
     }
 
-    fn apply_context(&mut self, rec: ContextRecord) {
-        match rec {
-            ContextRecord::Snapshot(p) if p.schema == recording::WORKLOADS => {
-                match p.decode::<Vec<crate::model::CgroupWorkload>>() {
-                    Ok(learned) => self.model.learn_workloads(&learned),
-                    Err(e) => self.warnings.push(format!("undecodable {}: {e}", p.schema)),
-                }
-            }
-            ContextRecord::Snapshot(p) => {
-                let schema = Schema::of(&p.schema);
-                match (schema, p.decode::<SystemSnapshot>()) {
-                    (Some(Schema::Startup), Ok(snap)) => {
-                        self.position_ns = self.position_ns.max(p.ts_ns);
-                        self.model.load_snapshot(&snap, p.ts_ns);
-                    }
-                    (Some(Schema::Reconcile), Ok(snap)) => {
-                        self.position_ns = self.position_ns.max(p.ts_ns);
-                        self.model.tick(p.ts_ns);
-                        self.model.reconcile(&snap, p.ts_ns);
-                    }
-                    (None, _) => self
-                        .warnings
-                        .push(format!("unknown snapshot schema {}", p.schema)),
-                    (_, Err(e)) => self.warnings.push(format!("undecodable {}: {e}", p.schema)),
-                }
-            }
-            ContextRecord::Counters(c) if c.name == recording::LOSS => {
-                self.position_ns = self.position_ns.max(c.ts_ns);
-                match recording::counters_from_record(&c) {
-                    Ok(loss) => self.loss = loss,
-                    Err(e) => self
-                        .warnings
-                        .push(format!("undecodable loss counters: {e}")),
-                }
-            }
-            ContextRecord::Note(n) => {
-                self.position_ns = self.position_ns.max(n.ts_ns);
-                if n.level == recording::WARNING_NOTE {
-                    self.warnings.push(n.text);
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// When an item happened, if it says.
-fn item_ts(item: &Item) -> Option<u64> {
-    match item {
-        Item::Event(e) => Some(e.ts_ns),
-        Item::Context(ContextRecord::Snapshot(p) | ContextRecord::Sysctls(p)) => Some(p.ts_ns),
-        Item::Context(ContextRecord::Counters(c)) => Some(c.ts_ns),
-        Item::Context(ContextRecord::Note(n)) => Some(n.ts_ns),
-        Item::Context(ContextRecord::Process(p)) => Some(p.ts_ns),
-        Item::Context(_) => None,
+    /// Warnings the recording holds and problems met reading it.
+    pub fn warnings(&self) -> &[String] {
+        &self.model.warnings().texts
     }
 }

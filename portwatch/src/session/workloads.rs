@@ -1,8 +1,8 @@
 //! Feeds the model the workloads (unit, container, pod) of the cgroup ids it has seen: the
 //! model hands out each new id once (`Model::cgroups_to_resolve`), the resolver maps it on a
 //! blocking thread (a walk of the cgroup tree, an API call per container), and the answers
-//! go back into the model (`Model::learn_workloads`) and to the recorder, so that replay
-//! learns the same names at the same point.
+//! become an [`crate::model::Input::Workloads`] that the session feeds to the model and its
+//! sinks (the recorder among them), so that replay learns the same names at the same point.
 //!
 //! An id not found yet (its cgroup made after the last walk) is tried again on later ticks
 //! for [`RETRY_FOR`]; a cgroup removed before that stays unnamed (its id is still shown).
@@ -26,7 +26,7 @@ pub struct WorkloadFeed {
     resolver: Arc<Mutex<Resolver>>,
     pending: Option<tokio::task::JoinHandle<Answer>>,
     retry: Vec<(u64, Instant)>,
-    /// Learned since the recorder last took them.
+    /// Learned since the session last took them (to feed as an input).
     pub learned: Vec<CgroupWorkload>,
     /// Time spent resolving, in total (for the cost figures).
     pub busy: Duration,
@@ -51,7 +51,7 @@ impl WorkloadFeed {
         {
             let h = self.pending.take().expect("checked");
             if let Some(answer) = now_or_never(h) {
-                self.merge(model, answer);
+                self.merge(answer);
             }
         }
         if self.pending.is_some() {
@@ -76,14 +76,14 @@ impl WorkloadFeed {
                 std::thread::sleep(Duration::from_millis(5));
             }
             if let Some(answer) = now_or_never(h) {
-                self.merge(model, answer);
+                self.merge(answer);
             }
         }
         let mut ids = self.due(model);
         ids.extend(self.retry.drain(..).map(|(id, _)| id));
         if !ids.is_empty() {
             let answer = resolve(&mut self.resolver.lock().expect("resolver lock"), &ids);
-            self.merge(model, answer);
+            self.merge(answer);
             self.retry.clear();
         }
     }
@@ -105,9 +105,8 @@ impl WorkloadFeed {
         ids
     }
 
-    fn merge(&mut self, model: &mut Model, (learned, unknown, took): Answer) {
+    fn merge(&mut self, (learned, unknown, took): Answer) {
         self.busy += took;
-        model.learn_workloads(&learned);
         let now = Instant::now();
         for id in unknown {
             if !self.retry.iter().any(|&(r, _)| r == id) {

@@ -120,8 +120,9 @@ pub struct Snapshot {
     /// Corrections by reconciliation, most recent last.
     #[serde(skip)]
     pub corrections: Vec<Correction>,
-    /// Degraded hooks, assumed sysctls, failed reconciliations: one short sentence each.
-    #[serde(skip)]
+    /// What the sources could not do (hooks not attached, namespaces not read, failed
+    /// reconciliations, a damaged recording), one short sentence each, in the order first
+    /// seen: the model keeps them (they are inputs), so a recording's replay has them too.
     pub warnings: Vec<String>,
 }
 

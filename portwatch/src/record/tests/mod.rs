@@ -11,12 +11,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::{
-    ContextRecord, Counters, Error, Host, Integrity, Item, Note, Options, Payload, Process, Reader,
-    Writer,
-};
-use crate::event::{
-    CallKind, Comm, Errno, Event, EventKind, SockCall, StateChange, Task, TcpState, TwOp,
+use super::{ContextRecord, Error, Host, Integrity, Item, Note, Options, Reader, Writer};
+use crate::{
+    event::{CallKind, Comm, Errno, Event, EventKind, SockCall, StateChange, Task, TcpState, TwOp},
+    model::{Input, NetnsSnapshot, Owner, SnapSocket, Stamped, Sysctls, SystemSnapshot},
 };
 
 fn addr(s: &str) -> SocketAddr {
@@ -226,53 +224,50 @@ pub(super) fn sample_events() -> Vec<Event> {
     v
 }
 
-/// Every context record kind.
+/// A snapshot with one socket of every state, owned and not.
+pub(super) fn sample_snapshot() -> SystemSnapshot {
+    let sockets = TcpState::ALL
+        .into_iter()
+        .enumerate()
+        .map(|(i, state)| SnapSocket {
+            netns: 7,
+            local: "10.0.0.1:40000".parse().unwrap(),
+            remote: "[2001:db8::1]:443".parse().unwrap(),
+            state,
+            inode: i as u64,
+            owner: (i % 2 == 0).then(|| Owner {
+                pid: 4242,
+                comm: "curl ✓".into(),
+                cgroup: 77,
+            }),
+        })
+        .collect();
+    SystemSnapshot {
+        taken_at_ns: 4,
+        namespaces: vec![NetnsSnapshot {
+            netns: 7,
+            sysctls: Some(Sysctls::kernel_defaults()),
+            sockets,
+        }],
+    }
+}
+
+/// Every context record kind: each model input but events, a note, and a type from a newer
+/// portwatch.
 pub(super) fn sample_contexts() -> Vec<ContextRecord> {
-    #[derive(serde::Serialize)]
-    struct Loss {
-        state: Kind,
-        call: Kind,
-    }
-    #[derive(serde::Serialize)]
-    struct Kind {
-        seen: u64,
-        lost: u64,
-    }
-    let loss = Loss {
-        state: Kind { seen: 10, lost: 1 },
-        call: Kind {
-            seen: u64::MAX,
-            lost: 0,
-        },
-    };
-    let sysctls = std::collections::BTreeMap::from([
-        ("net.ipv4.ip_local_port_range", "32768\t60999"),
-        ("net.ipv4.tcp_tw_reuse", "2"),
-    ]);
+    let mut loss = crate::collect::Counters::default();
+    loss.state.seen = 10;
+    loss.state.lost = 1;
+    loss.call.seen = u64::MAX;
     vec![
-        ContextRecord::Host(host()),
-        ContextRecord::Snapshot(
-            Payload::new(
-                5,
-                7,
-                "portwatch.snapshot",
-                1,
-                &serde_json::json!({"sockets": [1, 2]}),
-            )
-            .unwrap(),
-        ),
-        ContextRecord::Sysctls(Payload::new(5, 7, "portwatch.sysctls", 1, &sysctls).unwrap()),
-        ContextRecord::Process(Process {
-            ts_ns: 6,
-            pid: 4242,
-            ppid: 1,
-            comm: "curl".into(),
-            cmdline: vec!["curl".into(), "http://x,\"y\"".into()],
-        }),
-        ContextRecord::Counters(Counters::from_serialize(7, "loss", &loss).unwrap()),
+        ContextRecord::Input(Input::Startup(Stamped::new(5, sample_snapshot()))),
+        ContextRecord::Input(Input::Reconcile(Stamped::new(6, sample_snapshot()))),
+        ContextRecord::Input(Input::Loss(Stamped::new(7, loss))),
+        ContextRecord::Input(Input::warning(7, "reconciliation failed: ✓ \"quoted\"")),
+        ContextRecord::Input(Input::Tick(u64::MAX)),
         ContextRecord::Note(Note {
             ts_ns: 8,
-            level: "warning".into(),
+            level: "info".into(),
             text: "ring buffer full ✓".into(),
         }),
         ContextRecord::Unknown {
@@ -336,7 +331,8 @@ pub(super) fn tmp() -> (tempfile::TempDir, PathBuf) {
 }
 
 /// Writes seed inputs for the `record_reader` fuzz target into `$PORTWATCH_FUZZ_SEEDS`
-/// (`fuzz/seeds/record_reader`): small recordings, compressed and not.
+/// (`fuzz/seeds/record_reader`): small recordings, compressed and not, each also without its
+/// file header (`NAME-chunks`: the target puts a valid header in front of such input).
 #[test]
 #[ignore = "generates fuzz seeds: PORTWATCH_FUZZ_SEEDS=fuzz/seeds/record_reader"]
 fn write_fuzz_seeds() {
@@ -369,4 +365,17 @@ fn write_fuzz_seeds() {
             ..Options::default()
         },
     );
+    for name in [
+        "samples-raw",
+        "samples-zstd",
+        "samples-small-chunks-raw",
+        "churn-raw",
+        "churn-zstd",
+        "empty",
+    ] {
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        let json_len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+        let chunks = &bytes[super::format::HEADER_FIXED + json_len..];
+        std::fs::write(dir.join(format!("{name}-chunks")), chunks).unwrap();
+    }
 }

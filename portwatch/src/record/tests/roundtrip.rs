@@ -37,7 +37,7 @@ fn header_carries_host_version_and_schema() {
     let r = Reader::open(&path).unwrap();
     assert_eq!(r.header().host, host());
     assert_eq!(r.header().format, "portwatch-recording");
-    assert_eq!(r.header().version, "1.1");
+    assert_eq!(r.header().version, "2.0");
     assert!(r.header().schema["data_chunk"]["columns"].is_array());
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(bytes[..8], format::MAGIC);
@@ -56,18 +56,19 @@ fn churn_round_trips_across_many_chunks() {
 }
 
 #[test]
-fn context_payloads_decode_into_their_types() {
+fn inputs_decode_into_their_types() {
     let items = sample_contexts();
-    let Some(ContextRecord::Sysctls(p)) = items.get(2) else {
+    for c in &items {
+        let json = c.body_json().unwrap();
+        assert_eq!(&ContextRecord::from_parts(c.kind(), &json).unwrap(), c);
+    }
+    let Some(ContextRecord::Input(Input::Startup(s))) = items.first() else {
         panic!()
     };
-    let m: std::collections::BTreeMap<String, String> = p.decode().unwrap();
-    assert_eq!(m["net.ipv4.tcp_tw_reuse"], "2");
-    let Some(ContextRecord::Counters(c)) = items.get(4) else {
-        panic!()
-    };
-    assert_eq!(c.values["state.lost"], 1);
-    assert_eq!(c.values["call.seen"], u64::MAX);
+    assert_eq!(s.value, super::sample_snapshot());
+    // Events have columns of their own: never a context record.
+    let ev = Input::Event(sample_events()[0]);
+    assert!(super::super::context::input_json(&ev).is_err());
     // A record type from a newer portwatch is kept, not an error.
     let r = ContextRecord::from_parts("gpu", br#"{"n":1}"#).unwrap();
     assert_eq!(r.kind(), "gpu");
@@ -78,11 +79,10 @@ fn context_payloads_decode_into_their_types() {
     // Known types ignore fields they do not know, and default those they miss.
     let r = ContextRecord::from_parts("note", br#"{"text":"x","extra":1}"#).unwrap();
     assert!(matches!(r, ContextRecord::Note(n) if n.text == "x" && n.ts_ns == 0));
-    // A payload's value stays text until decoded.
-    let Some(ContextRecord::Snapshot(p)) = items.get(1) else {
-        panic!()
-    };
-    assert_eq!(p.data.get(), r#"{"sockets":[1,2]}"#);
+    let r = ContextRecord::from_parts("tick", br#"{"at_ns":3,"extra":1}"#).unwrap();
+    assert_eq!(r, ContextRecord::Input(Input::Tick(3)));
+    // An input that does not decode is an error, not a silent default.
+    assert!(ContextRecord::from_parts("loss", br#"{"at_ns":"x"}"#).is_err());
 }
 
 #[test]
@@ -138,11 +138,11 @@ fn a_dropped_writer_keeps_what_it_buffered() {
 fn info_summarises_the_file() {
     let (_d, path) = tmp();
     let mut items = sample_items();
-    items.push(Item::Context(ContextRecord::Counters(Counters {
-        ts_ns: 99,
-        name: "loss".into(),
-        values: [("state.lost".to_string(), 5)].into(),
-    })));
+    let mut loss = crate::collect::Counters::default();
+    loss.state.lost = 5;
+    items.push(Item::Context(ContextRecord::Input(Input::Loss(
+        Stamped::new(99, loss),
+    ))));
     write(&path, &items, Options::default());
     let info = Info::open(&path).unwrap();
     assert_eq!(info.events as usize, sample_events().len());
@@ -159,9 +159,10 @@ fn info_summarises_the_file() {
         ),
         (2, 2, 1)
     );
-    assert_eq!(info.contexts["counters"], 2);
+    assert_eq!(info.contexts["loss"], 2);
     assert_eq!(info.contexts["from_the_future"], 1);
-    assert_eq!(info.counters["loss"].values["state.lost"], 5);
+    assert_eq!(info.loss.unwrap().state.lost, 5);
+    assert_eq!(info.warnings.len(), 1);
     assert_eq!(
         (info.first_ts_ns, info.last_ts_ns),
         (Some(0), Some(u64::MAX))
@@ -176,8 +177,10 @@ fn info_summarises_the_file() {
 fn big_context_records_get_a_chunk_and_oversized_ones_are_refused() {
     let (_d, path) = tmp();
     let mut w = Writer::create(&path, &host(), opts(64 << 10, 3)).unwrap();
-    let big: Vec<u64> = (0..300_000).collect();
-    let snap = ContextRecord::Snapshot(Payload::new(1, 2, "portwatch.snapshot", 1, &big).unwrap());
+    let mut big = super::sample_snapshot();
+    let one = big.namespaces[0].sockets[0].clone();
+    big.namespaces[0].sockets = vec![one; 2_000];
+    let snap = ContextRecord::Input(Input::Startup(Stamped::new(1, big)));
     let events = sample_events();
     for e in &events {
         w.push(e).unwrap();

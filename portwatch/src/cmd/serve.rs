@@ -6,10 +6,11 @@ use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
 use crate::{
     collect::monotonic_now_ns,
+    model::{Input, Model},
     record::Host,
     report::Source,
     serve::{self, Pages, Picture},
-    session::{Live, LiveOptions},
+    session::{self, Flow, Live, LiveOptions, Pumped, Sink},
 };
 use anyhow::Context as _;
 use tokio::{
@@ -59,7 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.refresh >= Duration::from_millis(100),
         "--refresh must be at least 100ms"
     );
-    super::traced(agent(args))?;
+    session::traced(agent(args))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -77,8 +78,6 @@ async fn agent(args: Args) -> anyhow::Result<()> {
     opts.trace.netns = args.netns;
     let host = Host::current();
     let mut live = Live::start(opts).await?;
-    let mut warned = 0;
-    log_warnings(&live, &mut warned);
     let (pages_tx, pages_rx) = watch::channel(None);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let stale_after = (args.refresh * 3).max(Duration::from_secs(5));
@@ -92,31 +91,32 @@ async fn agent(args: Args) -> anyhow::Result<()> {
 
     let mut sigterm = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
-    let mut ticks = tokio::time::interval(Duration::from_millis(250));
     let mut refresh = tokio::time::interval(args.refresh);
     refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut batch = Vec::new();
     let mut lost = 0;
+    let mut warnings = LogWarnings;
+    let mut sinks: [&mut dyn Sink; 1] = [&mut warnings];
     let result = loop {
         tokio::select! {
-            r = live.next_batch(&mut batch) => if let Err(e) = r { break Err(e) },
-            _ = ticks.tick() => live.tick(),
+            r = live.pump(&mut sinks) => match r {
+                Ok(Pumped::More) => {}
+                Ok(Pumped::SinkStopped | Pumped::Ended) => break Ok(()),
+                Err(e) => break Err(e),
+            },
             _ = refresh.tick() => {
                 let pages = refresh_pages(&live, &host, args.top, &mut lost);
                 pages_tx.send_replace(Some(Arc::new(pages)));
-                log_warnings(&live, &mut warned);
             }
             _ = sigterm.recv() => { log::info!("SIGTERM: stopping"); break Ok(()) }
             _ = sigint.recv() => { log::info!("SIGINT: stopping"); break Ok(()) }
         }
-        batch.clear();
     };
     let _ = stop_tx.send(());
     if server.join().is_err() {
         log::error!("the HTTP thread panicked");
     }
-    live.stop();
-    log::info!("stopped after {} events", live.events);
+    live.finish(&mut sinks).await?;
+    log::info!("stopped after {} events", live.model.counters().events);
     result
 }
 
@@ -177,9 +177,14 @@ fn refresh_pages(live: &Live, host: &Host, top: usize, lost: &mut u64) -> Pages 
     pages
 }
 
-fn log_warnings(live: &Live, warned: &mut usize) {
-    for w in live.warnings.0.iter().skip(*warned) {
-        log::warn!("{w}");
+/// Logs each warning as it arrives (a hook not attached, a failed reconciliation, …).
+struct LogWarnings;
+
+impl Sink for LogWarnings {
+    fn feed(&mut self, input: &Input, _model: &Model) -> anyhow::Result<Flow> {
+        if let Input::Warning(w) = input {
+            log::warn!("{}", w.value);
+        }
+        Ok(Flow::Continue)
     }
-    *warned = live.warnings.0.len();
 }

@@ -208,7 +208,6 @@ async fn live(args: &Args, mut timeline: Option<&mut Timeline>) -> anyhow::Resul
     };
     session::run(&mut live, &mut sinks, until).await?;
     drop(sinks);
-    drop(sampler);
     if let Some(r) = recorder {
         r.finish()?;
     }

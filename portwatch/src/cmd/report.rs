@@ -3,7 +3,6 @@
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use anyhow::Context as _;
 use crate::{
     explain::explain,
     html,
@@ -13,6 +12,7 @@ use crate::{
     session::{self, Flow, Live, Recorder, Replay, Sink, StderrWarnings, Until},
     timeline::Timeline,
 };
+use anyhow::Context as _;
 
 use super::{SessionArgs, TraceArgs};
 

@@ -96,6 +96,17 @@ impl Tuple {
         SocketAddr::new(self.rip.get(), self.rport)
     }
 
+    /// The same connection seen from its other end (a local peer's socket, on loopback).
+    pub fn reversed(&self) -> Tuple {
+        Tuple {
+            netns: self.netns,
+            lport: self.rport,
+            rport: self.lport,
+            lip: self.rip,
+            rip: self.lip,
+        }
+    }
+
     pub fn hash(&self) -> u64 {
         let mut h = FxHasher::default();
         let (a, b) = self.lip.words();

@@ -23,6 +23,9 @@ impl Model {
             (Listen, SynRecv) => self.on_child(ev, s.sk, tuple),
             _ => self.on_transition(ev, s, tuple),
         }
+        if s.new == LastAck {
+            self.peer_sent_fin(&tuple, ev.ts_ns);
+        }
     }
 
     fn new_sock(&mut self, sk: u64, tuple: Tuple, state: TcpState, role: Role) -> Sock {

@@ -65,6 +65,9 @@ pub struct ModelCounters {
     pub tw_ended_early: u64,
     pub tw_reused: u64,
     pub tw_rearmed: u64,
+    /// Timewait sockets moved from the FIN_WAIT2 substate to TIME_WAIT because their local
+    /// peer sent its FIN (the kernel's re-arm is usually untraced).
+    pub tw_fin_wait2_ended_by_peer: u64,
     pub snapshot_sockets_loaded: u64,
     /// Snapshot sockets later matched to their kernel address by an event.
     pub snapshot_sockets_adopted: u64,

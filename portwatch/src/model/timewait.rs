@@ -9,6 +9,9 @@
 //!   same timewait socket follows at once (a re-arm, e.g. FIN_WAIT2 substate → TIME_WAIT on the
 //!   peer's FIN), so the end is confirmed after [`super::TW_REARM_GRACE_NS`].
 //! - CANCEL with no time left, then EXPIRE: the timer fired after 60 s; the port is free.
+//! - A local peer's CLOSE_WAIT → LAST_ACK (it sent its FIN): the entry, if still in its
+//!   FIN_WAIT2 substate, is now in TIME_WAIT — the kernel's re-arm is usually untraced
+//!   ([`Model::peer_sent_fin`]).
 //!
 //! An RST close (ESTABLISHED → CLOSE) or a `tcp_max_tw_buckets` overflow has no START and so
 //! creates no entry.
@@ -149,6 +152,22 @@ impl Model {
         let s = *self.socks.get(i);
         if let Some(cs) = self.close_stats(&s) {
             cs.tw_started += 1;
+        }
+    }
+
+    /// The local peer of `tuple` sent its FIN (entered LAST_ACK): a timewait socket at the
+    /// other end still in its FIN_WAIT2 substate is in TIME_WAIT now (docs/kernel-facts.md
+    /// "TIME_WAIT"). The kernel re-arms that timer for `TCP_TIMEWAIT_LEN`, but `__mod_timer`
+    /// (kernel/time/timer.c) returns without tracing when the new expiry falls in the pending
+    /// timer's wheel bucket, which 60 s from a moment ago nearly always does: no START comes.
+    /// A remote peer's FIN stays invisible until the next reconciliation.
+    pub(super) fn peer_sent_fin(&mut self, tuple: &Tuple, ts: u64) {
+        let other_end = tuple.reversed();
+        if let Some(i) = self.socks.find_tuple(&other_end, |s| {
+            s.has(flag::TW) && s.state == TcpState::FinWait2
+        }) {
+            self.counters.tw_fin_wait2_ended_by_peer += 1;
+            self.set_state(i, TcpState::TimeWait, ts);
         }
     }
 

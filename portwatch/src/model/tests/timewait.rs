@@ -172,3 +172,38 @@ fn reused_tw_address_ends_the_old_entry() {
     assert_eq!(m.counters().tw_ended_early, 1);
     assert_consistent(&m);
 }
+
+/// The kernel re-arms a FIN_WAIT2-substate timer on the peer's FIN without a trace most of the
+/// time (same timer-wheel bucket): a local peer's LAST_ACK says the FIN was sent.
+#[test]
+fn fin_wait2_substate_becomes_time_wait_when_the_local_peer_sends_its_fin() {
+    const LOCAL: &str = "127.0.0.1:40000";
+    const SERVER: &str = "127.0.0.1:8080";
+    let mut m = Model::default();
+    let mut s = Seq::new();
+    s.connect(task(1, "app"), 0x20, "127.0.0.1", 40000, SERVER)
+        .accept(swapper(), 0x30, SERVER, LOCAL)
+        .state(swapper(), 0x20, LOCAL, SERVER, SynSent, Established)
+        .active_close(task(1, "app"), 0x20, 0x99, LOCAL, SERVER)
+        .state(swapper(), 0x30, SERVER, LOCAL, Established, CloseWait)
+        .run(&mut m);
+    let key = PoolKey {
+        netns: NETNS,
+        src: "127.0.0.1".parse().unwrap(),
+        dst: addr(SERVER),
+    };
+    let p = m.pool(&key, s.now()).unwrap();
+    assert_eq!((p.states.get(FinWait2), p.states.get(TimeWait)), (1, 0));
+    s.advance(SEC)
+        .state(task(2, "server"), 0x30, SERVER, LOCAL, CloseWait, LastAck)
+        .state(swapper(), 0x30, SERVER, LOCAL, LastAck, Close)
+        .run(&mut m);
+    let p = m.pool(&key, s.now()).unwrap();
+    assert_eq!((p.states.get(FinWait2), p.states.get(TimeWait)), (0, 1));
+    assert_eq!(m.counters().tw_fin_wait2_ended_by_peer, 1);
+    s.advance(60 * SEC)
+        .tw_expire(0x99, LOCAL, SERVER)
+        .run(&mut m);
+    assert_eq!(m.pool(&key, s.now()).map_or(0, |p| p.states.total()), 0);
+    assert_consistent(&m);
+}

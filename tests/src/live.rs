@@ -78,11 +78,23 @@ impl LiveReport {
     /// Like [`LiveReport::start`], with these environment variables set for portwatch (e.g.
     /// `CONTAINER_HOST`, the runtime API socket it asks for container names).
     pub fn start_with_env(netns: u32, max: Duration, env: &[(&str, &str)]) -> LiveReport {
+        LiveReport::start_with(netns, max, env, &[])
+    }
+
+    /// Like [`LiveReport::start_with_env`], with more arguments for `portwatch report` (e.g.
+    /// `--record FILE`).
+    pub fn start_with(
+        netns: u32,
+        max: Duration,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> LiveReport {
         require_root();
         let mut child = Command::new(portwatch_bin())
             .envs(env.iter().copied())
             .args(["report", "--json", "--netns", &netns.to_string()])
             .args(["--duration", &format!("{}s", max.as_secs().max(1))])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -114,7 +126,12 @@ impl LiveReport {
     }
 
     /// Ends the window now and returns the report (the JSON document).
-    pub fn finish(mut self) -> Value {
+    pub fn finish(self) -> Value {
+        self.finish_with_log().0
+    }
+
+    /// Like [`LiveReport::finish`], with every line portwatch printed on stderr.
+    pub fn finish_with_log(mut self) -> (Value, Vec<String>) {
         let mut child = self.child.take().unwrap();
         // SAFETY: a signal to the child we started and have not reaped yet.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -132,7 +149,9 @@ impl LiveReport {
             "portwatch report: {status}\n{}",
             self.log.join("\n")
         );
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("report JSON: {e}\n{out}"))
+        let report =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("report JSON: {e}\n{out}"));
+        (report, std::mem::take(&mut self.log))
     }
 }
 

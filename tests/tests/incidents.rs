@@ -315,3 +315,89 @@ fn nginx_proxy_without_upstream_keepalive() {
     );
     drop(up);
 }
+
+/// Class 5, a client program: a shell loop of Debian's curl toward a local HTTP/1.1
+/// upstream. Each run connects, makes one request and closes first when it exits, so a
+/// 200-port range fills with TIME_WAIT and curl fails ("Couldn't connect to server":
+/// EADDRNOTAVAIL). The finding names the group — hundreds of short-lived curls under one
+/// shell — and curl's own remedy (many URLs per run), live and from the recording.
+#[test]
+fn curl_in_a_shell_loop() {
+    let (ns, live) = setup(
+        "curl",
+        &[
+            ("net.ipv4.ip_local_port_range", "40000 40199"),
+            ("net.ipv4.tcp_tw_reuse", "0"),
+        ],
+    );
+    let rec = Recorder::start(ns.inode, "curl", MAX_WINDOW);
+    let upstream = "127.0.0.1:9600";
+    let mut up = python(&ns, "http_upstream.py", &[upstream, "60"]);
+    up.wait("ready", None, REACH);
+    // 600 runs at most: it ends by itself, a few seconds past the onset.
+    let script = format!(
+        "i=0; while [ $i -lt 600 ]; do /usr/bin/curl -sS -o /dev/null http://{upstream}/ 2>&1; \
+         i=$((i+1)); done"
+    );
+    let mut sh = in_netns(&ns, "/bin/sh", &["-c", &script])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the curl loop");
+    let shell = sh.id();
+    let mut out = std::io::BufReader::new(sh.stdout.take().unwrap());
+    let onset = loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert!(n > 0, "the curl loop ended without a failure");
+        if line.contains("Failed to connect") {
+            break portwatch_tests::live::mono_ns();
+        }
+    };
+    // Keep reading, so that the loop never blocks on its pipe.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let check = |r: &Value| {
+        let f = top(r);
+        let got = (
+            f["cause"].as_str(),
+            f["severity"].as_str(),
+            f["comm"].as_str(),
+            f["ppid"].as_u64(),
+            f["netns"].as_u64(),
+            f["dst"].as_str(),
+        );
+        let want = (
+            Some("time_wait_churn"),
+            Some("critical"),
+            Some("curl"),
+            Some(u64::from(shell)),
+            Some(u64::from(ns.inode)),
+            Some(upstream),
+        );
+        assert_eq!(got, want, "\n{}", describe(r));
+        assert!(f["process_count"].as_u64() >= Some(100), "{f:#}");
+        assert!(f["states"]["TIME_WAIT"].as_u64() >= Some(190), "{f:#}");
+        assert!(f["errors"]["EADDRNOTAVAIL"].as_u64() >= Some(1), "{f:#}");
+        assert_remedy(f, "curl_one_invocation", true);
+        assert_eq!(
+            remedies(f, "curl_one_invocation")[0]["source"],
+            "https://everything.curl.dev/transfers/conn/reuse.html"
+        );
+        assert_remedy(f, "connection_pooling", true);
+        assert_remedy(f, "tcp_fin_timeout", false);
+        assert!(remedies(f, "nginx_upstream_keepalive").is_empty(), "{f:#}");
+    };
+    let r = report_at(live, onset + 2 * S);
+    assert_within_5s(&r, onset);
+    check(&r);
+    let _ = sh.wait();
+    let file = rec.finish();
+    let r = report_file(&file);
+    check(&r);
+    eprintln!(
+        "--- report {}:\n{}",
+        file.display(),
+        report_file_text(&file)
+    );
+    drop(up);
+}

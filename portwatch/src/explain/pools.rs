@@ -127,23 +127,37 @@ fn time_wait_churn(ctx: &Ctx, p: &PoolView, sev: Severity) -> Finding {
     let need = p
         .need
         .unwrap_or_else(|| (per_s * TIME_WAIT_S).round() as u32);
+    // A group of processes ("200 curl processes") takes the plural verb.
+    let verb = |one: &'static str, many: &'static str| {
+        if p.who.process_count > 1 { many } else { one }
+    };
     // Attempts are the demand; when the pool is out, fewer get a port: say both.
     let opens = if s.rates.failed_per_s > 0.0 && s.rates.new_per_s < per_s {
+        let got = if s.rates.new_per_s < 0.05 {
+            "none of them gets a port".to_string()
+        } else {
+            format!("only {} a second get a port", rate(s.rates.new_per_s))
+        };
         format!(
-            "tries {} new connections/s (only {} a second get a port)",
-            rate(per_s),
-            rate(s.rates.new_per_s)
+            "{} {} new connections/s ({got})",
+            verb("tries", "try"),
+            rate(per_s)
         )
     } else {
-        format!("opens {} new connections/s", rate(per_s))
+        format!(
+            "{} {} new connections/s",
+            verb("opens", "open"),
+            rate(per_s)
+        )
     };
     let evidence = if per_s >= 0.5 {
         format!(
-            "{} {opens} to {} and closes them first, so each port then \
+            "{} {opens} to {} and {} them first, so each port then \
              sits 60 s in TIME_WAIT: {} of the {} ports are held that way, and at {}/s × 60 s \
              it needs {}{}.",
             p.who.words_cap(),
             s.dst,
+            verb("closes", "close"),
             n(p.mix.closing),
             n(s.capacity),
             rate(per_s),

@@ -146,16 +146,23 @@ pub(super) fn tw_reuse_on(sys: &Sysctls, loopback: bool, tw: u32, per_s: f64) ->
             ),
         );
     }
+    let usable = if young == 0 {
+        format!("all {} TIME_WAIT ports here become usable", n(tw))
+    } else {
+        format!(
+            "of the {} TIME_WAIT ports here, all but about {} closed in the last second \
+             become usable",
+            n(tw),
+            n(young)
+        )
+    };
     r(
         "tcp_tw_reuse",
         true,
         "sysctl -w net.ipv4.tcp_tw_reuse=1",
         format!(
-            "connect() may then take over a TIME_WAIT 4-tuple at least 1 s old: of the {} \
-             TIME_WAIT ports here, all but about {} closed in the last second become usable. It \
-             is {now}. Outgoing connections only.",
-            n(tw),
-            n(young)
+            "connect() may then take over a TIME_WAIT 4-tuple at least 1 s old: {usable}. It \
+             is {now}. Outgoing connections only."
         ),
     )
 }

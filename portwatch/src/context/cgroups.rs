@@ -63,6 +63,8 @@ pub struct Resolver {
     by_id: HashMap<u64, String>,
     walked: Option<Instant>,
     names: Names,
+    /// Ids resolved without a name a runtime API was too late to give (see [`Names::fill`]).
+    late: Vec<u64>,
     /// Directories `stat`ed by walks so far (for the cost figures).
     pub stats: ResolverStats,
 }
@@ -87,6 +89,7 @@ impl Resolver {
             by_id: HashMap::new(),
             walked: None,
             names,
+            late: Vec::new(),
             stats: ResolverStats::default(),
         }
     }
@@ -107,7 +110,9 @@ impl Resolver {
             match self.by_id.get(&id) {
                 Some(path) => {
                     let mut w = cgroup::parse_path(path);
-                    self.names.fill(&mut w);
+                    if !self.names.fill(&mut w) {
+                        self.late.push(id);
+                    }
                     self.stats.resolved += 1;
                     out.push((id, w));
                 }
@@ -115,6 +120,12 @@ impl Resolver {
             }
         }
         out
+    }
+
+    /// The ids [`Resolver::resolve`] returned without a name because a runtime API answered
+    /// too late: resolving them again may name them.
+    pub fn take_late(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.late)
     }
 
     /// The workload of a path read from `/proc/PID/cgroup` (no walk needed).

@@ -5,8 +5,9 @@
 //!
 //! Everything here degrades: no socket, no answer within [`API_TIMEOUT`], no kubelet
 //! directory — the name stays `None` and the id is shown. Answers (found or not) are cached
-//! per container id and pod UID; the kubelet directories are listed again at most every
-//! [`RELIST_AFTER`] when a UID or id is missing.
+//! per container id and pod UID; an API that did not answer in time is not an answer: it is
+//! asked again on the next [`Names::fill`] (the caller retries for a while). The kubelet
+//! directories are listed again at most every [`RELIST_AFTER`] when a UID or id is missing.
 
 use std::{
     collections::HashMap,
@@ -78,7 +79,8 @@ impl Names {
     }
 
     /// Fills the container's name and the pod's namespace and name where a source knows them.
-    pub fn fill(&mut self, w: &mut Workload) {
+    /// False when a runtime API did not answer in time: the name may come on a later call.
+    pub fn fill(&mut self, w: &mut Workload) -> bool {
         let missing_pod = w
             .pod
             .as_ref()
@@ -96,20 +98,34 @@ impl Names {
             p.namespace = Some(ns.clone());
             p.name = Some(name.clone());
         }
-        let Some(c) = &mut w.container else { return };
+        let Some(c) = &mut w.container else {
+            return true;
+        };
         if let Some(n) = self.cri_names.get(&c.id) {
             c.name = Some(n.clone());
-            return;
+            return true;
         }
-        if !self.containers.contains_key(&c.id) {
-            let found = self
-                .sockets
-                .iter()
-                .filter(|(r, _)| *r == c.runtime)
-                .find_map(|(_, sock)| container_name(sock, &c.id));
-            self.containers.insert(c.id.clone(), found);
+        if let Some(known) = self.containers.get(&c.id) {
+            c.name = known.clone();
+            return true;
         }
-        c.name = self.containers[&c.id].clone();
+        let mut late = false;
+        let found = self
+            .sockets
+            .iter()
+            .filter(|(r, _)| *r == c.runtime)
+            .find_map(|(_, sock)| match container_name(sock, &c.id) {
+                Ok(name) => name,
+                Err(e) => {
+                    late |= is_late(&e);
+                    None
+                }
+            });
+        if found.is_some() || !late {
+            self.containers.insert(c.id.clone(), found.clone());
+        }
+        c.name = found;
+        !late || c.name.is_some()
     }
 
     fn list_kubelet_dirs(&mut self) {
@@ -159,12 +175,22 @@ pub fn parse_container_log(name: &str) -> Option<(&str, &str, &str, &str)> {
         .then_some((pod, ns, container, id))
 }
 
-/// The container's name from a docker-compatible API socket, `None` on any failure.
-pub fn container_name(sock: &Path, id: &str) -> Option<String> {
-    let body = api_get(sock, &format!("/containers/{id}/json")).ok()??;
-    let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
-    let name = v.get("Name")?.as_str()?;
-    Some(name.trim_start_matches('/').to_string())
+/// The container's name from a docker-compatible API socket: `Ok(None)` when the socket
+/// answered without one (another status, another body), an error when it could not be asked.
+pub fn container_name(sock: &Path, id: &str) -> std::io::Result<Option<String>> {
+    let Some(body) = api_get(sock, &format!("/containers/{id}/json"))? else {
+        return Ok(None);
+    };
+    let v: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+    let name = v.as_ref().and_then(|v| v.get("Name")?.as_str());
+    Ok(name.map(|n| n.trim_start_matches('/').to_string()))
+}
+
+/// An API that is there but did not answer within [`API_TIMEOUT`] (a busy service): worth
+/// asking again, unlike a socket that does not exist or refuses.
+fn is_late(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), WouldBlock | TimedOut | Interrupted)
 }
 
 /// `GET path` over HTTP/1.0 on a unix socket: the body of a 200 answer, `None` for another
@@ -254,5 +280,48 @@ mod tests {
             bare.label().as_deref(),
             Some("container docker abddff03dfd7")
         );
+    }
+
+    /// A runtime API that answers after [`API_TIMEOUT`] is asked again; one that answers is
+    /// not (its answer is cached); a socket that does not exist is no source.
+    #[test]
+    fn a_late_api_is_asked_again_and_an_answer_is_kept() {
+        use std::{io::BufRead as _, os::unix::net::UnixListener, thread};
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("api.sock");
+        let listener = UnixListener::bind(&sock).unwrap();
+        let server = thread::spawn(move || {
+            for late in [true, false] {
+                let (s, _) = listener.accept().unwrap();
+                let mut r = std::io::BufReader::new(&s);
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap() > 2 {
+                    line.clear();
+                }
+                if late {
+                    thread::sleep(API_TIMEOUT * 2);
+                }
+                let _ = (&s).write_all(b"HTTP/1.0 200 OK\r\n\r\n{\"Name\":\"/web\"}");
+            }
+        });
+        let id = "abddff03dfd7710c79a750ce3e730365cbb2c8247a974170c1062683bc3e9152";
+        let mut names = Names {
+            sockets: vec![
+                (Runtime::Podman, dir.path().join("absent.sock")),
+                (Runtime::Podman, sock),
+            ],
+            ..Names::none()
+        };
+        let name = |w: &Workload| w.container.as_ref().and_then(|c| c.name.clone());
+        let mut w = cgroup::parse_path(&format!("/libpod_parent/libpod-{id}"));
+        assert!(!names.fill(&mut w), "too late: to be asked again");
+        assert_eq!(name(&w), None);
+        assert!(names.fill(&mut w));
+        assert_eq!(name(&w).as_deref(), Some("web"));
+        server.join().unwrap();
+        // Kept: the server is gone, the name is not.
+        let mut again = cgroup::parse_path(&format!("/libpod_parent/libpod-{id}"));
+        assert!(names.fill(&mut again));
+        assert_eq!(name(&again).as_deref(), Some("web"));
     }
 }

@@ -4,8 +4,10 @@
 //! become an [`crate::model::Input::Workloads`] that the session feeds to the model and its
 //! sinks (the recorder among them), so that replay learns the same names at the same point.
 //!
-//! An id not found yet (its cgroup made after the last walk) is tried again on later ticks
-//! for [`RETRY_FOR`]; a cgroup removed before that stays unnamed (its id is still shown).
+//! An id not found yet (its cgroup made after the last walk), or found while a runtime API
+//! was too busy to name its container, is tried again on later ticks for [`RETRY_FOR`] and
+//! once more when the session ends; a cgroup removed before that stays unnamed (its id is
+//! still shown).
 
 use std::{
     sync::{Arc, Mutex},
@@ -108,13 +110,13 @@ impl WorkloadFeed {
     fn merge(&mut self, (learned, unknown, took): Answer) {
         self.busy += took;
         let now = Instant::now();
+        self.retry
+            .retain(|&(id, _)| unknown.contains(&id) || !learned.iter().any(|l| l.cgroup == id));
         for id in unknown {
             if !self.retry.iter().any(|&(r, _)| r == id) {
                 self.retry.push((id, now));
             }
         }
-        self.retry
-            .retain(|&(id, _)| !learned.iter().any(|l| l.cgroup == id));
         self.learned.extend(learned);
     }
 }
@@ -122,11 +124,13 @@ impl WorkloadFeed {
 fn resolve(r: &mut Resolver, ids: &[u64]) -> Answer {
     let start = Instant::now();
     let found = r.resolve(ids);
-    let unknown = ids
+    // Not found, or found without the name a busy runtime API could not give in time.
+    let mut unknown: Vec<u64> = ids
         .iter()
         .copied()
         .filter(|id| !found.iter().any(|(f, _)| f == id))
         .collect();
+    unknown.extend(r.take_late());
     let learned = found
         .into_iter()
         .map(|(cgroup, workload)| CgroupWorkload { cgroup, workload })

@@ -10,6 +10,7 @@
 mod alloc;
 mod bpfstats;
 mod churn;
+mod churn_table;
 mod figures;
 mod load;
 mod model;
@@ -77,7 +78,7 @@ struct BenchArgs {
     /// Only these sections (churn, model, sockets); default all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Only these traced modes (kernel, record, report, events, tcpstates); default all.
+    /// Only these traced modes (bare, kernel, record, report, events, tcpstates); default all.
     #[arg(long, value_delimiter = ',')]
     modes: Vec<String>,
 }
@@ -95,7 +96,11 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Figures a run must report (a smoke run fails without any of them).
 const REQUIRED: &[&str] = &[
     "churn.untraced.rate",
+    "churn.bare.ratio",
+    "bpf.bare.ns_per_transition",
     "churn.kernel.ratio",
+    "churn.record.vs_bare",
+    "churn.report.vs_bare",
     "churn.record.ratio",
     "churn.record.lost",
     "churn.report.ratio",
@@ -155,9 +160,12 @@ fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let mut env = churn::Env::default();
 
     if want("churn") {
+        // Minimal churn, the headline workload: as many connect/close cycles as the cores
+        // allow (a client thread and an acceptor per CPU), nothing else per connection.
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         let load = load::ChurnLoad {
-            threads: 2,
-            acceptors: 2,
+            threads: cpus,
+            acceptors: cpus,
             duration: a.duration.unwrap_or(if smoke {
                 Duration::from_millis(300)
             } else {
@@ -174,7 +182,7 @@ fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
             tmp: tmp.clone(),
         };
         runs = churn::run(&cfg, &modes, &mut env);
-        figs.extend(churn::figures(&runs, &env.foreign));
+        figs.extend(churn_table::figures(&runs, &env.foreign));
     }
     if want("model") {
         eprintln!("model: replay throughput and memory");

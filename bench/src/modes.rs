@@ -34,12 +34,19 @@ pub fn discover(
     let pw = portwatch.to_string_lossy().into_owned();
     let me = me.to_string_lossy().into_owned();
     let mut modes = vec![Mode {
+        key: "bare",
+        label: "bare hooks: programs that return at once, same attach points".into(),
+        how: How::Bare,
+        note: String::new(),
+        targeted: false,
+    }];
+    modes.push(Mode {
         key: "kernel",
         label: "collector only (library, in the harness)".into(),
         how: How::InProcess,
         note: String::new(),
         targeted: false,
-    }];
+    });
     modes.push(if has_subcommand(portwatch, "record") {
         Mode {
             key: "record",

@@ -43,6 +43,8 @@ pub enum Parse {
 pub enum How {
     /// The library's collector in the harness: the kernel side and a consumer that only counts.
     InProcess,
+    /// The floor: programs that return at once on the same attach points, in the harness.
+    Bare,
     /// `{netns}` and `{out}` are replaced in the arguments.
     Command {
         argv: Vec<String>,
@@ -121,6 +123,7 @@ impl Mode {
         match &self.how {
             How::Unavailable(why) => bail!("{}: {why}", self.key),
             How::InProcess => start_kernel(netns),
+            How::Bare => start_bare(),
             How::Command { argv, parse } => {
                 let _ = std::fs::remove_file(out);
                 let args: Vec<String> = argv.iter().map(|a| subst(a, netns, out)).collect();
@@ -221,7 +224,8 @@ fn start_kernel(netns: u32) -> anyhow::Result<Running> {
             }
             // Programs are unloaded at stop: read their statistics first.
             let progs = bpfstats::of_process(std::process::id());
-            let cpu_ns = thread_cpu_ns() - cpu_at_ready;
+            // This thread only waits; the reader thread reads and decodes.
+            let cpu_ns = thread_cpu_ns() - cpu_at_ready + c.read_stats().cpu_us * 1000;
             let hooks = hook_names(&c, &progs);
             c.stop();
             c.drain(&mut buf);
@@ -244,6 +248,47 @@ fn start_kernel(netns: u32) -> anyhow::Result<Running> {
         Ok(Ok(())) => Ok(Running::Kernel { stop, thread }),
         Ok(Err(e)) => bail!("start the collector: {e}"),
         Err(_) => bail!("the collector thread died"),
+    }
+}
+
+fn start_bare() -> anyhow::Result<Running> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+    let stop2 = stop.clone();
+    let thread = thread::spawn(move || -> anyhow::Result<Tally> {
+        let bare = match portwatch::collect::bare::Bare::attach() {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = ready_tx.send(Err(format!("{e:#}")));
+                return Err(e);
+            }
+        };
+        let _ = ready_tx.send(Ok(()));
+        while !stop2.load(Ordering::Relaxed) {
+            thread::sleep(Duration::from_millis(10));
+        }
+        let progs = bpfstats::of_process(std::process::id());
+        let mut ids = progs.iter();
+        let hooks = bare
+            .programs
+            .iter()
+            .filter_map(|name| {
+                ids.by_ref()
+                    .find(|p| name.starts_with(&p.name))
+                    .map(|p| (p.id, name.to_string()))
+            })
+            .collect();
+        drop(bare);
+        Ok(Tally {
+            progs,
+            hooks,
+            ..Tally::default()
+        })
+    });
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(Running::Kernel { stop, thread }),
+        Ok(Err(e)) => bail!("attach the bare programs: {e}"),
+        Err(_) => bail!("the bare-programs thread died"),
     }
 }
 

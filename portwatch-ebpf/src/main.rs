@@ -7,12 +7,14 @@
 //! - `kernel.rs`: offsets from userspace (BTF) and the reads that use them.
 //! - `emit.rs`: the ring buffer, the counters, the common header.
 //! - `nest.rs`: rescuers for the runs the kernel skips when a program nests on one CPU.
+//! - `bare.rs`: programs that return at once on the same hooks (the benchmark's floor).
 #![no_std]
 #![no_main]
 // For the atomic add on per-CPU counters (emit::bump).
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+mod bare;
 mod calls;
 mod emit;
 mod kernel;

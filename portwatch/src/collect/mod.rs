@@ -9,6 +9,7 @@
 //! After [`Collector::stop`] and a final drain, `received + lost + duplicates == seen` per
 //! kind.
 
+pub mod bare;
 pub mod btf;
 pub mod decode;
 pub mod dedup;

@@ -247,57 +247,20 @@ fn nginx_proxy_without_upstream_keepalive() {
     let onset = nginx.wait_log("(99: Cannot assign requested address)", REACH);
     let (worker, master) = (nginx.worker, nginx.master_pid);
     let check = |r: &Value| {
-        let f = top(r);
-        let got = (
-            f["cause"].as_str(),
-            f["severity"].as_str(),
-            f["comm"].as_str(),
-            f["pid"].as_u64(),
-            f["ppid"].as_u64(),
-            f["netns"].as_u64(),
-            f["dst"].as_str(),
+        let f = assert_program_churn(
+            r,
+            ("nginx", Some(worker), master),
+            &ns,
+            upstream,
+            900,
+            (
+                "nginx_upstream_keepalive",
+                "https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive",
+            ),
         );
-        let want = (
-            Some("time_wait_churn"),
-            Some("critical"),
-            Some("nginx"),
-            Some(u64::from(worker)),
-            Some(u64::from(master)),
-            Some(u64::from(ns.inode)),
-            Some(upstream),
-        );
-        assert_eq!(got, want, "\n{}", describe(r));
-        assert!(f["states"]["TIME_WAIT"].as_u64() >= Some(900), "{f:#}");
-        assert!(f["errors"]["EADDRNOTAVAIL"].as_u64() >= Some(1), "{f:#}");
-        assert_remedy(f, "nginx_upstream_keepalive", true);
         let keepalive = &remedies(f, "nginx_upstream_keepalive")[0];
-        assert!(
-            keepalive["action"]
-                .as_str()
-                .unwrap()
-                .contains("keepalive 32;"),
-            "{keepalive:#}"
-        );
-        assert_eq!(
-            keepalive["source"],
-            "https://nginx.org/en/docs/http/ngx_http_upstream_module.html#keepalive"
-        );
-        assert_remedy(f, "connection_pooling", true);
-        assert_remedy(f, "tcp_fin_timeout", false);
-        // Another program's knobs are not offered.
-        for other in [
-            "haproxy_http_reuse",
-            "curl_one_invocation",
-            "python_session",
-        ] {
-            assert!(remedies(f, other).is_empty(), "{other}: {f:#}");
-        }
-        let l = &r["lost_events"];
-        assert_eq!(
-            (&l["state"], &l["call"], &l["timewait"]),
-            (&Value::from(0), &Value::from(0), &Value::from(0)),
-            "events lost: {l}"
-        );
+        let action = keepalive["action"].as_str().unwrap();
+        assert!(action.contains("keepalive 32;"), "{keepalive:#}");
     };
     let r = report_at(live, onset + 2 * S);
     assert_within_5s(&r, onset);
@@ -357,35 +320,18 @@ fn curl_in_a_shell_loop() {
     // Keep reading, so that the loop never blocks on its pipe.
     std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     let check = |r: &Value| {
-        let f = top(r);
-        let got = (
-            f["cause"].as_str(),
-            f["severity"].as_str(),
-            f["comm"].as_str(),
-            f["ppid"].as_u64(),
-            f["netns"].as_u64(),
-            f["dst"].as_str(),
+        let f = assert_program_churn(
+            r,
+            ("curl", None, shell),
+            &ns,
+            upstream,
+            190,
+            (
+                "curl_one_invocation",
+                "https://everything.curl.dev/transfers/conn/reuse.html",
+            ),
         );
-        let want = (
-            Some("time_wait_churn"),
-            Some("critical"),
-            Some("curl"),
-            Some(u64::from(shell)),
-            Some(u64::from(ns.inode)),
-            Some(upstream),
-        );
-        assert_eq!(got, want, "\n{}", describe(r));
         assert!(f["process_count"].as_u64() >= Some(100), "{f:#}");
-        assert!(f["states"]["TIME_WAIT"].as_u64() >= Some(190), "{f:#}");
-        assert!(f["errors"]["EADDRNOTAVAIL"].as_u64() >= Some(1), "{f:#}");
-        assert_remedy(f, "curl_one_invocation", true);
-        assert_eq!(
-            remedies(f, "curl_one_invocation")[0]["source"],
-            "https://everything.curl.dev/transfers/conn/reuse.html"
-        );
-        assert_remedy(f, "connection_pooling", true);
-        assert_remedy(f, "tcp_fin_timeout", false);
-        assert!(remedies(f, "nginx_upstream_keepalive").is_empty(), "{f:#}");
     };
     let r = report_at(live, onset + 2 * S);
     assert_within_5s(&r, onset);
@@ -400,4 +346,63 @@ fn curl_in_a_shell_loop() {
         report_file_text(&file)
     );
     drop(up);
+}
+
+/// Class 5's common ground: the top finding is critical TIME_WAIT churn by `who` = (comm,
+/// pid when it is one process, parent) toward `dst`, failing with EADDRNOTAVAIL, with at
+/// least `tw` ports in TIME_WAIT and no event lost; it offers the program's own `knob` =
+/// (remedy id, documentation), the generic connection reuse, no other program's knobs, and
+/// not tcp_fin_timeout.
+fn assert_program_churn<'a>(
+    r: &'a Value,
+    who: (&str, Option<u32>, u32),
+    ns: &Netns,
+    dst: &str,
+    tw: u64,
+    knob: (&str, &str),
+) -> &'a Value {
+    let f = top(r);
+    let (comm, pid, ppid) = who;
+    let got = (
+        f["cause"].as_str(),
+        f["severity"].as_str(),
+        f["comm"].as_str(),
+        f["ppid"].as_u64(),
+        f["netns"].as_u64(),
+        f["dst"].as_str(),
+    );
+    let want = (
+        Some("time_wait_churn"),
+        Some("critical"),
+        Some(comm),
+        Some(u64::from(ppid)),
+        Some(u64::from(ns.inode)),
+        Some(dst),
+    );
+    assert_eq!(got, want, "\n{}", describe(r));
+    if let Some(pid) = pid {
+        assert_eq!(f["pid"].as_u64(), Some(u64::from(pid)), "{f:#}");
+    }
+    assert!(f["states"]["TIME_WAIT"].as_u64() >= Some(tw), "{f:#}");
+    assert!(f["errors"]["EADDRNOTAVAIL"].as_u64() >= Some(1), "{f:#}");
+    assert_remedy(f, knob.0, true);
+    assert_eq!(remedies(f, knob.0)[0]["source"], knob.1, "{f:#}");
+    assert_remedy(f, "connection_pooling", true);
+    assert_remedy(f, "tcp_fin_timeout", false);
+    let others = [
+        "nginx_upstream_keepalive",
+        "haproxy_http_reuse",
+        "curl_one_invocation",
+        "python_session",
+    ];
+    for other in others.iter().filter(|o| **o != knob.0) {
+        assert!(remedies(f, other).is_empty(), "{other}: {f:#}");
+    }
+    let l = &r["lost_events"];
+    assert_eq!(
+        (&l["state"], &l["call"], &l["timewait"]),
+        (&Value::from(0), &Value::from(0), &Value::from(0)),
+        "events lost: {l}"
+    );
+    f
 }

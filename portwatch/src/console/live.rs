@@ -4,7 +4,7 @@
 
 use super::Source;
 use crate::{
-    collect::{Counters, monotonic_now_ns},
+    collect::monotonic_now_ns,
     event::Event,
     model::Model,
     session::{Live, Pumped},
@@ -46,16 +46,8 @@ impl Source for LiveSource {
         self.now_ns
     }
 
-    fn loss(&self) -> Counters {
-        *self.live.model.loss()
-    }
-
     fn info(&self) -> SourceInfo {
         SourceInfo::Live
-    }
-
-    fn warnings(&self) -> Vec<String> {
-        self.live.model.warnings().texts.clone()
     }
 
     fn control(&mut self, _action: Action, _out: &mut Vec<Event>) -> anyhow::Result<()> {

@@ -16,7 +16,6 @@ pub use live::LiveSource;
 pub use player::Player;
 
 use crate::{
-    collect::Counters,
     event::Event,
     model::Model,
     snapshot::{self, Drill, DrillTarget, Limits, LostEvents, Snapshot},
@@ -42,9 +41,7 @@ pub trait Source {
     fn model(&self) -> &Model;
     /// The time to explain the model at (CLOCK_MONOTONIC ns of the traced machine).
     fn now_ns(&self) -> u64;
-    fn loss(&self) -> Counters;
     fn info(&self) -> SourceInfo;
-    fn warnings(&self) -> Vec<String>;
     /// Replay controls ([`Action::TogglePause`], [`Action::Speed`], [`Action::Seek`]); a live
     /// source ignores them. Appends the events a seek applied to `out`.
     fn control(&mut self, action: Action, out: &mut Vec<Event>) -> anyhow::Result<()>;
@@ -65,8 +62,9 @@ impl Frames {
             src.model(),
             src.now_ns(),
             &Limits::screen(TOP_N),
-            LostEvents::from(&src.loss()),
-            src.warnings(),
+            // Loss counters and warnings are inputs: the model has them, live and replayed.
+            LostEvents::from(src.model().loss()),
+            src.model().warnings().texts.clone(),
         );
         ViewData {
             snapshot,

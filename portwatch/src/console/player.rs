@@ -11,7 +11,6 @@ use std::{
 
 use super::Source;
 use crate::{
-    collect::Counters,
     event::Event,
     model::{Model, ModelConfig},
     record::Info,
@@ -218,16 +217,8 @@ impl Source for Player {
         self.now_ns
     }
 
-    fn loss(&self) -> Counters {
-        *self.replay.model.loss()
-    }
-
     fn info(&self) -> SourceInfo {
         SourceInfo::Replay(self.replay_info())
-    }
-
-    fn warnings(&self) -> Vec<String> {
-        self.replay.warnings().to_vec()
     }
 
     fn control(&mut self, action: Action, out: &mut Vec<Event>) -> anyhow::Result<()> {

@@ -30,6 +30,11 @@ fn span(report: &Report, c: &FailCount) -> String {
 const HEAD: &str =
     r#"<th class="num">count</th><th class="num">first</th><th class="num">last</th>"#;
 
+/// `what` followed by a detail in small print.
+fn meta(what: String, detail: String) -> String {
+    format!(r#"{what} <span class="meta">{detail}</span>"#)
+}
+
 /// Closes the table before and opens one of failures by `first` (process, destination).
 fn fail_table<'a>(
     s: &mut String,
@@ -78,21 +83,18 @@ pub fn failures(s: &mut String, report: &Report) {
         );
     }
     let by_process = f.by_process.iter().map(|p| {
-        let who = format!(
-            r#"{} <span class="meta">pid {}</span>"#,
-            esc(&p.comm.to_string()),
-            p.pid
-        );
+        let who = meta(esc(&p.comm.to_string()), format!("pid {}", p.pid));
         (who, p.call, p.errno, &p.count)
     });
     fail_table(s, report, "by-process", "process", by_process);
     let by_destination = f.by_destination.iter().map(|d| {
-        let who = format!(
-            r#"<code>{}</code> <span class="meta">netns {}</span>"#,
-            esc(&d.addr.to_string()),
-            d.netns
-        );
-        (who, d.call, d.errno, &d.count)
+        let addr = format!("<code>{}</code>", esc(&d.addr.to_string()));
+        (
+            meta(addr, format!("netns {}", d.netns)),
+            d.call,
+            d.errno,
+            &d.count,
+        )
     });
     fail_table(s, report, "by-destination", "destination", by_destination);
     s.push_str("</table></section>");

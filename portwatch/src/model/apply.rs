@@ -84,16 +84,22 @@ impl Model {
         }
     }
 
-    /// `listen()`: the caller owns the listener; its port leaves every pool.
-    fn on_listen(&mut self, ev: &Event, sk: u64, tuple: Tuple) {
-        self.make_room();
-        let owner = self.owner_of(&ev.task);
+    /// Drops what the socket table still holds at `sk` before a new role takes it over: its
+    /// own `bind()` (expected) or a stale socket whose end was missed (counted).
+    fn replace_unless_bound(&mut self, sk: u64) {
         if let Some(i) = self.socks.find_sk(sk) {
             if self.socks.get(i).role != Role::Bound {
                 self.counters.odd.stale_replaced += 1;
             }
             self.drop_sock(i);
         }
+    }
+
+    /// `listen()`: the caller owns the listener; its port leaves every pool.
+    fn on_listen(&mut self, ev: &Event, sk: u64, tuple: Tuple) {
+        self.make_room();
+        let owner = self.owner_of(&ev.task);
+        self.replace_unless_bound(sk);
         let mut s = self.new_sock(sk, tuple, Listen, Role::Listener);
         s.owner = owner;
         s.link = self.listener_entry(&tuple, owner);
@@ -329,12 +335,7 @@ impl Model {
         };
         self.make_room();
         let owner = self.owner_of(&ev.task);
-        if let Some(i) = self.socks.find_sk(sk) {
-            if self.socks.get(i).role != Role::Bound {
-                self.counters.odd.stale_replaced += 1;
-            }
-            self.drop_sock(i);
-        }
+        self.replace_unless_bound(sk);
         let lip = Ip::new(c.addr.ip());
         let port = c.bound_port.unwrap_or(0);
         let tuple = Tuple {

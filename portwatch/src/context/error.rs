@@ -40,6 +40,13 @@ pub enum ContextError {
         cause: io::Error,
     },
 
+    #[error("netns {netns}: netfilter netlink {what}: {source}")]
+    Netfilter {
+        netns: u32,
+        what: &'static str,
+        source: io::Error,
+    },
+
     #[error("netns {netns}: bad sock_diag message: {reason}")]
     Decode { netns: u32, reason: String },
 

@@ -23,6 +23,7 @@ pub mod counts;
 pub mod diag;
 pub mod error;
 pub mod names;
+pub mod nat;
 pub mod netns;
 pub mod owners;
 pub mod sysctl;

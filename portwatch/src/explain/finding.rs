@@ -34,6 +34,9 @@ pub enum Cause {
     /// connect()s that do not complete: the destination is slow or unreachable, not a port
     /// problem.
     SynSentPileup,
+    /// A source-NAT rule's ports toward one destination are all taken: new connections'
+    /// SYNs are dropped at the NAT (conntrack insert_failed), whatever the client's own pool.
+    SnatExhaustion,
     /// sysctl problems: same-parity range ends, reserved ports or listeners eating the range,
     /// tcp_tw_reuse=2 with the pressure on non-loopback traffic, TIME_WAIT bucket overflow.
     Config,
@@ -67,6 +70,7 @@ impl Cause {
             Cause::CloseWaitLeak => "close_wait_leak",
             Cause::FinWait2Hold => "fin_wait2_hold",
             Cause::SynSentPileup => "syn_sent_pileup",
+            Cause::SnatExhaustion => "snat_exhaustion",
             Cause::Config => "config",
         }
     }
@@ -81,6 +85,7 @@ impl Cause {
             Cause::CloseWaitLeak => "CLOSE_WAIT leak",
             Cause::FinWait2Hold => "ports held in FIN_WAIT2",
             Cause::SynSentPileup => "connects not completing",
+            Cause::SnatExhaustion => "NAT ports exhausted",
             Cause::Config => "configuration",
         }
     }
@@ -104,6 +109,9 @@ pub enum ConfigIssue {
     TwReuseWithoutTimestamps,
     /// `tcp_max_tw_buckets` reached (TIME_WAIT skipped) or nearly so.
     TwBucketOverflow,
+    /// The conntrack table is (nearly) full: `nf_conntrack_count` near `nf_conntrack_max`,
+    /// or entries evicted early.
+    ConntrackTableFull,
 }
 
 impl ConfigIssue {
@@ -115,6 +123,7 @@ impl ConfigIssue {
             ConfigIssue::TwReuseLoopbackOnly => "tw_reuse_loopback_only",
             ConfigIssue::TwReuseWithoutTimestamps => "tw_reuse_without_timestamps",
             ConfigIssue::TwBucketOverflow => "tw_bucket_overflow",
+            ConfigIssue::ConntrackTableFull => "conntrack_table_full",
         }
     }
 }
@@ -190,6 +199,10 @@ pub struct Finding {
     /// One sentence, in plain words, of what was observed.
     pub evidence: String,
     pub remedies: Vec<Remedy>,
+    /// For `snat_exhaustion` and `conntrack_table_full`: the namespace that does the NAT
+    /// (`netns` is the client's, when it is known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nat_netns: Option<u32>,
     /// Ranking score (higher first): severity first (critical 300–399, warning 200–299,
     /// info 100–199), then urgency (utilisation, time to exhaustion, errors).
     pub score: f64,
@@ -225,6 +238,7 @@ impl Finding {
             eta_s: None,
             evidence,
             remedies: Vec::new(),
+            nat_netns: None,
             score: 0.0,
         }
     }

@@ -13,7 +13,9 @@
 //! - `bind`: `bind_before_connect` per (namespace, command, parent) and `bind_conflict` per
 //!   (namespace, address), naming who holds the port;
 //! - `leak`: `close_wait_leak` per (namespace, process);
-//! - `config`: per namespace and [`ConfigIssue`].
+//! - `config`: per namespace and [`ConfigIssue`];
+//! - `nat`: `snat_exhaustion` per NAT pool (absorbing the `syn_sent_pileup` of the clients
+//!   whose SYNs it drops) and `conntrack_table_full` per namespace.
 //!
 //! Severity: **critical** when failing now (EADDRNOTAVAIL/EADDRINUSE in the last minute) or
 //! out of ports in under a minute; **warning** when heading there (under 10 minutes, or over
@@ -26,6 +28,7 @@ mod ctx;
 pub mod finding;
 mod finwait;
 mod leak;
+mod nat;
 mod pools;
 mod programs;
 mod remedies;
@@ -70,6 +73,8 @@ pub fn explain_tables(model: &Model, tables: &Tables) -> Explained {
     bind::bind_conflict(&ctx, &mut out);
     leak::close_wait_leak(&ctx, &mut out);
     config::rules(&ctx, &mut out);
+    let explained = nat::rules(tables, &mut out);
+    nat::absorb(&mut out, &explained);
     for f in &mut out {
         f.score = score(f);
     }

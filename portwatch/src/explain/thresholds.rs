@@ -63,3 +63,10 @@ const TW_BUCKETS_NEAR: f64 = 0.90;
 pub fn tw_buckets_near(timewait: u32, max: u32) -> bool {
     max > 0 && f64::from(timewait) >= TW_BUCKETS_NEAR * f64::from(max)
 }
+
+/// A NAT pool this full (blocking entries / the rule's ports): warning; full is critical.
+pub(super) const NAT_WARN_UTIL: f64 = 0.70;
+/// The conntrack table this full (`nf_conntrack_count / nf_conntrack_max`): warning…
+pub(super) const CT_TABLE_WARN: f64 = 0.90;
+/// … and this full, or entries evicted early: critical.
+pub(super) const CT_TABLE_CRITICAL: f64 = 0.98;

@@ -34,6 +34,7 @@ mod failures;
 mod feed;
 pub mod input;
 mod listener;
+pub mod nat;
 mod owner;
 mod pool;
 mod rates;
@@ -176,6 +177,7 @@ pub struct Model {
     loss: crate::collect::Counters,
     warnings: Warnings,
     last_corrections: Vec<Correction>,
+    nat: nat::NatBook,
 }
 
 impl Default for Model {
@@ -208,6 +210,7 @@ impl Model {
             loss: Default::default(),
             warnings: Warnings::default(),
             last_corrections: Vec::new(),
+            nat: nat::NatBook::default(),
         };
         m.ns(0);
         m

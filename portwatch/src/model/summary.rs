@@ -277,4 +277,8 @@ pub struct Tables {
     pub failures: FailureStats,
     /// Most recent last.
     pub corrections: Vec<Correction>,
+    /// Every NAT pool of the last conntrack dumps, fullest first.
+    pub nat_pools: Vec<super::nat::NatPoolStats>,
+    /// Each NAT namespace's conntrack.
+    pub conntrack: Vec<super::nat::ConntrackStats>,
 }

@@ -252,6 +252,8 @@ impl Model {
             close_wait: self.close_wait(now_ns, usize::MAX),
             failures: self.failures(usize::MAX),
             corrections: self.corrections.iter().cloned().collect(),
+            nat_pools: self.nat_pools(now_ns),
+            conntrack: self.conntrack(),
         }
     }
 }

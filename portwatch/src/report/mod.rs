@@ -5,6 +5,7 @@
 //! A report is a [`Snapshot`] with its context (host, window, source); it computes nothing
 //! itself (docs/design.md: views render the snapshot).
 
+mod nat;
 mod tables;
 pub mod text;
 mod wrap;

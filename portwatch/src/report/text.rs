@@ -22,6 +22,7 @@ pub fn render(r: &Report) -> String {
         finding(&mut out, i + 1, f);
     }
     tables::render(&mut out, r);
+    super::nat::render(&mut out, r);
     out
 }
 

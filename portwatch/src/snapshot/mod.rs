@@ -30,6 +30,7 @@ use crate::{
         CloseWaitStats, Correction, FailureStats, GroupBy, ListenerStats, Model, ModelCounters,
         NetnsSysctls, PoolKey, PoolStats, ProcessGroupStats, ProcessStats, Totals,
         WorkloadGroupStats,
+        nat::{ConntrackStats, NatPoolStats},
     },
 };
 
@@ -112,6 +113,11 @@ pub struct Snapshot {
     pub failures: FailureStats,
     /// Per network namespace.
     pub sysctls: Vec<NetnsSysctls>,
+    /// Ports of source-NAT rules per (NAT namespace, protocol, translated IP, destination),
+    /// fullest first, with the clients behind them.
+    pub nat_pools: Vec<NatPoolStats>,
+    /// Conntrack of each namespace that does source NAT.
+    pub conntrack: Vec<ConntrackStats>,
     pub totals: Totals,
     /// Events that never reached the model (see [`LostEvents`]).
     pub lost_events: LostEvents,
@@ -173,6 +179,8 @@ impl Snapshot {
             close_wait: cut(t.close_wait, limits.processes),
             failures,
             sysctls: t.sysctls,
+            nat_pools: cut(t.nat_pools, limits.pools),
+            conntrack: t.conntrack,
             totals: t.totals,
             lost_events,
             model: t.counters,
@@ -201,6 +209,8 @@ impl Snapshot {
                 recent: Vec::new(),
             },
             sysctls: Vec::new(),
+            nat_pools: Vec::new(),
+            conntrack: Vec::new(),
             totals: Totals {
                 all: Default::default(),
                 per_netns: Vec::new(),

@@ -183,6 +183,7 @@ pub fn findings() -> Vec<Finding> {
                 "bounds orphaned FIN_WAIT2 only; TIME_WAIT lasts 60 s whatever it says.",
             ),
         ],
+        nat_netns: None,
         score: 3.0,
     };
     let leak = Finding {
@@ -213,6 +214,7 @@ pub fn findings() -> Vec<Finding> {
             "Find the code path in nginx that drops a connection without close()",
             "CLOSE_WAIT ends only when the process closes its socket.",
         )],
+        nat_netns: None,
         score: 2.0,
     };
     let config = Finding {
@@ -243,6 +245,7 @@ pub fn findings() -> Vec<Finding> {
             "sysctl -w net.ipv4.ip_local_port_range=\"32768 60999\"",
             "the kernel default.",
         )],
+        nat_netns: None,
         score: 1.0,
     };
     vec![churn, leak, config]

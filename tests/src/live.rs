@@ -89,10 +89,25 @@ impl LiveReport {
         env: &[(&str, &str)],
         args: &[&str],
     ) -> LiveReport {
+        LiveReport::start_full(&["--netns", &netns.to_string()], max, env, args)
+    }
+
+    /// Like [`LiveReport::start`], tracing every namespace (`args` are more arguments).
+    pub fn start_all(args: &[&str], max: Duration) -> LiveReport {
+        LiveReport::start_full(&[], max, &[], args)
+    }
+
+    fn start_full(
+        scope: &[&str],
+        max: Duration,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> LiveReport {
         require_root();
         let mut child = Command::new(portwatch_bin())
             .envs(env.iter().copied())
-            .args(["report", "--json", "--netns", &netns.to_string()])
+            .args(["report", "--json"])
+            .args(scope)
             .args(["--duration", &format!("{}s", max.as_secs().max(1))])
             .args(args)
             .stdin(Stdio::null())

@@ -149,6 +149,7 @@ fn first_picture_and_after_churn_match_ss() {
             reconcile_every: Some(Duration::from_secs(2)),
             model: ModelConfig::default(),
             fail_reconciliations: 0,
+            conntrack: false,
         };
         let mut live = Live::start(opts).await.unwrap();
         let (want, got) = settle(&mut live, &ns, Duration::from_secs(2)).await;

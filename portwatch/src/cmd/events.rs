@@ -67,6 +67,8 @@ async fn stream(args: Args) -> anyhow::Result<ExitCode> {
         trace: args.trace.options(),
         snapshot: by_owner,
         reconcile_every: by_owner.then_some(DEFAULT_RECONCILE),
+        // Raw events only: NAT readings would show nowhere.
+        conntrack: false,
         ..Default::default()
     };
     opts.trace.netns = args.netns;

@@ -46,6 +46,7 @@ impl Model {
                 self.clock(s.at_ns);
                 self.learn_workloads(&s.value);
             }
+            Input::Conntrack(r) => self.set_conntrack(r),
             Input::Tick(at) => self.tick(*at),
         }
     }

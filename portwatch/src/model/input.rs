@@ -1,6 +1,6 @@
 //! Everything that enters the model, as one type: [`Input`]. Live sessions emit inputs (the
 //! collector: events, clock ticks, loss counters; the context worker: start-up and
-//! reconciliation snapshots, warnings), a recording is exactly the sequence of inputs, and
+//! reconciliation snapshots, warnings; the conntrack reader: NAT readings), a recording is exactly the sequence of inputs, and
 //! replay decodes the same inputs: the model takes them all through [`super::Model::feed`].
 //! Also the types those inputs carry from the system (the sock_diag + /proc snapshot and each
 //! namespace's sysctls). Another module fills them; the model never reads the system itself
@@ -32,6 +32,9 @@ pub enum Input {
     Warning(Stamped<String>),
     /// The workloads (unit, container, pod) of cgroup ids the model asked about.
     Workloads(Stamped<Vec<super::CgroupWorkload>>),
+    /// One conntrack reading of a namespace that does source NAT (statistics, fill, rules,
+    /// and perhaps a dump of the SNAT'd entries), at the time it was taken.
+    Conntrack(super::nat::ConntrackReading),
     /// The clock moved on without an event.
     Tick(u64),
 }
@@ -58,6 +61,7 @@ impl Input {
             Input::Loss(s) => s.at_ns,
             Input::Warning(s) => s.at_ns,
             Input::Workloads(s) => s.at_ns,
+            Input::Conntrack(r) => r.taken_at_ns,
             Input::Tick(t) => *t,
         }
     }
@@ -71,6 +75,7 @@ impl Input {
             Input::Loss(_) => "loss",
             Input::Warning(_) => "warning",
             Input::Workloads(_) => "workloads",
+            Input::Conntrack(_) => "conntrack",
             Input::Tick(_) => "tick",
         }
     }

@@ -72,8 +72,9 @@ impl<'de> Deserialize<'de> for Json {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ContextRecord {
     /// A model input other than an event (events have columns of their own): the start-up
-    /// and reconciliation snapshots, loss counters, warnings, clock ticks. Stored under the
-    /// input's name ([`Input::kind`]) as its [`crate::model::Stamped`] value.
+    /// and reconciliation snapshots, loss counters, warnings, workloads, conntrack readings,
+    /// clock ticks. Stored under the input's name ([`Input::kind`]) as its
+    /// [`crate::model::Stamped`] value (a conntrack reading carries its own time).
     Input(Input),
     /// Free text that does not enter the model: a marker, an operator's note.
     Note(Note),
@@ -130,6 +131,7 @@ impl ContextRecord {
             "loss" => input(serde_json::from_slice(json).map(Input::Loss)),
             "warning" => input(serde_json::from_slice(json).map(Input::Warning)),
             "workloads" => input(serde_json::from_slice(json).map(Input::Workloads)),
+            "conntrack" => input(serde_json::from_slice(json).map(Input::Conntrack)),
             "tick" => input(serde_json::from_slice::<Tick>(json).map(|t| Input::Tick(t.at_ns))),
             "note" => serde_json::from_slice(json).map(ContextRecord::Note),
             _ => Json::parse(json).map(|json| ContextRecord::Unknown {
@@ -148,6 +150,7 @@ pub fn input_json(input: &Input) -> Result<Vec<u8>, serde_json::Error> {
         Input::Loss(s) => serde_json::to_vec(s),
         Input::Warning(s) => serde_json::to_vec(s),
         Input::Workloads(s) => serde_json::to_vec(s),
+        Input::Conntrack(r) => serde_json::to_vec(r),
         Input::Tick(at_ns) => serde_json::to_vec(&Tick { at_ns: *at_ns }),
         Input::Event(_) => Err(serde::ser::Error::custom(
             "events are stored in columns, not as context records",

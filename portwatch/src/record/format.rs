@@ -200,6 +200,6 @@ pub fn schema() -> serde_json::Value {
             "interning": "code 0 new, 1..=16 move-to-front position, 17+i table entry i",
         },
         "tcp_states": states,
-        "context_types": ["startup", "reconcile", "loss", "warning", "workloads", "tick", "note"],
+        "context_types": ["startup", "reconcile", "loss", "warning", "workloads", "conntrack", "tick", "note"],
     })
 }

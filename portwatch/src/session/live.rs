@@ -3,12 +3,14 @@
 //!
 //! ```text
 //! collector task ─ events, ticks (4 Hz), loss (1 Hz) ──┐
-//! context worker ─ start-up snapshot, reconciliations, ─┴▶ channel ─▶ Model::feed ─▶ sinks
-//!                  warnings                                    ▲
-//! workload feed (on ticks) ─ cgroup ids → unit, container, pod ┘
+//! context worker ─ start-up snapshot, reconciliations, ─┤
+//!                  warnings                             ├▶ channel ─▶ Model::feed ─▶ sinks
+//! conntrack reader ─ NAT namespaces' readings (1 Hz) ───┘                 ▲
+//! workload feed (on ticks) ─ cgroup ids → unit, container, pod ───────────┘
 //! ```
 //!
-//! One task owns the collector and runs the context worker's dumps (on blocking threads), so
+//! One task owns the collector and runs the context worker's dumps and the conntrack reads
+//! (on blocking threads, so that neither holds up the ring buffer), so
 //! the order of the inputs is the order the session saw them, and a recorder that writes them
 //! all lets replay rebuild the same model. The start-up snapshot is taken after the programs
 //! are attached: events that happen meanwhile wait in the ring buffer and come after it.
@@ -19,6 +21,7 @@ use anyhow::Context as _;
 use tokio::sync::{mpsc, watch};
 
 use super::{
+    nat::{self, ConntrackReader},
     sink::{Flow, Sink},
     workloads::WorkloadFeed,
 };
@@ -41,6 +44,9 @@ pub struct LiveOptions {
     /// Test only: the first N reconciliations fail (as a dump that errors would), so that
     /// tests can watch a failure travel to every view and into a recording.
     pub fail_reconciliations: u32,
+    /// Read conntrack (statistics every second, SNAT'd entries when they may have changed)
+    /// in every traced namespace that does source NAT: [`super::nat`].
+    pub conntrack: bool,
 }
 
 impl Default for LiveOptions {
@@ -51,6 +57,7 @@ impl Default for LiveOptions {
             reconcile_every: Some(DEFAULT_RECONCILE),
             model: ModelConfig::default(),
             fail_reconciliations: 0,
+            conntrack: true,
         }
     }
 }
@@ -158,6 +165,9 @@ impl Live {
             tx,
             stop: stop_rx,
             reconcile_every: opts.reconcile_every,
+            conntrack: opts
+                .conntrack
+                .then(|| ConntrackReader::start(only_netns.clone())),
             only_netns,
             fail_reconciliations: opts.fail_reconciliations,
         };
@@ -251,6 +261,7 @@ struct Worker {
     reconcile_every: Option<Duration>,
     only_netns: Option<Vec<u32>>,
     fail_reconciliations: u32,
+    conntrack: Option<ConntrackReader>,
 }
 
 type Dump = tokio::task::JoinHandle<anyhow::Result<context::Report>>;
@@ -262,6 +273,9 @@ impl Worker {
         let every = self.reconcile_every.unwrap_or(far);
         let mut reconcile = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         let mut pending: Option<Dump> = None;
+        let mut conntrack_every = tokio::time::interval(nat::READ_EVERY);
+        conntrack_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut conntrack = self.conntrack.take();
         let mut n_ticks = 0u32;
         let mut events = Vec::new();
         loop {
@@ -290,6 +304,16 @@ impl Worker {
                         Err(e) => out.push(Input::warning(at, format!("reconciliation failed: {e:#}"))),
                     }
                 }
+                _ = conntrack_every.tick(), if conntrack.as_ref().is_some_and(|c| c.idle()) => {
+                    if let Some(c) = conntrack.as_mut() {
+                        c.read();
+                    }
+                    continue;
+                }
+                r = async { conntrack.as_mut().unwrap().done().await },
+                    if conntrack.as_ref().is_some_and(|c| c.busy()) => {
+                    out = r;
+                }
                 _ = self.stop.wait_for(|s| *s) => break,
             }
             if self.tx.send(out).await.is_err() {
@@ -307,6 +331,10 @@ impl Worker {
                 format!("first undecodable record: {e}"),
             ));
         }
+        if let Some(c) = conntrack {
+            out.extend(c.finish().await);
+        }
+        let now = monotonic_now_ns();
         out.push(Input::Loss(Stamped::new(now, self.collector.counters())));
         out.push(Input::Tick(now));
         self.tx.send(out).await.ok();

@@ -8,6 +8,7 @@
 mod driver;
 pub mod live;
 pub mod printer;
+pub mod nat;
 pub mod replay;
 pub mod sink;
 pub mod workloads;

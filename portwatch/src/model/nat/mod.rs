@@ -2,7 +2,7 @@
 //! masquerade/SNAT rules hand out, per (namespace, protocol, translated source IP,
 //! destination IP:port), and who is behind them.
 //!
-//! Each [`ConntrackReading`] enters through [`super::Model::set_conntrack`]; the book keeps
+//! Each [`ConntrackReading`] enters as `Input::Conntrack` through [`super::Model::feed`]; the book keeps
 //! the last reading per namespace, a minute of statistics samples (for drop rates), the last
 //! dump, and each pool's in-use history across dumps (for its growth rate). Views read
 //! [`super::Model::nat_pools`] and [`super::Model::conntrack`]. Pure: time comes from the

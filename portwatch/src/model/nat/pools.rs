@@ -152,7 +152,7 @@ fn state_map(states: &[u32; 11]) -> BTreeMap<&'static str, u32> {
 
 impl Model {
     /// Takes one conntrack reading (statistics, rules, and perhaps a dump) of a namespace.
-    pub fn set_conntrack(&mut self, r: &ConntrackReading) {
+    pub(in crate::model) fn set_conntrack(&mut self, r: &ConntrackReading) {
         self.clock(r.taken_at_ns);
         self.nat.feed(r);
     }

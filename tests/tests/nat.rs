@@ -130,7 +130,7 @@ time.sleep(hold)
 
 fn python(ns: &Netns, script: &str, args: &[&str]) -> (Child, String) {
     let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns.name, "python3", "-c", script])
+        .args(["netns", "exec", &ns.name, "/usr/bin/python3", "-c", script])
         .args(args)
         .stdout(Stdio::piped())
         .stdin(Stdio::null())

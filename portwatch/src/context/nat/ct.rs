@@ -178,7 +178,11 @@ fn group(groups: &mut HashMap<GroupKey, NatGroup>, e: &Entry) {
         states: [0; 11],
         port_min: port,
         port_max: port,
+        orig_ports: Vec::new(),
     });
+    if g.orig_ports.len() < NatGroup::SAMPLE {
+        g.orig_ports.push(e.orig.src.port());
+    }
     let i = CtState::ALL
         .iter()
         .position(|s| *s == e.state)

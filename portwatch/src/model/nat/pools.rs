@@ -16,7 +16,7 @@ use super::{
     capacity::{Capacity, capacity_for},
     reading::{ConntrackReading, CtState, CtStats, NatDump, NatRule},
 };
-use crate::model::{Model, PoolKey, PoolOwner};
+use crate::model::{Model, PoolKey, PoolOwner, addr::Tuple};
 
 /// A NAT pool's identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -284,16 +284,37 @@ impl Model {
     /// The namespace and processes behind one original flow: a model pool with that source
     /// IP toward that destination, in any namespace.
     fn nat_client(&self, g: &super::NatGroup, now_ns: u64) -> NatClient {
-        let found = self.netns.iter().find_map(|n| {
-            self.pool(
-                &PoolKey {
-                    netns: n.inode,
-                    src: g.orig_src_ip,
-                    dst: g.orig_dst,
-                },
-                now_ns,
-            )
-        });
+        // Every namespace with sockets from that address toward that destination; when
+        // several use the same addresses, the one holding the sampled 4-tuples.
+        let candidates: Vec<_> = self
+            .netns
+            .iter()
+            .filter_map(|n| {
+                self.pool(
+                    &PoolKey {
+                        netns: n.inode,
+                        src: g.orig_src_ip,
+                        dst: g.orig_dst,
+                    },
+                    now_ns,
+                )
+            })
+            .collect();
+        let held = |netns: u32| {
+            g.orig_ports
+                .iter()
+                .filter(|&&port| {
+                    let local = SocketAddr::new(g.orig_src_ip, port);
+                    let t = Tuple::new(netns, local, g.orig_dst);
+                    self.socks.find_tuple(&t, |_| true).is_some()
+                })
+                .count()
+        };
+        let found = if candidates.len() > 1 {
+            candidates.into_iter().max_by_key(|p| held(p.netns))
+        } else {
+            candidates.into_iter().next()
+        };
         let (netns, owners, syn_sent) = match found {
             Some(p) => (
                 Some(p.netns),

@@ -206,9 +206,16 @@ pub struct NatGroup {
     /// Smallest and largest translated source port seen.
     pub port_min: u16,
     pub port_max: u16,
+    /// A few of the original source ports (at most [`NatGroup::SAMPLE`]): they tell apart
+    /// namespaces that use the same addresses.
+    #[serde(default)]
+    pub orig_ports: Vec<u16>,
 }
 
 impl NatGroup {
+    /// Original source ports kept per group.
+    pub const SAMPLE: usize = 4;
+
     pub fn total(&self) -> u32 {
         self.states.iter().sum()
     }

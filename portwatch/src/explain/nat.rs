@@ -93,10 +93,10 @@ fn snat_exhaustion(p: &NatPoolStats) -> Option<Finding> {
     let top = p.clients.first();
     let owner = top
         .and_then(|c| c.owners.iter().max_by_key(|o| o.total))
-        .and_then(|o| o.owner);
+        .and_then(|o| o.owner.clone());
     let dst = p.dst.to_string();
     let rule = rule_words(&p.capacity.rule);
-    let who = match (owner, top) {
+    let who = match (&owner, top) {
         (Some(o), _) => format!("{} (pid {})", o.comm, o.pid),
         (None, Some(c)) => format!("clients at {}", c.orig_src_ip),
         (None, None) => "unknown clients".into(),
@@ -158,10 +158,11 @@ fn snat_exhaustion(p: &NatPoolStats) -> Option<Finding> {
     if let Some(ns) = top.and_then(|c| c.netns) {
         f.netns = ns;
     }
-    if let Some(o) = owner {
+    if let Some(o) = &owner {
         f.pid = Some(o.pid);
         f.comm = Some(o.comm.to_string());
         f.ppid = (o.ppid != 0).then_some(o.ppid);
+        f.workload = o.workload.clone();
         f.process_count = 1;
     }
     f.src_ip = Some(p.nat_ip);

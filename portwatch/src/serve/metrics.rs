@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// A label set: (name, value) pairs in a fixed order.
-type Labels = Vec<(&'static str, String)>;
+pub(super) type Labels = Vec<(&'static str, String)>;
 type GaugeF = Gauge<f64, AtomicU64>;
 
 /// Every cause and severity, so that `portwatch_findings` reads 0 rather than nothing when a
@@ -36,6 +36,7 @@ const CAUSES: [Cause; 8] = [
     Cause::CloseWaitLeak,
     Cause::FinWait2Hold,
     Cause::SynSentPileup,
+    Cause::SnatExhaustion,
     Cause::Config,
 ];
 const SEVERITIES: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Critical];
@@ -63,7 +64,7 @@ fn pod_labels(pool: &crate::model::PoolStats) -> Labels {
     }
 }
 
-fn gauge_family(reg: &mut Registry, name: &str, help: &str) -> Family<Labels, Gauge> {
+pub(super) fn gauge_family(reg: &mut Registry, name: &str, help: &str) -> Family<Labels, Gauge> {
     let f = Family::<Labels, Gauge>::default();
     reg.register(name, help, f.clone());
     f
@@ -76,7 +77,11 @@ fn gauge_f_family(reg: &mut Registry, name: &str, help: &str) -> Family<Labels, 
 }
 
 /// `name` without `_total`: the client appends it to counters.
-fn counter_family(reg: &mut Registry, name: &str, help: &str) -> Family<Labels, Counter> {
+pub(super) fn counter_family(
+    reg: &mut Registry,
+    name: &str,
+    help: &str,
+) -> Family<Labels, Counter> {
     let f = Family::<Labels, Counter>::default();
     reg.register(name, help, f.clone());
     f
@@ -221,6 +226,7 @@ pub fn registry(p: &Picture) -> Registry {
         }
     }
 
+    super::nat::register(&mut reg, r);
     health(&mut reg, p);
     reg
 }

@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod metrics;
+mod nat;
 mod picture;
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ type GaugeF = Gauge<f64, AtomicU64>;
 
 /// Every cause and severity, so that `portwatch_findings` reads 0 rather than nothing when a
 /// finding goes away (alerts and graphs see it end).
-const CAUSES: [Cause; 8] = [
+const CAUSES: [Cause; 9] = [
     Cause::TimeWaitChurn,
     Cause::Concurrency,
     Cause::BindBeforeConnect,

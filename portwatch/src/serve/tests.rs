@@ -87,7 +87,7 @@ fn an_exhausted_pool_shows_its_ports_capacity_and_failures() {
         Some(10.0)
     );
     // Every (cause, severity) pair is present, zeros included.
-    assert_eq!(series_count(t, "portwatch_findings"), 24);
+    assert_eq!(series_count(t, "portwatch_findings"), 27);
     // Both formats carry the same samples; OpenMetrics ends with its EOF marker.
     assert!(m.openmetrics.ends_with("# EOF\n"));
     assert!(m.openmetrics.contains(&format!("{in_use} 10")));

@@ -60,9 +60,15 @@ fn main() {
         .map_or(100_000, |s| s.parse().expect("N"));
     let ns = Netns::new("ctcost");
     // A masquerade rule: the namespace does NAT (and NAT is set up for it).
-    let rules =
-        "table ip nat { chain post { type nat hook postrouting priority 100; masquerade } }";
-    sh(Command::new("ip").args(["netns", "exec", &ns.name, "nft", rules]));
+    for cmd in [
+        "add table ip nat",
+        "add chain ip nat post { type nat hook postrouting priority 100 ; }",
+        "add rule ip nat post masquerade",
+    ] {
+        let mut args = vec!["netns", "exec", &ns.name, "nft"];
+        args.extend(cmd.split(' '));
+        sh(Command::new("ip").args(&args));
+    }
     let inode = ns.inode;
     let made = Instant::now();
     let failed = ns.run(move || {

@@ -4,6 +4,7 @@
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 const CAP_SYS_ADMIN: u32 = 21;
+const CAP_NET_ADMIN: u32 = 12;
 
 /// The effective capability set of this process (`CapEff` in /proc/self/status).
 pub fn effective_caps() -> Option<u64> {
@@ -17,6 +18,13 @@ pub fn parse_cap_eff(status: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix("CapEff:"))?
         .trim();
     u64::from_str_radix(hex, 16).ok()
+}
+
+/// Whether this process may read conntrack and the nftables rules: `nfnetlink_rcv`
+/// (net/netfilter/nfnetlink.c) refuses every message of a sender without CAP_NET_ADMIN
+/// (`netlink_net_capable`) with EPERM, reads included.
+pub fn has_net_admin() -> bool {
+    effective_caps().is_some_and(|caps| caps & (1u64 << CAP_NET_ADMIN) != 0)
 }
 
 pub fn is_root() -> bool {

@@ -61,7 +61,11 @@ pub fn render(out: &mut String, r: &Report) {
             let who: Vec<String> = c
                 .owners
                 .iter()
-                .filter_map(|o| o.owner.as_ref().map(|p| format!("{} (pid {})", p.comm, p.pid)))
+                .filter_map(|o| {
+                    o.owner
+                        .as_ref()
+                        .map(|p| format!("{} (pid {})", p.comm, p.pid))
+                })
                 .collect();
             let ns = c
                 .netns

@@ -167,7 +167,8 @@ impl Live {
             reconcile_every: opts.reconcile_every,
             conntrack: opts
                 .conntrack
-                .then(|| ConntrackReader::start(only_netns.clone())),
+                .then(|| ConntrackReader::start(only_netns.clone()))
+                .flatten(),
             only_netns,
             fail_reconciliations: opts.fail_reconciliations,
         };

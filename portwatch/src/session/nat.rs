@@ -53,8 +53,17 @@ pub struct ConntrackReader {
 
 impl ConntrackReader {
     /// Starts finding the NAT namespaces (all, or `only`) and reading each once with a dump,
-    /// in the background.
-    pub fn start(only: Option<Vec<u32>>) -> ConntrackReader {
+    /// in the background. `None` without CAP_NET_ADMIN, which every netfilter netlink request
+    /// needs: the session then has no NAT pools, and says so once in the log (at info level:
+    /// the deployment files grant no CAP_NET_ADMIN, and a session without NAT pools has
+    /// lost nothing it had before; docs/nat.md, "Privileges").
+    pub fn start(only: Option<Vec<u32>>) -> Option<ConntrackReader> {
+        if !crate::privileges::has_net_admin() {
+            log::info!(
+                "conntrack not read: it needs CAP_NET_ADMIN (no NAT pools, no snat_exhaustion)"
+            );
+            return None;
+        }
         let task = tokio::task::spawn_blocking(move || {
             match NatSource::discover(only, DumpPolicy::default()) {
                 Ok((mut source, skipped)) => Step {
@@ -71,12 +80,12 @@ impl ConntrackReader {
                 },
             }
         });
-        ConntrackReader {
+        Some(ConntrackReader {
             source: None,
             task: Some(task),
             next_discover: Instant::now() + DISCOVER_EVERY,
             warned: BTreeSet::new(),
-        }
+        })
     }
 
     /// Whether a read can start now.

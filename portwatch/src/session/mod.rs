@@ -7,8 +7,8 @@
 
 mod driver;
 pub mod live;
-pub mod printer;
 pub mod nat;
+pub mod printer;
 pub mod replay;
 pub mod sink;
 pub mod workloads;

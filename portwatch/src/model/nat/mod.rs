@@ -97,3 +97,6 @@ impl NatNs {
         (s1.since(&s0), (t1 - t0) as f64 / 1e9)
     }
 }
+
+#[cfg(test)]
+mod tests;

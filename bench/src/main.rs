@@ -75,10 +75,15 @@ struct BenchArgs {
     /// replaced), e.g. `record=portwatch record -o {out} --netns {netns}`.
     #[arg(long = "mode-cmd", value_name = "KEY=ARGS")]
     mode_cmd: Vec<String>,
+    /// Another portwatch binary (e.g. built from main): every mode that runs `portwatch` runs
+    /// it too, as `KEY-base`, in the same alternating pairs (before and after in one run).
+    #[arg(long)]
+    baseline: Option<PathBuf>,
     /// Only these sections (churn, model, sockets); default all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Only these traced modes (bare, kernel, record, report, events, tcpstates); default all.
+    /// Only these traced modes (bare, kernel, record, report, events, tcpstates; a mode keeps
+    /// its `-base` twin); default all.
     #[arg(long, value_delimiter = ',')]
     modes: Vec<String>,
 }
@@ -174,8 +179,19 @@ fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
             max_connections: smoke.then_some(300),
             port: 23100,
         };
-        let mut modes = modes::discover(&portwatch, &me, load.port, &a.mode_cmd)?;
-        modes.retain(|m| a.modes.is_empty() || a.modes.iter().any(|k| k == m.key));
+        let mut modes = modes::discover(
+            &portwatch,
+            &me,
+            load.port,
+            &a.mode_cmd,
+            a.baseline.as_deref(),
+        )?;
+        modes.retain(|m| {
+            a.modes.is_empty()
+                || a.modes
+                    .iter()
+                    .any(|k| k == m.key || m.key.strip_suffix("-base") == Some(k))
+        });
         let cfg = churn::Cfg {
             load,
             pairs: a.pairs.unwrap_or(if smoke { 1 } else { 5 }),

@@ -30,6 +30,7 @@ pub fn discover(
     me: &Path,
     port: u16,
     overrides: &[String],
+    baseline: Option<&Path>,
 ) -> anyhow::Result<Vec<Mode>> {
     let pw = portwatch.to_string_lossy().into_owned();
     let me = me.to_string_lossy().into_owned();
@@ -147,5 +148,38 @@ pub fn discover(
         *argv = cmd.split_whitespace().map(String::from).collect();
         m.label = format!("{} (command overridden)", m.label);
     }
+    if let Some(base) = baseline {
+        modes = with_baseline(modes, &pw, &base.to_string_lossy());
+    }
     Ok(modes)
+}
+
+/// Each mode that runs `portwatch` twice: as built (`KEY`) and with the `baseline` binary
+/// (`KEY-base`, right after it), so that a change is measured before and after in one run,
+/// in the same alternating pairs.
+fn with_baseline(modes: Vec<Mode>, pw: &str, base: &str) -> Vec<Mode> {
+    let mut out = Vec::with_capacity(modes.len() * 2);
+    for m in modes {
+        let twin = match &m.how {
+            How::Command { argv, parse } if argv.first().is_some_and(|a| a == pw) => {
+                let mut argv = argv.clone();
+                argv[0] = base.to_string();
+                Some(Mode {
+                    // A handful of modes per run: leaking their keys is fine.
+                    key: Box::leak(format!("{}-base", m.key).into_boxed_str()),
+                    label: format!("{} (baseline {base})", m.label),
+                    how: How::Command {
+                        argv,
+                        parse: *parse,
+                    },
+                    note: m.note.clone(),
+                    targeted: m.targeted,
+                })
+            }
+            _ => None,
+        };
+        out.push(m);
+        out.extend(twin);
+    }
+    out
 }

@@ -1,5 +1,6 @@
-//! Failed `connect()`/`bind()` calls: totals by errno, by process and by destination, and a
-//! bounded log of the most recent ones.
+//! Failed `connect()`/`bind()` calls: totals by errno, by process and by destination, repeats
+//! grouped by (errno, call, command, address), and a bounded log of the most recent ones. Every
+//! table keyed by something the traced machine chooses is bounded ([`Bounded`]).
 //!
 //! The syscall's return is the only place the errno is visible (docs/kernel-facts.md "What the
 //! tracepoint shows": exhaustion is SYN_SENT → CLOSE with source port 0, then `connect()` returning
@@ -58,7 +59,7 @@ pub struct FailCount {
 }
 
 impl FailCount {
-    fn hit(&mut self, now: u64) {
+    pub(crate) fn hit(&mut self, now: u64) {
         if self.count == 0 {
             self.first_ns = now;
         }
@@ -83,13 +84,77 @@ pub(crate) struct DestFailKey {
     pub errno: Errno,
 }
 
+/// Repeats of one failure: the same errno from the same call of the same command toward the
+/// same address, in one network namespace. The command, not the pid: a shell loop of `curl`s
+/// or a pool of workers fails from a new or another pid each time, and pids wrap.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) struct GroupKey {
+    pub netns: u32,
+    pub comm: Comm,
+    pub call: CallKind,
+    pub errno: Errno,
+    pub addr: SocketAddr,
+}
+
+/// Distinct pids a group counts exactly; past it, [`FailureGroup::pids`] is a lower bound.
+pub const GROUP_PIDS: usize = 8;
+
+/// A group's counts and what its newest failure said.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct GroupHits {
+    pub count: FailCount,
+    pub pid: u32,
+    pub ppid: u32,
+    pub src: Option<IpAddr>,
+    pub pool: Option<PoolKey>,
+    pids: [u32; GROUP_PIDS],
+    n_pids: u8,
+}
+
+impl GroupHits {
+    fn hit(&mut self, r: &FailureRecord) {
+        self.count.hit(r.at_ns);
+        self.pid = r.pid;
+        self.ppid = r.ppid;
+        self.src = r.src.or(self.src);
+        self.pool = r.pool.or(self.pool);
+        let n = usize::from(self.n_pids);
+        if n < GROUP_PIDS && !self.pids[..n].contains(&r.pid) {
+            self.pids[n] = r.pid;
+            self.n_pids += 1;
+        }
+    }
+
+    /// Distinct pids seen, at most [`GROUP_PIDS`].
+    pub fn pids(&self) -> u32 {
+        u32::from(self.n_pids)
+    }
+}
+
+/// When a value of a [`Bounded`] map was last hit (what eviction goes by).
+pub(crate) trait LastHit {
+    fn last_ns(&self) -> u64;
+}
+
+impl LastHit for FailCount {
+    fn last_ns(&self) -> u64 {
+        self.last_ns
+    }
+}
+
+impl LastHit for GroupHits {
+    fn last_ns(&self) -> u64 {
+        self.count.last_ns
+    }
+}
+
 /// A map with at most `cap` keys: when full, the 1/8 least recently hit go (counted).
-pub(crate) struct Bounded<K> {
-    pub map: FxHashMap<K, FailCount>,
+pub(crate) struct Bounded<K, V = FailCount> {
+    pub map: FxHashMap<K, V>,
     pub evicted: u64,
 }
 
-impl<K: Hash + Eq + Copy> Bounded<K> {
+impl<K: Hash + Eq + Copy, V: Default + LastHit> Bounded<K, V> {
     fn new() -> Self {
         Bounded {
             map: FxHashMap::default(),
@@ -97,16 +162,17 @@ impl<K: Hash + Eq + Copy> Bounded<K> {
         }
     }
 
-    fn hit(&mut self, k: K, now: u64, cap: usize) {
+    /// The value of `k`, made room for (and defaulted) when new.
+    fn entry(&mut self, k: K, cap: usize) -> &mut V {
         if !self.map.contains_key(&k) && self.map.len() >= cap {
-            let mut v: Vec<(u64, K)> = self.map.iter().map(|(k, c)| (c.last_ns, *k)).collect();
+            let mut v: Vec<(u64, K)> = self.map.iter().map(|(k, c)| (c.last_ns(), *k)).collect();
             v.sort_unstable_by_key(|e| e.0);
             for (_, k) in v.iter().take((cap / 8).max(1)) {
                 self.map.remove(k);
                 self.evicted += 1;
             }
         }
-        self.map.entry(k).or_default().hit(now);
+        self.map.entry(k).or_default()
     }
 }
 
@@ -117,6 +183,7 @@ pub(crate) struct Failures {
     pub by_netns: FxHashMap<(u32, CallKind, Errno), FailCount>,
     pub by_process: Bounded<ProcFailKey>,
     pub by_dest: Bounded<DestFailKey>,
+    pub groups: Bounded<GroupKey, GroupHits>,
     pub recent: VecDeque<FailureRecord>,
     pub total: u64,
 }
@@ -128,6 +195,7 @@ impl Failures {
             by_netns: FxHashMap::default(),
             by_process: Bounded::new(),
             by_dest: Bounded::new(),
+            groups: Bounded::new(),
             recent: VecDeque::new(),
             total: 0,
         }
@@ -141,26 +209,28 @@ impl Failures {
             .entry((r.netns, r.call, r.errno))
             .or_default()
             .hit(now);
-        self.by_process.hit(
-            ProcFailKey {
-                pid: r.pid,
-                comm: r.comm,
-                call: r.call,
-                errno: r.errno,
-            },
-            now,
-            key_cap,
-        );
-        self.by_dest.hit(
-            DestFailKey {
-                netns: r.netns,
-                addr: r.addr,
-                call: r.call,
-                errno: r.errno,
-            },
-            now,
-            key_cap,
-        );
+        let process = ProcFailKey {
+            pid: r.pid,
+            comm: r.comm,
+            call: r.call,
+            errno: r.errno,
+        };
+        self.by_process.entry(process, key_cap).hit(now);
+        let dest = DestFailKey {
+            netns: r.netns,
+            addr: r.addr,
+            call: r.call,
+            errno: r.errno,
+        };
+        self.by_dest.entry(dest, key_cap).hit(now);
+        let group = GroupKey {
+            netns: r.netns,
+            comm: r.comm,
+            call: r.call,
+            errno: r.errno,
+            addr: r.addr,
+        };
+        self.groups.entry(group, key_cap).hit(&r);
         if log_cap > 0 {
             if self.recent.len() >= log_cap {
                 self.recent.pop_front();
@@ -170,7 +240,7 @@ impl Failures {
     }
 
     pub fn evicted(&self) -> u64 {
-        self.by_process.evicted + self.by_dest.evicted
+        self.by_process.evicted + self.by_dest.evicted + self.groups.evicted
     }
 }
 

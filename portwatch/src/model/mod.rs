@@ -60,7 +60,7 @@ pub use capacity::CapacityBreakdown;
 pub use closewait::{CLOSE_WAIT_RECENT_S, CloseWaitStats};
 pub use counters::{ModelCounters, OddEvents};
 pub use counts::StateCounts;
-pub use failures::{FailCount, FailureRecord, NetnsFailures};
+pub use failures::{FailCount, FailureRecord, GROUP_PIDS, NetnsFailures};
 pub use feed::{MAX_WARNINGS, Warnings};
 pub use input::{Input, NetnsSnapshot, Owner, SnapSocket, Stamped, Sysctls, SystemSnapshot};
 pub use pool::{CloseStats, PoolKey};

@@ -215,12 +215,37 @@ pub struct DestFailures {
     pub count: FailCount,
 }
 
+/// Repeats of one failure: one errno from one call of one command toward one address (for
+/// `bind()`: the requested local address) in one network namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FailureGroup {
+    pub netns: u32,
+    pub comm: Comm,
+    pub call: CallKind,
+    pub errno: Errno,
+    pub addr: SocketAddr,
+    /// The newest failure's process.
+    pub pid: u32,
+    pub ppid: u32,
+    /// Distinct processes among its failures: exact up to
+    /// [`GROUP_PIDS`](super::GROUP_PIDS), a lower bound from there.
+    pub pids: u32,
+    /// The source address of the newest failure whose socket was seen.
+    pub src: Option<IpAddr>,
+    /// Its pool (connect, when the socket was seen).
+    pub pool: Option<PoolKey>,
+    #[serde(flatten)]
+    pub count: FailCount,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FailureStats {
     pub total: u64,
     pub by_errno: Vec<ErrnoCount>,
     pub by_process: Vec<ProcessFailures>,
     pub by_destination: Vec<DestFailures>,
+    /// Repeats grouped, the most recently seen first.
+    pub groups: Vec<FailureGroup>,
     /// Most recent last.
     pub recent: Vec<FailureRecord>,
 }

@@ -212,11 +212,38 @@ impl Model {
             .collect();
         by_destination.sort_by(|a, b| b.count.count.cmp(&a.count.count).then(a.addr.cmp(&b.addr)));
         by_destination.truncate(top_n);
+        let mut groups: Vec<FailureGroup> = f
+            .groups
+            .map
+            .iter()
+            .map(|(k, g)| FailureGroup {
+                netns: k.netns,
+                comm: k.comm,
+                call: k.call,
+                errno: k.errno,
+                addr: k.addr,
+                pid: g.pid,
+                ppid: g.ppid,
+                pids: g.pids(),
+                src: g.src,
+                pool: g.pool,
+                count: g.count,
+            })
+            .collect();
+        groups.sort_by(|a, b| {
+            (b.count.last_ns, b.count.count)
+                .cmp(&(a.count.last_ns, a.count.count))
+                .then(
+                    (a.comm.0, a.addr, a.errno, a.netns).cmp(&(b.comm.0, b.addr, b.errno, b.netns)),
+                )
+        });
+        groups.truncate(top_n);
         FailureStats {
             total: f.total,
             by_errno,
             by_process,
             by_destination,
+            groups,
             recent: f
                 .recent
                 .iter()

@@ -10,7 +10,8 @@ use crate::{
     explain::words::{self, dur},
     model::ProcRef,
     snapshot::cells::{
-        GroupCells, ListenerCells, PoolCells, ProcessCells, RemoteCells, call, col, count, n,
+        FailureGroupCells, GroupCells, ListenerCells, PoolCells, ProcessCells, RemoteCells, call,
+        col, count, n,
     },
 };
 
@@ -328,7 +329,34 @@ fn failures(out: &mut String, r: &Report) {
             ],
         );
     }
+    if let Some(first) = f.groups.first() {
+        out.push_str(
+            "  repeats (per errno, call, command, address; newest first; ages at the end):\n",
+        );
+        let at = r.snapshot.at_ns;
+        row(
+            out,
+            "    ",
+            &names(&FailureGroupCells::of(first, at).columns(), &FAILGROUP_W),
+        );
+        for g in &f.groups {
+            let c = FailureGroupCells::of(g, at);
+            row(out, "    ", &cells(&c.columns(), &FAILGROUP_W));
+        }
+    }
 }
+
+/// Widths of [`FailureGroupCells::columns`].
+const FAILGROUP_W: [(usize, bool); 8] = [
+    (5, true),
+    (5, true),
+    (7, true),
+    (13, false),
+    (7, false),
+    (7, true),
+    (15, false),
+    (21, false),
+];
 
 fn sysctls(out: &mut String, r: &Report) {
     section(out, "Sysctls (per network namespace)");

@@ -6,8 +6,8 @@
 use crate::{
     event::{CallKind, TcpState},
     model::{
-        ListenerStats, PoolStats, ProcRef, ProcessGroupStats, ProcessStats, RemoteStats,
-        StateCounts,
+        FailureGroup, GROUP_PIDS, ListenerStats, PoolStats, ProcRef, ProcessGroupStats,
+        ProcessStats, RemoteStats, StateCounts,
     },
 };
 
@@ -137,6 +137,15 @@ pub mod col {
     pub const LISTENING: &str = "LSN";
     pub const ACCEPTED: &str = "ACCEPTED";
     pub const REMOTE_IP: &str = "REMOTE IP";
+    /// How long ago a failure group was last and first seen.
+    pub const LAST: &str = "LAST";
+    pub const FIRST: &str = "FIRST";
+    /// Failures in a group.
+    pub const COUNT: &str = "COUNT";
+    pub const ERROR: &str = "ERROR";
+    pub const CALL: &str = "CALL";
+    /// connect: the destination; bind: the requested local address.
+    pub const ADDRESS: &str = "ADDRESS";
 }
 
 /// Implements `columns()`: every cell with its column's name, in table order.
@@ -303,6 +312,45 @@ impl RemoteCells {
 
 columns!(RemoteCells, 6, REMOTE_IP => ip, ESTAB => estab, TIME_WAIT => time_wait,
     CLOSE_WAIT => close_wait, OTHER => other, TOTAL => total);
+
+/// One failure group's cells, its ages from `now_ns`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailureGroupCells {
+    pub last: String,
+    pub first: String,
+    pub count: String,
+    pub errno: String,
+    pub call: String,
+    /// The newest failure's pid, and how many other processes failed the same way:
+    /// `3013`, `3013+2`, `3013+7+` (at least 7: distinct pids are counted up to
+    /// [`GROUP_PIDS`]).
+    pub pid: String,
+    pub comm: String,
+    pub addr: String,
+}
+
+impl FailureGroupCells {
+    pub fn of(g: &FailureGroup, now_ns: u64) -> FailureGroupCells {
+        let pid = match g.pids {
+            0 | 1 => g.pid.to_string(),
+            n if n as usize >= GROUP_PIDS => format!("{}+{}+", g.pid, n - 1),
+            n => format!("{}+{}", g.pid, n - 1),
+        };
+        FailureGroupCells {
+            last: ago(now_ns, g.count.last_ns),
+            first: ago(now_ns, g.count.first_ns),
+            count: count(g.count.count),
+            errno: g.errno.name(),
+            call: call(g.call).into(),
+            pid,
+            comm: g.comm.to_string(),
+            addr: g.addr.to_string(),
+        }
+    }
+}
+
+columns!(FailureGroupCells, 8, LAST => last, FIRST => first, COUNT => count, ERROR => errno,
+    CALL => call, PID => pid, COMMAND => comm, ADDRESS => addr);
 
 #[cfg(test)]
 mod tests {

@@ -43,7 +43,7 @@ pub struct Limits {
     pub listeners: usize,
     /// Remote IPs per listener.
     pub remotes: usize,
-    /// Rows of each failure table (by process, by destination).
+    /// Rows of each failure table (by process, by destination, repeat groups).
     pub failures: usize,
     /// Failures of the recent log (the newest).
     pub recent_failures: usize,
@@ -162,6 +162,7 @@ impl Snapshot {
         let mut failures = t.failures;
         failures.by_process.truncate(limits.failures);
         failures.by_destination.truncate(limits.failures);
+        failures.groups.truncate(limits.failures);
         let keep = failures.recent.len().saturating_sub(limits.recent_failures);
         failures.recent.drain(..keep);
         Snapshot {
@@ -206,6 +207,7 @@ impl Snapshot {
                 by_errno: Vec::new(),
                 by_process: Vec::new(),
                 by_destination: Vec::new(),
+                groups: Vec::new(),
                 recent: Vec::new(),
             },
             sysctls: Vec::new(),

@@ -10,7 +10,7 @@ use super::{
 use crate::{
     event::Event,
     explain::finding::Finding,
-    model::{FailureRecord, ListenerStats, PoolStats, ProcessGroupStats, ProcessStats},
+    model::{FailureGroup, ListenerStats, PoolStats, ProcessGroupStats, ProcessStats},
 };
 
 /// How the App is set up; the session decides these once at start.
@@ -253,8 +253,8 @@ impl App {
                 RowId::Listener(l.netns, l.local)
             }
             Tab::Failures => {
-                let f = &s.failures.recent[*self.rows.failures.get(k)?];
-                RowId::Failure(f.at_ns, f.pid)
+                let f = &s.failures.groups[*self.rows.failures.get(k)?];
+                RowId::Failure(f.netns, f.comm, f.call, f.errno, f.addr)
             }
             Tab::Events => return None,
         })
@@ -300,9 +300,9 @@ impl App {
         self.view.snapshot.listeners.get(k)
     }
 
-    pub(super) fn selected_failure(&self) -> Option<&FailureRecord> {
+    pub(super) fn selected_failure(&self) -> Option<&FailureGroup> {
         let k = *self.rows.failures.get(self.sel[Tab::Failures.index()])?;
-        self.view.snapshot.failures.recent.get(k)
+        self.view.snapshot.failures.groups.get(k)
     }
 
     /// What `d` on a finding drills into: its pool when it names one (by source and

@@ -5,7 +5,7 @@ use std::{cmp::Reverse, net::SocketAddr};
 
 use super::data::{Drill, ViewData};
 use crate::{
-    event::Comm,
+    event::{CallKind, Comm, Errno},
     explain::finding::{Cause, Finding},
     model::{ListenerStats, PoolKey, PoolStats, ProcessGroupStats, ProcessStats},
 };
@@ -53,7 +53,7 @@ impl Tab {
             Tab::Pools => &["urgency", "in use", "conn/s", "failures", "destination"],
             Tab::Processes => &["sockets", "connects", "failures", "name"],
             Tab::Inbound => &["sockets", "accepted", "address"],
-            Tab::Failures => &["newest", "errno", "process"],
+            Tab::Failures => &["newest", "errno", "process", "count"],
         }
     }
 }
@@ -69,7 +69,7 @@ pub enum RowId {
     Process(u32),
     Group(Comm, u32),
     Listener(u32, SocketAddr),
-    Failure(u64, u32),
+    Failure(u32, Comm, CallKind, Errno, SocketAddr),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -79,7 +79,7 @@ pub struct Rows {
     pub processes: Vec<usize>,
     pub groups: Vec<usize>,
     pub listeners: Vec<usize>,
-    /// Indices into `snapshot.failures.recent` (whose newest is last).
+    /// Indices into `snapshot.failures.groups` (the most recently seen first).
     pub failures: Vec<usize>,
 }
 
@@ -193,7 +193,7 @@ impl Rows {
             _ => {}
         }
 
-        let r = &sum.failures.recent;
+        let r = &sum.failures.groups;
         let needle = f(Tab::Failures);
         let mut failures = select(r, |x| {
             needle.is_empty()
@@ -207,11 +207,11 @@ impl Rows {
                     ],
                 )
         });
-        failures.reverse(); // newest first
         match s(Tab::Failures) {
             1 => failures.sort_by_key(|&i| r[i].errno),
             2 => failures.sort_by_key(|&i| (r[i].comm.0, r[i].pid)),
-            _ => {}
+            3 => failures.sort_by_key(|&i| Reverse(r[i].count.count)),
+            _ => {} // the snapshot's order: the most recently seen first
         }
 
         Rows {

@@ -9,7 +9,7 @@ use ratatui::{
 };
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
-pub use crate::snapshot::cells::{ago, count, duration, est_tw_other, eta, rate};
+pub use crate::snapshot::cells::{count, duration, est_tw_other, eta, rate};
 use crate::{event::TcpState, model::StateCounts};
 
 /// `s` cut to `w` columns, ending in `…` when cut.

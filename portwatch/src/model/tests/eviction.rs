@@ -196,6 +196,7 @@ fn arbitrary_event_soup_keeps_books_balanced() {
         let t = m.tables(s.now());
         assert!(t.counters.sockets_tracked <= 64);
         assert!(t.failures.recent.len() <= 4);
+        assert!(t.failures.groups.len() <= 8);
     }
     let c = m.counters();
     assert!(

@@ -224,6 +224,79 @@ fn exhaustion_is_attributed_to_caller_and_pool() {
 }
 
 #[test]
+fn repeated_failures_group_by_errno_call_command_and_address() {
+    let mut m = Model::default();
+    let mut s = Seq::new();
+    // A shell loop: a new curl pid for each failed connect toward one destination.
+    for pid in 10..13 {
+        s.advance(SEC);
+        s.exhausted(
+            task(pid, "curl"),
+            0x20 + u64::from(pid),
+            "127.0.0.1",
+            "127.0.0.1:8080",
+        );
+    }
+    // The same command toward another destination, and another command toward the first.
+    s.advance(SEC);
+    s.call_err(
+        task(10, "curl"),
+        CallKind::Connect,
+        None,
+        "127.0.0.1:9090",
+        libc::ECONNREFUSED,
+    )
+    .call_err(
+        task(20, "wget"),
+        CallKind::Connect,
+        None,
+        "127.0.0.1:8080",
+        libc::ECONNREFUSED,
+    )
+    .call_err(
+        task(20, "wget"),
+        CallKind::Connect,
+        None,
+        "127.0.0.1:8080",
+        libc::ECONNREFUSED,
+    )
+    .run(&mut m);
+    let f = m.failures(10);
+    assert_eq!(f.total, 6);
+    let g: Vec<_> = f
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.comm.to_string(),
+                g.errno.name(),
+                g.addr.to_string(),
+                g.count.count,
+                g.pids,
+            )
+        })
+        .collect();
+    // The most recently seen first; at one moment the most repeated first.
+    let want = [
+        ("wget", "ECONNREFUSED", "127.0.0.1:8080", 2, 1),
+        ("curl", "ECONNREFUSED", "127.0.0.1:9090", 1, 1),
+        ("curl", "EADDRNOTAVAIL", "127.0.0.1:8080", 3, 3),
+    ];
+    let want: Vec<_> = want
+        .iter()
+        .map(|&(c, e, a, n, p)| (c.to_string(), e.to_string(), a.to_string(), n, p))
+        .collect();
+    assert_eq!(g, want);
+    let curl = &f.groups[2];
+    // Two seconds apart (and the test sequence's microsecond per event).
+    let span = curl.count.last_ns - curl.count.first_ns;
+    assert!((2 * SEC..2 * SEC + SEC / 1000).contains(&span), "{span}");
+    assert_eq!(curl.pid, 12, "the newest failure's pid");
+    assert_eq!(curl.pool, Some(pool("127.0.0.1", "127.0.0.1:8080")));
+    assert_consistent(&m);
+}
+
+#[test]
 fn syn_sent_learns_its_port_on_established() {
     let mut m = Model::default();
     let mut s = Seq::new();

@@ -8,7 +8,7 @@ use ratatui::{Terminal, backend::TestBackend};
 
 use super::super::{
     Limits, LostEvents, Snapshot,
-    cells::{GroupCells, ListenerCells, PoolCells, ProcessCells, RemoteCells},
+    cells::{FailureGroupCells, GroupCells, ListenerCells, PoolCells, ProcessCells, RemoteCells},
 };
 use crate::{
     model::Model,
@@ -17,12 +17,15 @@ use crate::{
 };
 
 /// Columns whose figures are left-aligned (names, addresses); the others are right-aligned.
-const LEFT: [&str; 5] = [
+const LEFT: [&str; 8] = [
     "COMMAND",
     "TOP DESTINATION",
     "LISTENING ON",
     "OWNER",
     "REMOTE IP",
+    "ERROR",
+    "CALL",
+    "ADDRESS",
 ];
 
 /// The TUI on `snap` after `keys`, as lines of text (200×50).
@@ -152,6 +155,19 @@ fn compare(model: &Model, ctx: Context) {
     for l in &snap.listeners {
         let key = l.local.to_string();
         both(&inbound, &text, &key, &ListenerCells::of(l).columns());
+    }
+    // Failure groups: the TUI's failures tab, the report's repeats.
+    let fails = tui(&snap, &['5']);
+    assert!(!snap.failures.groups.is_empty());
+    for g in &snap.failures.groups {
+        let c = FailureGroupCells::of(g, snap.at_ns);
+        // The address ends the report's row.
+        let key = format!(" {}", c.addr);
+        check("TUI", &fails, 0, &key, &c.columns());
+        let at = (text.iter())
+            .position(|l| l.contains("repeats ("))
+            .expect("the report's repeats");
+        check("text report", &text, at, &key, &c.columns());
     }
     let l = &snap.listeners[0];
     let key = l.local.to_string();

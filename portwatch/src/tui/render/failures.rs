@@ -1,5 +1,7 @@
-//! Failures: totals by errno, where they concentrate, and the live log of failed
-//! `connect()`/`bind()` calls with pid, command and address.
+//! Failures: totals by errno, where they concentrate, and the failed `connect()`/`bind()`
+//! calls grouped by repeat (errno, call, command, address) with count, first and last seen,
+//! the most recently seen first. The groups and their cells are the snapshot's
+//! (`snapshot::cells::FailureGroupCells`), as the text report prints them.
 
 use ratatui::{
     Frame,
@@ -11,23 +13,27 @@ use ratatui::{
 use super::{empty, lines, scroll_start};
 use crate::{
     event::Errno,
-    snapshot::cells::call,
+    snapshot::cells::{FailureGroupCells, call, col},
     tui::{
         app::App,
         rows::Tab,
         theme::Theme,
-        widgets::{ADDR_MAX, Col, ago, count, flex, header_row, left, right, row, rule, widths},
+        widgets::{ADDR_MAX, Col, count, flex, header_row, left, right, row, rule, widths},
     },
 };
 
 fn columns(width: u16) -> Vec<Col> {
     let mut c = vec![
-        right("AGE", 5),
-        left("ERROR", 13),
-        left("CALL", 7),
-        right("PID", 7),
-        left("COMMAND", 15),
-        flex("ADDRESS", ADDR_MAX),
+        right(col::LAST, 5),
+        right(col::FIRST, 5),
+        right(col::COUNT, 6),
+        // `EADDRNOTAVAIL` is 13; a wide terminal leaves air after it.
+        left(col::ERROR, if width >= 100 { 14 } else { 13 }),
+        left(col::CALL, 7),
+        // `3013`, `3013+2` (two other processes).
+        right(col::PID, 7),
+        left(col::COMMAND, if width >= 100 { 15 } else { 12 }),
+        flex(col::ADDRESS, ADDR_MAX),
     ];
     if width >= 100 {
         c.push(left("SOURCE", 15));
@@ -99,16 +105,16 @@ pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
     lines(frame, area, v);
 }
 
-/// Rows the overview's failure section needs at least (title, header, one failure).
+/// Rows the overview's failure section needs at least (title, header, one group).
 pub const MIN_HEIGHT: u16 = 3;
 
-/// The overview's recent failures, newest first, no selection.
+/// The overview's failure groups, the most recently seen first, no selection.
 pub fn recent(frame: &mut Frame, area: Rect, app: &App) {
     let v = log(app, area.width, usize::from(area.height), None);
     lines(frame, area, v);
 }
 
-/// The failure log in `height` rows: title, header, rows.
+/// The failure groups in `height` rows: title, header, rows.
 fn log<'a>(app: &App, width: u16, height: usize, sel: Option<usize>) -> Vec<Line<'a>> {
     let t = app.theme;
     let f = &app.view.snapshot.failures;
@@ -117,8 +123,8 @@ fn log<'a>(app: &App, width: u16, height: usize, sel: Option<usize>) -> Vec<Line
     let rows = &app.rows.failures;
     let order = Tab::Failures.sorts()[app.sorts[Tab::Failures.index()]];
     let title = match sel {
-        Some(_) => format!("Recent, {order} ({})", rows.len()),
-        None => format!("Recent failures ({})", rows.len()),
+        Some(_) => format!("Repeats, {order} ({})", rows.len()),
+        None => format!("Recent failures, repeats grouped ({})", rows.len()),
     };
     let mut v = vec![rule(title, width, t.title(), t.dim())];
     if rows.is_empty() {
@@ -130,16 +136,19 @@ fn log<'a>(app: &App, width: u16, height: usize, sel: Option<usize>) -> Vec<Line
     let start = sel.map_or(0, |s| scroll_start(s, height));
     let now = app.view.snapshot.at_ns;
     for (k, &i) in rows.iter().enumerate().skip(start).take(height) {
-        let r = &f.recent[i];
+        let r = &f.groups[i];
+        let c = FailureGroupCells::of(r, now);
         let mut cells = vec![
-            (ago(now, r.at_ns), t.plain()),
-            (r.errno.name(), errno_style(t, r.errno)),
-            (call(r.call).to_string(), t.plain()),
-            (r.pid.to_string(), t.plain()),
-            (r.comm.to_string(), t.bold()),
-            (r.addr.to_string(), t.plain()),
+            (c.last, t.plain()),
+            (c.first, t.dim()),
+            (c.count, t.bold()),
+            (c.errno, errno_style(t, r.errno)),
+            (c.call, t.plain()),
+            (c.pid, t.plain()),
+            (c.comm, t.bold()),
+            (c.addr, t.plain()),
         ];
-        if cols.len() > 6 {
+        if cols.len() > 8 {
             cells.push((r.src.map_or("—".into(), |s| s.to_string()), t.plain()));
         }
         let mut line = row(&cols, &w, cells);

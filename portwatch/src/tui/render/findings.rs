@@ -36,7 +36,7 @@ pub fn overview(frame: &mut Frame, area: Rect, app: &App) {
     lines(frame, top, list);
     // Pools as tall as they need, recent failures below when there is room.
     let want = pools::section_height(app);
-    let fail_h = if app.view.snapshot.failures.recent.is_empty()
+    let fail_h = if app.view.snapshot.failures.groups.is_empty()
         || bottom.height < want + failures::MIN_HEIGHT
     {
         0

@@ -3,7 +3,9 @@
 //! ended. Pure: it is fed the per-refresh picture (the pools and findings every view renders)
 //! with its model time, never the model itself, never the clock.
 //!
-//! The HTML report draws its charts from it; anything else that wants a timeline can too.
+//! The HTML report draws its charts from it (the whole window, up to an hour per pool); the TUI
+//! draws the selected pool's chart from one that keeps only its last minutes
+//! ([`Timeline::window`]), so that a console left running for days stays small.
 
 use std::collections::HashMap;
 
@@ -103,6 +105,9 @@ pub struct Timeline {
     spans: Vec<FindingSpan>,
     next_ns: Option<u64>,
     last_ns: Option<u64>,
+    /// Keep only what is this recent (ns): older samples and spans go, and a pool with no
+    /// sample left goes with them ([`Timeline::window`]).
+    keep_ns: Option<u64>,
 }
 
 /// At most this many samples per pool (one hour at one per second); older ones are dropped.
@@ -111,6 +116,20 @@ const MAX_SAMPLES: usize = 3600;
 impl Timeline {
     pub fn new() -> Timeline {
         Timeline::default()
+    }
+
+    /// A timeline of the last `secs` seconds only: a pool not sampled for that long is
+    /// forgotten, so memory follows the pools shown recently, not every pool ever shown.
+    pub fn window(secs: u64) -> Timeline {
+        Timeline {
+            keep_ns: Some(secs.saturating_mul(SEC)),
+            ..Timeline::default()
+        }
+    }
+
+    /// Model time of the last sample (None before the first).
+    pub fn last_ns(&self) -> Option<u64> {
+        self.last_ns
     }
 
     /// Whether a sample is due at model time `now_ns` (one per second).
@@ -184,6 +203,26 @@ impl Timeline {
         }
         self.last_ns = Some(now_ns);
         self.next_ns = Some(now_ns - now_ns % SEC + SEC);
+        if let Some(keep) = self.keep_ns {
+            self.forget_before(now_ns.saturating_sub(keep));
+        }
+    }
+
+    /// Drops samples and ended spans older than `t_ns`, and the pools left without a sample.
+    fn forget_before(&mut self, t_ns: u64) {
+        let mut gone = false;
+        for p in &mut self.pools {
+            let old = p.samples.partition_point(|s| s.t_ns < t_ns);
+            p.samples.drain(..old);
+            gone |= p.samples.is_empty();
+        }
+        if gone {
+            self.pools.retain(|p| !p.samples.is_empty());
+            self.index = (self.pools.iter().enumerate())
+                .map(|(i, p)| (p.key, i))
+                .collect();
+        }
+        self.spans.retain(|s| s.open || s.last_ns >= t_ns);
     }
 
     pub fn pools(&self) -> &[PoolSeries] {

@@ -103,3 +103,26 @@ fn a_finding_that_goes_away_ends_its_span_and_a_return_opens_another() {
     t.sample(sim.now(), &sim.m.pools(sim.now(), 10), &[]);
     assert_eq!(t.pools()[0].samples.len(), n);
 }
+
+#[test]
+fn a_window_forgets_old_samples_and_pools_no_longer_shown() {
+    let mut sim = Sim::range(40000, 40049, 0);
+    let mut t = Timeline::window(5);
+    for _ in 0..8 {
+        sim.churn(|_| task(4242, "client"), SRC, DST, 2.0, 1.0);
+        feed(&mut t, &sim);
+    }
+    let p = &t.pools()[0];
+    let key = p.key;
+    assert!((5..=6).contains(&p.samples.len()), "{}", p.samples.len());
+    assert!(sim.now() - p.samples[0].t_ns <= 5 * SEC);
+    // Shown no more (an empty picture) for longer than the window: forgotten.
+    for _ in 0..7 {
+        sim.advance(1.0);
+        let now = sim.now();
+        t.sample(now, &[], &[]);
+    }
+    assert!(t.pools().is_empty());
+    assert!(t.pool(&key).is_none());
+    assert!(t.spans().is_empty());
+}

@@ -1,6 +1,7 @@
-//! Drill-downs: one pool's or one process's sockets, current figures and history, answered
-//! from the model on demand (the views ask with a [`DrillTarget`]). Pure; the same for live
-//! and replay.
+//! Drill-downs: one pool's or one process's sockets and current figures, answered from the
+//! model on demand (the views ask with a [`DrillTarget`]). Pure; the same for live and replay.
+//! The history a drill-down charts is the timeline's (`crate::timeline`), sampled from the
+//! snapshots, for the pool [`Drill::history_pool`] names.
 
 use crate::model::{Model, PoolKey, PoolStats, ProcessStats, SocketInfo};
 
@@ -17,12 +18,12 @@ pub enum DrillTarget {
     Process { pid: u32 },
 }
 
-/// Sockets and history of one pool or process.
+/// Sockets and figures of one pool or process.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Drill {
     pub target: DrillTarget,
     /// The pool now, even if it fell out of the snapshot's top pools (for a process: the
-    /// pool of `history`).
+    /// pool of `history_pool`).
     pub pool: Option<PoolStats>,
     /// The process now (process target).
     pub process: Option<ProcessStats>,
@@ -30,14 +31,12 @@ pub struct Drill {
     pub sockets: Vec<SocketInfo>,
     /// `sockets` was cut at the limit.
     pub truncated: bool,
-    /// Ports in use per second, oldest first (`Model::pool_history`): the pool's, or for a
-    /// process the pool where it has the most sockets.
-    pub history: Vec<u32>,
-    /// The pool `history` belongs to.
+    /// The pool whose history to chart: the pool's own, or for a process the pool where it
+    /// has the most sockets.
     pub history_pool: Option<PoolKey>,
 }
 
-/// Sockets, current stats and history of `target` at `now_ns`. Scans the socket table once
+/// Sockets and current stats of `target` at `now_ns`. Scans the socket table once
 /// per pool: call it when the target changes and at most about once a second after.
 pub fn drill(model: &Model, target: &DrillTarget, now_ns: u64) -> Drill {
     match target {
@@ -51,7 +50,6 @@ pub fn drill(model: &Model, target: &DrillTarget, now_ns: u64) -> Drill {
                 process: None,
                 sockets,
                 truncated,
-                history: model.pool_history(key).unwrap_or_default(),
                 history_pool: Some(*key),
             }
         }
@@ -83,9 +81,6 @@ pub fn drill(model: &Model, target: &DrillTarget, now_ns: u64) -> Drill {
             Drill {
                 target: target.clone(),
                 pool: history_pool.and_then(|k| model.pool(&k, now_ns)),
-                history: history_pool
-                    .and_then(|k| model.pool_history(&k))
-                    .unwrap_or_default(),
                 history_pool,
                 process,
                 sockets,

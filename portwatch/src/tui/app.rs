@@ -10,7 +10,8 @@ use super::{
 use crate::{
     event::Event,
     explain::finding::Finding,
-    model::{FailureGroup, ListenerStats, PoolStats, ProcessGroupStats, ProcessStats},
+    model::{FailureGroup, ListenerStats, PoolKey, PoolStats, ProcessGroupStats, ProcessStats},
+    timeline::{PoolSeries, Timeline},
 };
 
 /// How the App is set up; the session decides these once at start.
@@ -66,7 +67,12 @@ pub struct App {
     pub(super) display_paused: bool,
     pub(super) rows: Rows,
     pub(super) events: EventLog,
+    /// The pools' recent history, sampled from every snapshot taken: what the charts draw.
+    timeline: Timeline,
 }
+
+/// Seconds of history the charts keep (a 200-column chart shows about three minutes).
+pub const CHART_WINDOW_S: u64 = 600;
 
 impl App {
     pub fn new(opts: Options) -> App {
@@ -88,12 +94,43 @@ impl App {
             display_paused: false,
             rows: Rows::default(),
             events: EventLog::new(opts.event_capacity),
+            timeline: Timeline::window(CHART_WINDOW_S),
         }
+    }
+
+    /// Samples the timeline from a refresh, once per second of model time, as the HTML
+    /// report's is: the pools shown, and a drill-down's pool that is not among them.
+    /// [`App::update`] calls it with every refresh.
+    pub(super) fn sample(&mut self, v: &ViewData) {
+        let s = &v.snapshot;
+        if self.timeline.last_ns().is_some_and(|last| s.at_ns < last) {
+            // Time went back (a replay seeked back and rebuilt its model): a new history.
+            self.timeline = Timeline::window(CHART_WINDOW_S);
+        }
+        if !self.timeline.due(s.at_ns) {
+            return;
+        }
+        let drilled = v.drill.as_ref().and_then(|d| d.pool.as_ref());
+        match drilled.filter(|d| !s.pools.iter().any(|p| p.key() == d.key())) {
+            Some(d) => {
+                let mut pools = s.pools.clone();
+                pools.push(d.clone());
+                self.timeline.sample(s.at_ns, &pools, &s.findings);
+            }
+            None => self.timeline.sample(s.at_ns, &s.pools, &s.findings),
+        }
+    }
+
+    /// A pool's history, for its chart.
+    pub(super) fn series(&self, key: &PoolKey) -> Option<&PoolSeries> {
+        self.timeline.pool(key)
     }
 
     /// Takes a refresh. While the display is paused (live) the data is held back, except the
     /// drill-down that was asked for.
     pub fn update(&mut self, v: ViewData) {
+        // Sampled while the display is paused too; charts draw up to the time shown.
+        self.sample(&v);
         if self.display_paused {
             if let (Some(d), Some(want)) = (&v.drill, self.drill_request())
                 && d.target == want

@@ -1,14 +1,14 @@
-//! Drill-down into one pool or process: its numbers, a sparkline of ports in use over the
-//! last minute, and its sockets with state, age, owner and who closed first.
+//! Drill-down into one pool or process: its numbers, the timeline chart of the pool (ports in
+//! use by state against capacity, failures per second; for a process, the pool where it has
+//! the most sockets), and its sockets with state, age, owner and who closed first.
 
 use ratatui::{
     Frame,
     layout::{Constraint, Layout, Rect},
     text::{Line, Span},
-    widgets::Sparkline,
 };
 
-use super::lines;
+use super::{chart, lines};
 use crate::{
     explain::Severity,
     model::{Closer, PoolStats, ProcessStats, SocketInfo},
@@ -25,9 +25,9 @@ use crate::{
     },
 };
 
-/// Sparkline rows: 3, or 6 on a tall terminal.
-fn spark_height(area: Rect) -> u16 {
-    if area.height >= 40 { 6 } else { 3 }
+/// Chart rows (its plot, failures and time axis): 6, or 12 on a tall terminal.
+fn chart_height(area: Rect) -> u16 {
+    if area.height >= 40 { 12 } else { 6 }
 }
 
 fn columns(width: u16) -> Vec<Col> {
@@ -130,9 +130,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let t = app.theme;
     let Some(state) = &app.drill else { return };
     let d = app.drill_data();
-    let [head, spark, table] = Layout::vertical([
+    let [head, plot, table] = Layout::vertical([
         Constraint::Length(3),
-        Constraint::Length(spark_height(area)),
+        Constraint::Length(chart_height(area)),
         Constraint::Min(0),
     ])
     .areas(area);
@@ -154,47 +154,21 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         (DrillTarget::Process { .. }, _, Some(p)) => process_line(t, p),
         _ => Line::styled("gone: no socket left", t.dim()),
     });
-    let hist = &d.history;
-    let (max, now) = (
-        hist.iter().copied().max().unwrap_or(0),
-        hist.last().copied().unwrap_or(0),
-    );
+    let series = d.history_pool.as_ref().and_then(|k| app.series(k));
+    let now = app.view.snapshot.at_ns;
     let of = match (&state.target, d.history_pool) {
-        (DrillTarget::Process { .. }, Some(k)) => format!(" (pool → {})", k.dst),
+        (DrillTarget::Process { .. }, Some(k)) => format!("pool → {}: ", k.dst),
         _ => String::new(),
     };
-    let mut spans = vec![
-        Span::styled(
-            format!("ports in use, last {} s{of}: ", hist.len()),
-            t.dim(),
-        ),
-        Span::raw(format!("now {now}  max {max}")),
-    ];
-    if let Some(p) = &d.pool {
-        spans.push(Span::raw(format!("  of {}", p.capacity)));
-    }
+    let mut spans = vec![Span::styled(format!("in use {of}"), t.dim())];
+    spans.extend(chart::legend(t, series, now));
     v.push(Line::from(spans));
     lines(frame, head, v);
-    if hist.is_empty() {
-        lines(
-            frame,
-            spark,
-            vec![Line::styled("  no history yet", t.dim())],
-        );
-    } else {
-        let data: Vec<u64> = hist.iter().map(|&x| u64::from(x)).collect();
-        let cap = d.pool.as_ref().map_or(max, |p| p.capacity.max(max));
-        let style = d.pool.as_ref().map_or(t.info(), |p| {
-            t.pool(app.view.snapshot.severity_of(&p.key()))
-        });
-        frame.render_widget(
-            Sparkline::default()
-                .data(&data)
-                .max(u64::from(cap.max(1)))
-                .style(style),
-            spark,
-        );
-    }
+    lines(
+        frame,
+        plot,
+        chart::chart(t, series, now, plot.width, plot.height),
+    );
 
     let cols = columns(table.width);
     let w = widths(&cols, table.width);

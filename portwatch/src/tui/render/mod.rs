@@ -2,6 +2,7 @@
 //! never compute anything themselves. Only visible rows are formatted, so a frame costs the
 //! same whatever the event rate.
 
+mod chart;
 mod drill;
 mod failures;
 mod findings;

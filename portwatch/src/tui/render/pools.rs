@@ -1,7 +1,8 @@
 //! Pools: destination, source, ports in use, a gauge of the ports that block `connect()`
 //! against capacity, states, connection attempts per second, time to exhaustion, failures.
 //! Most urgent first, coloured by the explain engine's severity. The shared columns'
-//! names and figures are `snapshot::cells`' (the text report prints the same).
+//! names and figures are `snapshot::cells`' (the text report prints the same). Below, the
+//! selected pool's details and its timeline chart (`chart`).
 
 use ratatui::{
     Frame,
@@ -9,7 +10,7 @@ use ratatui::{
     text::{Line, Span},
 };
 
-use super::{empty, lines, scroll_start};
+use super::{chart, empty, lines, scroll_start};
 use crate::{
     event::TcpState,
     explain::Severity,
@@ -155,12 +156,34 @@ pub fn section(frame: &mut Frame, area: Rect, app: &App, title: &str) {
     table(frame, area, app, title, None);
 }
 
+/// Chart rows (plot, failures, time axis): 6, or 14 on a tall terminal.
+fn chart_height(area: Rect) -> u16 {
+    if area.height >= 40 { 14 } else { 6 }
+}
+
 pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
-    let [list, info] = Layout::vertical([Constraint::Min(3), Constraint::Length(5)]).areas(area);
+    let [list, info, legend, plot] = Layout::vertical([
+        Constraint::Min(3),
+        Constraint::Length(5),
+        Constraint::Length(1),
+        Constraint::Length(chart_height(area)),
+    ])
+    .areas(area);
     let sel = app.sel[Tab::Pools.index()];
     table(frame, list, app, "Pools", Some(sel));
     if let Some(p) = app.selected_pool() {
-        lines(frame, info, pool_detail(app.theme, p, info.width));
+        let t = app.theme;
+        lines(frame, info, pool_detail(t, p, info.width));
+        let series = app.series(&p.key());
+        let now = app.view.snapshot.at_ns;
+        let mut spans = vec![Span::styled("in use ", t.dim())];
+        spans.extend(chart::legend(t, series, now));
+        lines(frame, legend, vec![Line::from(spans)]);
+        lines(
+            frame,
+            plot,
+            chart::chart(t, series, now, plot.width, plot.height),
+        );
     }
 }
 

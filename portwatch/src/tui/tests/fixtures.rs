@@ -19,11 +19,13 @@ use crate::{
 
 pub const CURL_DST: &str = "10.0.0.5:443";
 
-/// The incident: the model, every event it was fed, and the time of the last one.
+/// The incident: the model, every event it was fed, the time of the last one, and the
+/// snapshot after each step (once a second, as a session refreshes), the last one included.
 pub struct Incident {
     pub model: Model,
     pub events: Vec<Event>,
     pub now: u64,
+    pub snapshots: Vec<Snapshot>,
 }
 
 impl Incident {
@@ -36,17 +38,34 @@ impl Incident {
     }
 }
 
-/// Applies what `s` holds, keeping a copy of the events, then ticks the model at `s.now()`.
-fn step(s: &mut Seq, m: &mut Model, all: &mut Vec<Event>) {
+/// Applies what `s` holds, keeping a copy of the events, then ticks the model at `s.now()` and
+/// takes a snapshot there.
+fn step(s: &mut Seq, m: &mut Model, all: &mut Vec<Event>, snaps: &mut Vec<Snapshot>) {
     all.extend_from_slice(&s.events);
     s.run(m);
     m.tick(s.now());
+    snaps.push(screen_snapshot(m, s.now()));
+}
+
+/// A snapshot as the console takes it, with the findings written out here, so that the
+/// screens do not change with the rules' words.
+fn screen_snapshot(m: &Model, now: u64) -> Snapshot {
+    let mut snapshot = Snapshot::build(
+        m,
+        now,
+        &Limits::screen(50),
+        LostEvents::default(),
+        Vec::new(),
+    );
+    snapshot.findings = findings();
+    snapshot
 }
 
 pub fn incident() -> Incident {
     let mut m = Model::default();
     m.set_sysctls(NETNS, sysctls((40000, 40009), &[], 0));
     let mut all = Vec::new();
+    let mut snaps = Vec::new();
     let mut s = Seq::new();
 
     // nginx on :443: three clients, two connections the peer closed and nginx never did.
@@ -77,7 +96,7 @@ pub fn incident() -> Incident {
     for (i, port) in (40000..40003u16).enumerate() {
         s.connect(java, 0x700 + i as u64, "10.0.0.1", port, "10.0.0.9:5432");
     }
-    step(&mut s, &mut m, &mut all);
+    step(&mut s, &mut m, &mut all, &mut snaps);
 
     // A shell loop: one curl a second, each closing first, so each port sits in TIME_WAIT.
     for (i, port) in (40000..40010u16).enumerate() {
@@ -90,14 +109,14 @@ pub fn incident() -> Incident {
             // The server's FIN: the timer is re-armed for TIME_WAIT.
             .tw(tw, &local, CURL_DST, TwOp::Cancel, FinWait2, 59 * 250)
             .tw(tw, &local, CURL_DST, TwOp::Start, TimeWait, 60 * 250);
-        step(&mut s, &mut m, &mut all);
+        step(&mut s, &mut m, &mut all, &mut snaps);
     }
     // Out of ports: the next curls fail.
     for i in 0..3u32 {
         s.advance(SEC);
         let curl = child_task(3011 + i, 1500, "curl");
         s.exhausted(curl, 0x3000 + u64::from(i), "10.0.0.1", CURL_DST);
-        step(&mut s, &mut m, &mut all);
+        step(&mut s, &mut m, &mut all, &mut snaps);
     }
     s.advance(SEC / 2);
     s.call_err(
@@ -114,11 +133,12 @@ pub fn incident() -> Incident {
         "10.0.0.12:8080",
         libc::ECONNREFUSED,
     );
-    step(&mut s, &mut m, &mut all);
+    step(&mut s, &mut m, &mut all, &mut snaps);
     Incident {
         model: m,
         events: all,
         now: s.now(),
+        snapshots: snaps,
     }
 }
 
@@ -252,17 +272,8 @@ pub fn findings() -> Vec<Finding> {
 }
 
 pub fn view(inc: &Incident, source: SourceInfo) -> ViewData {
-    let mut snapshot = Snapshot::build(
-        &inc.model,
-        inc.now,
-        &Limits::screen(50),
-        LostEvents::default(),
-        Vec::new(),
-    );
-    // Findings written out here, so that the screens do not change with the rules' words.
-    snapshot.findings = findings();
     ViewData {
-        snapshot,
+        snapshot: screen_snapshot(&inc.model, inc.now),
         source,
         drill: None,
     }
@@ -279,7 +290,9 @@ pub fn replay_source() -> SourceInfo {
     })
 }
 
-/// The App after the incident, in colour or not, live.
+/// The App after the incident, in colour or not, live: its timeline sampled every second of
+/// the incident (the charts' history; sampled alone, so that the selection starts at the
+/// end's most urgent rows, as in an App opened then), then the incident's end.
 pub fn app_with(color: bool) -> (App, Incident) {
     let inc = incident();
     let mut app = App::new(Options {
@@ -287,6 +300,13 @@ pub fn app_with(color: bool) -> (App, Incident) {
         ..Options::default()
     });
     app.push_events(&inc.events);
+    for snapshot in &inc.snapshots {
+        app.sample(&ViewData {
+            snapshot: snapshot.clone(),
+            source: SourceInfo::Live,
+            drill: None,
+        });
+    }
     app.update(view(&inc, SourceInfo::Live));
     (app, inc)
 }

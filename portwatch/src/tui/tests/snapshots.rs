@@ -79,7 +79,11 @@ fn drill_down_into_the_exhausted_pool_and_a_process() {
     press(&mut app, &[KeyCode::Char('2'), KeyCode::Enter]);
     snap("drill_loading", &app);
     answer_drill(&mut app, &inc);
-    assert!(app.drill_data().is_some_and(|d| d.history.len() > 10));
+    // The chart's history: a sample for each second the App was shown.
+    assert!(
+        app.series(&inc.curl_pool())
+            .is_some_and(|s| s.samples.len() > 10)
+    );
     snap("drill_pool", &app);
 
     let (mut app, inc) = fixtures::app_with(true);

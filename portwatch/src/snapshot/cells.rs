@@ -21,6 +21,45 @@ pub fn count(n: u64) -> String {
     }
 }
 
+/// A count in at most `w` columns: [`count`] when it fits, else [`short`].
+pub fn count_in(n: u64, w: usize) -> String {
+    let exact = count(n);
+    if exact.chars().count() <= w {
+        exact
+    } else {
+        short(n)
+    }
+}
+
+/// A count in at most four characters, rounded down: `999`, `1.2k`, `28k`, `123k`, `1.2M`,
+/// `12M`.
+pub fn short(n: u64) -> String {
+    let tenths = |unit: u64, suffix: &str| {
+        let t = n * 10 / unit;
+        match t % 10 {
+            0 => format!("{}{suffix}", t / 10),
+            d => format!("{}.{d}{suffix}", t / 10),
+        }
+    };
+    match n {
+        0..1000 => n.to_string(),
+        1000..10_000 => tenths(1000, "k"),
+        10_000..1_000_000 => format!("{}k", n / 1000),
+        1_000_000..10_000_000 => tenths(1_000_000, "M"),
+        _ => format!("{}M", n / 1_000_000),
+    }
+}
+
+/// `a/b` in at most `w` columns: exact, else `b` short, else both (`1,234/28k`, `28k/28k`).
+pub fn fraction_in(a: u64, b: u64, w: usize) -> String {
+    let forms = [
+        format!("{}/{}", count(a), count(b)),
+        format!("{}/{}", count(a), short(b)),
+    ];
+    (forms.into_iter().find(|f| f.chars().count() <= w))
+        .unwrap_or_else(|| format!("{}/{}", short(a), short(b)))
+}
+
 /// [`count`] for `u32`.
 pub fn n(v: u32) -> String {
     count(u64::from(v))
@@ -38,7 +77,7 @@ pub fn rate(r: f64) -> String {
     }
 }
 
-/// A duration: `45s`, `12m`, `3h05m`, `2d`.
+/// A duration in at most five characters: `45s`, `12m`, `3h05m`, `14h`, `2d`.
 pub fn duration(s: f64) -> String {
     if !s.is_finite() || s < 0.0 {
         return "—".into();
@@ -47,7 +86,8 @@ pub fn duration(s: f64) -> String {
     match s {
         0..120 => format!("{s}s"),
         120..3600 => format!("{}m", s / 60),
-        3600..172_800 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        3600..36_000 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        36_000..172_800 => format!("{}h", s / 3600),
         _ => format!("{}d", s / 86_400),
     }
 }
@@ -174,16 +214,28 @@ pub struct PoolCells {
 
 impl PoolCells {
     pub fn of(p: &PoolStats) -> PoolCells {
+        PoolCells::within(p, [usize::MAX; 8])
+    }
+
+    /// The cells in at most `w` columns each (in [`PoolCells::columns`]' order): exact
+    /// figures where they fit, shorter ones ([`short`]) where not.
+    pub fn within(p: &PoolStats, w: [usize; 8]) -> PoolCells {
         let (est, tw, other) = est_tw_other(&p.states);
+        let c = |v: u32, w: usize| count_in(u64::from(v), w);
+        let conn = rate(p.rates.attempts_per_s);
         PoolCells {
-            in_use: format!("{}/{}", n(p.in_use), n(p.capacity)),
+            in_use: fraction_in(u64::from(p.in_use), u64::from(p.capacity), w[0]),
             use_pct: percent(p.effective_utilisation),
-            estab: n(est),
-            time_wait: n(tw),
-            other: n(other),
-            conn_per_s: rate(p.rates.attempts_per_s),
+            estab: c(est, w[2]),
+            time_wait: c(tw, w[3]),
+            other: c(other, w[4]),
+            conn_per_s: if conn.chars().count() <= w[5] {
+                conn
+            } else {
+                short(p.rates.attempts_per_s.round() as u64)
+            },
             eta: eta(p.time_to_exhaustion_s),
-            fail: count(p.eaddrnotavail),
+            fail: count_in(p.eaddrnotavail, w[7]),
         }
     }
 }
@@ -372,6 +424,18 @@ mod tests {
         assert_eq!(rate(1234.4), "1,234");
         assert_eq!(duration(59.4), "59s");
         assert_eq!(duration(3725.0), "1h02m");
+        assert_eq!(duration(10.0 * 3600.0 + 3540.0), "10h");
+        for secs in (0..200_000).step_by(7) {
+            assert!(duration(f64::from(secs)).chars().count() <= 5, "{secs}");
+        }
+        assert_eq!(short(1_234), "1.2k");
+        assert_eq!(short(28_232), "28k");
+        assert_eq!(short(1_999_999), "1.9M");
+        assert_eq!(count_in(12_345, 5), "12k");
+        assert_eq!(count_in(12_345, 6), "12,345");
+        assert_eq!(fraction_in(28_232, 28_232, 9), "28k/28k");
+        assert_eq!(fraction_in(1_234, 28_232, 9), "1,234/28k");
+        assert_eq!(fraction_in(20, 28_232, 9), "20/28,232");
         assert_eq!(eta(Some(0.0)), "OUT");
         assert_eq!(eta(None), "—");
         assert_eq!(percent(0.999), "99%");

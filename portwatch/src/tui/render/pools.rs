@@ -38,9 +38,10 @@ fn columns(width: u16) -> Vec<Col> {
     c.extend([
         right(col::IN_USE, in_use),
         right(col::USE, GAUGE as u16 + 5),
-        right(col::ESTAB, 5),
+        // `28,232` needs 6; at 80 columns a count from 10,000 reads `12k`.
+        right(col::ESTAB, if width >= 100 { 6 } else { 5 }),
         right(col::TIME_WAIT, 6),
-        right(col::OTHER, 5),
+        right(col::OTHER, if width >= 100 { 6 } else { 5 }),
         right(col::CONN_PER_S, 6),
         right(col::ETA, 5),
         right(col::FAIL, 6),
@@ -68,7 +69,16 @@ fn pool_row<'a>(
     p: &PoolStats,
     sev: Option<Severity>,
 ) -> Line<'a> {
-    let c = PoolCells::of(p);
+    // The shared columns' widths, from IN USE on: figures that do not fit get shorter.
+    let first = cols
+        .iter()
+        .position(|c| c.title == col::IN_USE)
+        .unwrap_or(0);
+    let mut shared = [usize::MAX; 8];
+    for (k, width) in w.iter().skip(first).take(8).enumerate() {
+        shared[k] = *width;
+    }
+    let c = PoolCells::within(p, shared);
     let util = t.pool(sev);
     // An exhaustion time is as urgent as the explain engine judged the pool.
     let eta_style = match p.time_to_exhaustion_s {

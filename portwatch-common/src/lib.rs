@@ -205,7 +205,9 @@ pub mod stat {
     /// Runs of the state hook that the kernel skipped for the primary program (nested on one
     /// CPU) and that the rescuer program did instead. Lost runs = primary misses - rescued.
     pub const STATE_RESCUED: u32 = 8;
-    /// Same for the three timer hooks together.
+    /// Same for the three timer hooks together: no longer written (they have no rescuers,
+    /// as they cannot nest: portwatch-ebpf/src/timewait.rs), kept so that slots keep their
+    /// numbers; always 0.
     pub const TIMER_RESCUED: u32 = 9;
     pub const COUNT: u32 = 10;
 }

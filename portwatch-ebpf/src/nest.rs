@@ -48,11 +48,13 @@ pub struct Pending {
     jiffies: [u64; DEPTH],
 }
 
+/// One entry per hook with a rescuer: only the state hook (the timer hooks cannot nest in
+/// themselves: see `timewait.rs`).
 #[map(name = "PENDING")]
-static PENDING: PerCpuArray<Pending> = PerCpuArray::with_max_entries(4, 0);
+static PENDING: PerCpuArray<Pending> = PerCpuArray::with_max_entries(1, 0);
 
-/// Hooks with a primary and a rescuer; also their primaries' scratch slots
-/// (`kernel::SkcBlock`), the rescuers using `hook + RESCUER_SLOT_OFFSET`.
+/// The hooks, numbering the programs' scratch slots (`kernel::SkcBlock`; a rescuer uses
+/// `hook + RESCUER_SLOT_OFFSET`) and, for the state hook, its entry in `PENDING`.
 pub mod hook {
     pub const STATE: u32 = 0;
     pub const TIMER_START: u32 = 1;

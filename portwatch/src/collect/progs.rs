@@ -19,19 +19,17 @@ use super::{Options, layout::Layout, ms_since, tracefs};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Hook {
     State,
-    /// The rescuers run what the kernel skips for their primary when it nests on one CPU
-    /// (portwatch-ebpf/src/nest.rs); attached after it.
+    /// The rescuer runs what the kernel skips for the state program when it nests on one CPU
+    /// (portwatch-ebpf/src/nest.rs); attached after it. The timer hooks need none: they
+    /// cannot nest in themselves (portwatch-ebpf/src/timewait.rs).
     StateRescue,
     ConnectEnter,
     ConnectExit,
     BindEnter,
     BindExit,
     TimerStart,
-    TimerStartRescue,
     TimerCancel,
-    TimerCancelRescue,
     TimerExpire,
-    TimerExpireRescue,
 }
 
 /// Hooks that work only together.
@@ -45,7 +43,7 @@ pub enum Group {
 
 impl Hook {
     /// In attach order: each rescuer after its primary.
-    pub const ALL: [Hook; 12] = [
+    pub const ALL: [Hook; 9] = [
         Hook::State,
         Hook::StateRescue,
         Hook::ConnectEnter,
@@ -53,11 +51,8 @@ impl Hook {
         Hook::BindEnter,
         Hook::BindExit,
         Hook::TimerStart,
-        Hook::TimerStartRescue,
         Hook::TimerCancel,
-        Hook::TimerCancelRescue,
         Hook::TimerExpire,
-        Hook::TimerExpireRescue,
     ];
 
     /// The program's function name in the eBPF object.
@@ -70,11 +65,8 @@ impl Hook {
             Hook::BindEnter => "sys_enter_bind",
             Hook::BindExit => "sys_exit_bind",
             Hook::TimerStart => "timer_start",
-            Hook::TimerStartRescue => "timer_start_rescue",
             Hook::TimerCancel => "timer_cancel",
-            Hook::TimerCancelRescue => "timer_cancel_rescue",
             Hook::TimerExpire => "timer_expire_entry",
-            Hook::TimerExpireRescue => "timer_expire_entry_rescue",
         }
     }
 
@@ -82,9 +74,6 @@ impl Hook {
     pub fn tracepoint(self) -> &'static str {
         match self {
             Hook::StateRescue => "inet_sock_set_state",
-            Hook::TimerStartRescue => "timer_start",
-            Hook::TimerCancelRescue => "timer_cancel",
-            Hook::TimerExpireRescue => "timer_expire_entry",
             other => other.program(),
         }
     }
@@ -115,12 +104,7 @@ impl Hook {
             Hook::State | Hook::StateRescue => Group::State,
             Hook::ConnectEnter | Hook::ConnectExit => Group::Connect,
             Hook::BindEnter | Hook::BindExit => Group::Bind,
-            Hook::TimerStart
-            | Hook::TimerStartRescue
-            | Hook::TimerCancel
-            | Hook::TimerCancelRescue
-            | Hook::TimerExpire
-            | Hook::TimerExpireRescue => Group::TimeWait,
+            Hook::TimerStart | Hook::TimerCancel | Hook::TimerExpire => Group::TimeWait,
         }
     }
 

@@ -15,10 +15,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use netlink_packet_core::{
-    NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NetlinkBuffer, NetlinkHeader,
-    NetlinkMessage, Parseable,
-};
+use netlink_packet_core::{NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, Parseable};
 use netlink_packet_sock_diag::{
     SOCK_DIAG_BY_FAMILY, SockDiagMessage,
     constants::{AF_INET, AF_INET6, IPPROTO_TCP},
@@ -26,16 +23,15 @@ use netlink_packet_sock_diag::{
 };
 use netlink_sys::{Socket, protocols::NETLINK_SOCK_DIAG};
 
-use super::error::ContextError;
+use super::{
+    error::ContextError,
+    netlink::{self, RECV_BUF, RecvError},
+};
 use crate::event::TcpState;
 
 /// `TCPF_*` of states 1..=12 but CLOSE (7), and `TCPF_BOUND_INACTIVE` (13).
 const REQUESTED_STATES: u32 =
     (((1 << 13) - 1) & !1 & !(1 << TcpState::Close as u32)) | (1 << TcpState::BoundInactive as u32);
-
-/// Netlink dumps fill at most ~32 KiB per datagram (`netlink_recvmsg` caps
-/// `max_recvmsg_len`); a larger buffer never truncates one.
-const RECV_BUF: usize = 64 << 10;
 
 /// One socket as the kernel reported it (header fields only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,35 +102,23 @@ impl Dumper {
     ) -> Result<(), ContextError> {
         self.seq = self.seq.wrapping_add(1);
         self.send_request(family, states)?;
-        loop {
-            let n = self
-                .sock
-                .recv(&mut &mut self.buf[..], 0)
-                .map_err(|source| self.nl_err("recv", source))?;
-            let mut off = 0;
-            while off < n {
-                let msg = NetlinkBuffer::new_checked(&self.buf[off..n])
-                    .map_err(|e| self.decode_err(e.to_string()))?;
-                let len = msg.length() as usize;
-                if msg.sequence_number() == self.seq {
-                    match msg.message_type() {
-                        NLMSG_DONE => return Ok(()),
-                        NLMSG_ERROR => return Err(self.error_message(msg.payload())),
-                        SOCK_DIAG_BY_FAMILY => {
-                            let h = InetResponseHeader::parse(msg.payload())
-                                .map_err(|e| self.decode_err(e.to_string()))?;
-                            stats.sockets += 1;
-                            match socket_of(&h) {
-                                Some(s) => each(s),
-                                None => stats.unknown_state += 1,
-                            }
-                        }
-                        _ => {}
-                    }
+        let end = netlink::replies(&self.sock, &mut self.buf, self.seq, |t, payload| {
+            if t == SOCK_DIAG_BY_FAMILY {
+                let h = InetResponseHeader::parse(payload)
+                    .map_err(|e| RecvError::Decode(e.to_string()))?;
+                stats.sockets += 1;
+                match socket_of(&h) {
+                    Some(s) => each(s),
+                    None => stats.unknown_state += 1,
                 }
-                // Messages are 4-byte aligned within a datagram.
-                off += (len + 3) & !3;
             }
+            Ok(())
+        });
+        match end {
+            Ok(None) => Ok(()),
+            Ok(Some(errno)) => Err(self.nl_err("dump", std::io::Error::from_raw_os_error(errno))),
+            Err(RecvError::Io(source)) => Err(self.nl_err("recv", source)),
+            Err(RecvError::Decode(reason)) => Err(self.decode_err(reason)),
         }
     }
 
@@ -165,17 +149,6 @@ impl Dumper {
             .send(&bytes, 0)
             .map_err(|source| self.nl_err("send", source))?;
         Ok(())
-    }
-
-    fn error_message(&self, payload: &[u8]) -> ContextError {
-        // The payload is a `struct nlmsgerr`: a negative errno first.
-        match payload.get(..4) {
-            Some(b) => {
-                let errno = -i32::from_ne_bytes(b.try_into().unwrap());
-                self.nl_err("dump", std::io::Error::from_raw_os_error(errno))
-            }
-            None => self.decode_err("truncated NLMSG_ERROR".into()),
-        }
     }
 
     fn nl_err(&self, what: &'static str, source: std::io::Error) -> ContextError {

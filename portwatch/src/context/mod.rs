@@ -24,6 +24,7 @@ pub mod diag;
 pub mod error;
 pub mod names;
 pub mod nat;
+pub mod netlink;
 pub mod netns;
 pub mod owners;
 pub mod sysctl;

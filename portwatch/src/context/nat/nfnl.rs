@@ -8,10 +8,13 @@
 //!
 //! Every message is `nlmsghdr` + `nfgenmsg` {family u8, version u8, res_id be16} + attributes.
 
-use netlink_packet_core::{NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NetlinkBuffer, NlasIterator};
+use netlink_packet_core::{NLM_F_REQUEST, NlasIterator};
 use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
 
-use crate::context::ContextError;
+use crate::context::{
+    ContextError,
+    netlink::{self, RECV_BUF, RecvError},
+};
 
 /// ctnetlink.
 pub const SUBSYS_CTNETLINK: u8 = 1;
@@ -20,8 +23,6 @@ pub const SUBSYS_NFTABLES: u8 = 10;
 /// `NLA_F_NESTED`, set by the kernel on nested attributes.
 pub const NLA_F_NESTED: u16 = 0x8000;
 const NFGENMSG_LEN: usize = 4;
-/// Dump replies fill at most ~32 KiB per datagram; a larger buffer never truncates one.
-const RECV_BUF: usize = 64 << 10;
 
 /// One reply message: its type (subsystem << 8 | message), the nfgenmsg `res_id` (the CPU,
 /// for per-CPU statistics) and its attributes.
@@ -88,45 +89,24 @@ impl NfSocket {
         self.sock
             .send(&out, 0)
             .map_err(|source| self.nl_err("send", source))?;
-        loop {
-            let n = self
-                .sock
-                .recv(&mut &mut self.buf[..], 0)
-                .map_err(|source| self.nl_err("recv", source))?;
-            let mut off = 0;
-            while off < n {
-                let msg = NetlinkBuffer::new_checked(&self.buf[off..n])
-                    .map_err(|e| self.decode_err(e.to_string()))?;
-                let len = msg.length() as usize;
-                if msg.sequence_number() == self.seq {
-                    match msg.message_type() {
-                        NLMSG_DONE => return Ok(()),
-                        NLMSG_ERROR => return self.ack_or_error(msg.payload()),
-                        t => {
-                            let p = msg.payload();
-                            if p.len() >= NFGENMSG_LEN {
-                                each(Reply {
-                                    msg_type: t,
-                                    res_id: u16::from_be_bytes([p[2], p[3]]),
-                                    attrs: &p[NFGENMSG_LEN..],
-                                });
-                            }
-                        }
-                    }
-                }
-                off += (len + 3) & !3;
+        let end = netlink::replies(&self.sock, &mut self.buf, self.seq, |t, p| {
+            if p.len() >= NFGENMSG_LEN {
+                each(Reply {
+                    msg_type: t,
+                    res_id: u16::from_be_bytes([p[2], p[3]]),
+                    attrs: &p[NFGENMSG_LEN..],
+                });
             }
-        }
-    }
-
-    /// `struct nlmsgerr`: errno 0 is the ack.
-    fn ack_or_error(&self, payload: &[u8]) -> Result<(), ContextError> {
-        match payload.get(..4) {
-            Some(b) => match -i32::from_ne_bytes(b.try_into().expect("4 bytes")) {
-                0 => Ok(()),
-                errno => Err(self.nl_err("request", std::io::Error::from_raw_os_error(errno))),
-            },
-            None => Err(self.decode_err("truncated NLMSG_ERROR".into())),
+            Ok(())
+        });
+        match end {
+            // errno 0 is the ack of a request that is not a dump.
+            Ok(None | Some(0)) => Ok(()),
+            Ok(Some(errno)) => {
+                Err(self.nl_err("request", std::io::Error::from_raw_os_error(errno)))
+            }
+            Err(RecvError::Io(source)) => Err(self.nl_err("recv", source)),
+            Err(RecvError::Decode(reason)) => Err(self.decode_err(reason)),
         }
     }
 

@@ -11,6 +11,7 @@ use std::{
 
 use serde_json::Value;
 
+pub use crate::daemons::{Haproxy, Nginx};
 use crate::{Netns, live::Scenario, live::portwatch_bin, require_root};
 
 /// Debian's python3 (not a pyenv shim): its `comm` is `python3`.
@@ -126,110 +127,6 @@ pub fn report_file_text(file: &Path) -> String {
         .output()
         .expect("run portwatch report FILE");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Debian's nginx (`/usr/sbin/nginx`, one worker) in a namespace, proxying `listen` to
-/// `upstream` with the configuration people start from: a bare `proxy_pass`, no upstream
-/// keep-alive. Stopped (SIGTERM to the master) on drop.
-pub struct Nginx {
-    master: Child,
-    /// The worker's pid: the process that connects to the upstream.
-    pub worker: u32,
-    pub master_pid: u32,
-    dir: PathBuf,
-}
-
-impl Nginx {
-    pub fn start(ns: &Netns, listen: &str, upstream: &str) -> Nginx {
-        require_root();
-        let dir = std::env::temp_dir().join(format!("pw-nginx-{}-{}", ns.name, std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let d = dir.display();
-        let conf = format!(
-            "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-             events {{ worker_connections 4096; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  \
-             proxy_temp_path {d}/proxy;\n  server {{\n    listen {listen};\n    \
-             location / {{ proxy_pass http://{upstream}; }}\n  }}\n}}\n"
-        );
-        let conf_path = dir.join("nginx.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let conf_s = conf_path.to_str().unwrap().to_string();
-        let err_s = dir.join("error.log").to_str().unwrap().to_string();
-        let master = in_netns(ns, "/usr/sbin/nginx", &["-c", &conf_s, "-e", &err_s])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn nginx (apt-get install nginx-light)");
-        let master_pid = master.id();
-        let mut n = Nginx {
-            master,
-            worker: 0,
-            master_pid,
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let listen_addr: std::net::SocketAddr = listen.parse().unwrap();
-        loop {
-            let children =
-                std::fs::read_to_string(format!("/proc/{master_pid}/task/{master_pid}/children"))
-                    .unwrap_or_default();
-            let up = ns.run(|| std::net::TcpStream::connect(listen_addr).is_ok());
-            if let (Some(w), true) = (children.split_whitespace().next(), up) {
-                n.worker = w.parse().unwrap();
-                return n;
-            }
-            if let Ok(Some(st)) = n.master.try_wait() {
-                panic!("nginx exited ({st}): {}", n.error_log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nginx did not start: {}",
-                n.error_log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
-    }
-
-    /// Waits until the error log contains `what`; returns CLOCK_MONOTONIC ns when it was seen.
-    pub fn wait_log(&self, what: &str, timeout: Duration) -> u64 {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.error_log().contains(what) {
-                return crate::live::mono_ns();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nginx never logged {what:?}: {}",
-                self.error_log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SAFETY: a signal to the master we started and have not reaped yet.
-        unsafe { libc::kill(self.master_pid as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.master.try_wait() {
-                let _ = std::fs::remove_dir_all(&self.dir);
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.master.kill();
-        let _ = self.master.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// `wrk` (Debian's) in a namespace: `conns` kept-alive connections to `url` for `secs`

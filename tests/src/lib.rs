@@ -4,6 +4,7 @@
 //! These tests load BPF programs and create namespaces: they need root, and they fail —
 //! never skip — without it.
 
+pub mod daemons;
 pub mod incident;
 pub mod live;
 pub mod netns;

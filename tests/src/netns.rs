@@ -93,6 +93,28 @@ impl NetnsGuard {
         })
     }
 
+    /// Links this namespace to `peer` with a veth pair: `dev` here with `addr`, `peer_dev`
+    /// there with `peer_addr` (both `A.B.C.D/len`), both up. The pair goes when either
+    /// namespace is deleted.
+    pub fn link_to(
+        &self,
+        peer: &NetnsGuard,
+        dev: &str,
+        addr: &str,
+        peer_dev: &str,
+        peer_addr: &str,
+    ) {
+        let ip = |args: &[&str]| crate::sh(Command::new("ip").args(args));
+        ip(&[
+            "-n", &self.name, "link", "add", dev, "type", "veth", "peer", "name", peer_dev,
+            "netns", &peer.name,
+        ]);
+        for (n, d, a) in [(self, dev, addr), (peer, peer_dev, peer_addr)] {
+            ip(&["-n", &n.name, "addr", "add", a, "dev", d]);
+            ip(&["-n", &n.name, "link", "set", d, "up"]);
+        }
+    }
+
     /// Same as [`NetnsGuard::run`].
     pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
         self.run(f)

@@ -304,14 +304,7 @@ fn config_parity_and_reserved_ports_under_pressure() {
 fn config_tw_reuse_loopback_only_on_a_veth() {
     let (ns, report) = setup("twv", &[("net.ipv4.ip_local_port_range", "40000 40049")]);
     let peer = Netns::new("twvpeer");
-    sh(std::process::Command::new("ip").args([
-        "-n", &ns.name, "link", "add", "pw0", "type", "veth", "peer", "name", "pw1", "netns",
-        &peer.name,
-    ]));
-    for (n, dev, a) in [(&ns, "pw0", "10.77.0.1/24"), (&peer, "pw1", "10.77.0.2/24")] {
-        sh(std::process::Command::new("ip").args(["-n", &n.name, "addr", "add", a, "dev", dev]));
-        sh(std::process::Command::new("ip").args(["-n", &n.name, "link", "set", dev, "up"]));
-    }
+    ns.link_to(&peer, "pw0", "10.77.0.1/24", "pw1", "10.77.0.2/24");
     let _server = TestServer::start(&peer, addr("10.77.0.2:8080"), Serve::CloseAfterClient);
     let mut sc = Scenario::start(SCENARIO, &ns, "pw-twveth", &["churn", "10.77.0.2:8080"]);
     let onset = sc.wait("fail", Some("EADDRNOTAVAIL"), REACH);

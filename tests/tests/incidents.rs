@@ -355,7 +355,7 @@ fn curl_in_a_shell_loop() {
 /// Class 5's common ground: the top finding is critical TIME_WAIT churn by `who` = (comm,
 /// pid when it is one process, parent) toward `dst`, failing with EADDRNOTAVAIL, with at
 /// least `tw` ports in TIME_WAIT and no event lost; it offers the program's own `knob` =
-/// (remedy id, documentation), the generic connection reuse, no other program's knobs, and
+/// (remedy id, documentation) first, then the generic connection reuse, no other program's knobs, and
 /// not tcp_fin_timeout.
 fn assert_program_churn<'a>(
     r: &'a Value,
@@ -391,6 +391,8 @@ fn assert_program_churn<'a>(
     assert!(f["errors"]["EADDRNOTAVAIL"].as_u64() >= Some(1), "{f:#}");
     assert_remedy(f, knob.0, true);
     assert_eq!(remedies(f, knob.0)[0]["source"], knob.1, "{f:#}");
+    // The program's own knob comes first, the general rule after it.
+    assert_eq!(f["remedies"][0]["id"], knob.0, "{f:#}");
     assert_remedy(f, "connection_pooling", true);
     assert_remedy(f, "tcp_fin_timeout", false);
     let others = [

@@ -184,11 +184,12 @@ fn time_wait_churn(ctx: &Ctx, p: &PoolView, sev: Severity) -> Finding {
         )
     };
     let mut f = base(p, Cause::TimeWaitChurn, sev, evidence);
-    f.remedies.push(rem::connection_reuse(&who, per_s, need));
+    // A program operators configure: its own knob first, the general rule after it.
     f.remedies.extend(programs::remedies(
         p.who.comm.as_deref(),
         Cause::TimeWaitChurn,
     ));
+    f.remedies.push(rem::connection_reuse(&who, per_s, need));
     if let Some(sys) = ctx.sysctls_of(s.netns) {
         if !s.tw_reusable {
             let loopback = s.src.is_loopback() || s.dst.ip().is_loopback();
@@ -241,6 +242,10 @@ fn concurrency(ctx: &Ctx, p: &PoolView, sev: Severity) -> Finding {
         outcome(p)
     );
     let mut f = base(p, Cause::Concurrency, sev, evidence);
+    f.remedies.extend(programs::remedies(
+        p.who.comm.as_deref(),
+        Cause::Concurrency,
+    ));
     f.remedies.push(rem::more_destinations(s.capacity));
     f.remedies.push(rem::more_sources(s.capacity));
     if let Some(sys) = ctx.sysctls_of(s.netns) {
@@ -252,10 +257,6 @@ fn concurrency(ctx: &Ctx, p: &PoolView, sev: Severity) -> Finding {
     }
     f.remedies
         .push(rem::limit_concurrency(&who, &s.dst.to_string()));
-    f.remedies.extend(programs::remedies(
-        p.who.comm.as_deref(),
-        Cause::Concurrency,
-    ));
     f.remedies.push(rem::tw_reuse_no_established(est));
     f
 }

@@ -2,11 +2,20 @@
 parsing, and waiting for the test to let go (stdin closed) with a time limit.
 
 Each program prints `<what> <CLOCK_MONOTONIC ns> [key=value...]` lines on stdout, flushed.
+
+With PW_COMM set, a program renames its main thread to it (prctl PR_SET_NAME, as services do
+with setproctitle): its `comm` is then no longer its executable's name.
 """
+import ctypes
+import os
 import select
 import socket
 import sys
 import time
+
+if os.environ.get("PW_COMM"):
+    PR_SET_NAME = 15
+    ctypes.CDLL(None).prctl(PR_SET_NAME, os.environ["PW_COMM"].encode()[:15], 0, 0, 0)
 
 
 def say(what, **kv):

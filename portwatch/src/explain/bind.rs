@@ -88,6 +88,7 @@ pub(super) fn bind_before_connect(ctx: &Ctx, out: &mut Vec<Finding>) {
                     pid,
                     ppid: w.ppid.unwrap_or(0),
                     comm: Comm::new(comm),
+                    exe: None,
                     workload: None,
                 },
                 last_seen_ns: d.count.last_ns,

@@ -170,6 +170,10 @@ pub struct Finding {
     /// The process (its pid; for a group of short-lived processes, the most recent one).
     pub pid: Option<u32>,
     pub comm: Option<String>,
+    /// The file name of what that process executes, when learned (`/proc/PID/exe`): the
+    /// program, whatever the thread that made the sockets calls itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe: Option<String>,
     /// Parent pid of the process (or of the group of short-lived processes), when known.
     pub ppid: Option<u32>,
     /// How many processes with this command (and parent) the finding covers (1 for one
@@ -224,6 +228,7 @@ impl Finding {
             title,
             pid: None,
             comm: None,
+            exe: None,
             ppid: None,
             process_count: 0,
             workload: None,
@@ -248,8 +253,9 @@ impl Finding {
     /// "in nginx.service") when known.
     pub fn who(&self) -> String {
         super::words::who_in(
-            &super::words::who(
+            &super::words::who_running(
                 self.comm.as_deref(),
+                self.exe.as_deref(),
                 self.pid,
                 self.ppid,
                 self.process_count,

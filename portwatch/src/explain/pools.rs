@@ -187,6 +187,7 @@ fn time_wait_churn(ctx: &Ctx, p: &PoolView, sev: Severity) -> Finding {
     // A program operators configure: its own knob first, the general rule after it.
     f.remedies.extend(programs::remedies(
         p.who.comm.as_deref(),
+        p.who.exe.as_deref(),
         Cause::TimeWaitChurn,
     ));
     f.remedies.push(rem::connection_reuse(&who, per_s, need));
@@ -244,6 +245,7 @@ fn concurrency(ctx: &Ctx, p: &PoolView, sev: Severity) -> Finding {
     let mut f = base(p, Cause::Concurrency, sev, evidence);
     f.remedies.extend(programs::remedies(
         p.who.comm.as_deref(),
+        p.who.exe.as_deref(),
         Cause::Concurrency,
     ));
     f.remedies.push(rem::more_destinations(s.capacity));

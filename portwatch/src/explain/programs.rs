@@ -4,8 +4,9 @@
 //!
 //! This is data: adding a program is a row of [`PROGRAMS`], and `docs/programs.md` lists the
 //! same rows for people (a unit test keeps the two in step). A program is recognised by the
-//! name the kernel gives its task (`comm`: the executable's file name, cut to 15 bytes, unless
-//! the program renames itself); a row lists every name its processes are seen under.
+//! file it executes (`/proc/PID/exe`, learned through the model's input: `model/exes.rs`)
+//! first, else by the name the kernel gives its task (`comm`: the thread's name, which
+//! programs set freely); a row lists every name its executables and processes go by.
 //! Language runtimes (python3, node, java) only say *which* library knob to look for: the
 //! process does not reveal which HTTP library it uses.
 
@@ -16,7 +17,7 @@ pub(super) struct Program {
     /// Its name, as docs/programs.md lists it (read by the test that keeps the two in step).
     #[cfg_attr(not(test), allow(dead_code))]
     pub name: &'static str,
-    /// The task names (`comm`) its processes have.
+    /// The names its executables and tasks (`comm`) go by.
     pub comms: &'static [&'static str],
     pub knobs: &'static [Knob],
 }
@@ -193,14 +194,22 @@ pub(super) const PROGRAMS: &[Program] = &[
     },
 ];
 
-/// The program a task name belongs to.
-pub(super) fn program(comm: &str) -> Option<&'static Program> {
-    PROGRAMS.iter().find(|p| p.comms.contains(&comm))
+/// The program a name (an executable's file name or a task's `comm`) belongs to: a row's
+/// name, or one followed by a version (`python3.11`, `node20`).
+pub(super) fn program(name: &str) -> Option<&'static Program> {
+    let versioned = |n: &str| {
+        name.strip_prefix(n)
+            .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit() || c == '.'))
+    };
+    PROGRAMS
+        .iter()
+        .find(|p| p.comms.iter().any(|n| versioned(n)))
 }
 
-/// The knobs of the program running as `comm` for `cause`, as remedies that help.
-pub(super) fn remedies(comm: Option<&str>, cause: Cause) -> Vec<Remedy> {
-    let Some(p) = comm.and_then(program) else {
+/// The knobs for `cause` of the program a process runs, as remedies that help: recognised
+/// by its executable (`exe`) first, whatever its thread is called, else by its `comm`.
+pub(super) fn remedies(comm: Option<&str>, exe: Option<&str>, cause: Cause) -> Vec<Remedy> {
+    let Some(p) = exe.and_then(program).or_else(|| comm.and_then(program)) else {
         return Vec::new();
     };
     p.knobs
@@ -223,7 +232,7 @@ mod tests {
 
     #[test]
     fn nginx_churn_names_upstream_keepalive_with_its_source() {
-        let got = remedies(Some("nginx"), Cause::TimeWaitChurn);
+        let got = remedies(Some("nginx"), None, Cause::TimeWaitChurn);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].id, "nginx_upstream_keepalive");
         assert!(got[0].helps && got[0].action.contains("keepalive 32;"));
@@ -234,15 +243,37 @@ mod tests {
                 .unwrap()
                 .starts_with(NGINX_UPSTREAM)
         );
-        let hap = remedies(Some("haproxy"), Cause::Concurrency);
+        let hap = remedies(Some("haproxy"), None, Cause::Concurrency);
         assert!(hap[0].source.as_deref().unwrap().starts_with(HAPROXY));
     }
 
     #[test]
     fn unknown_programs_and_other_causes_get_nothing() {
-        assert!(remedies(Some("my-client"), Cause::TimeWaitChurn).is_empty());
-        assert!(remedies(None, Cause::TimeWaitChurn).is_empty());
-        assert!(remedies(Some("nginx"), Cause::CloseWaitLeak).is_empty());
+        assert!(remedies(Some("my-client"), None, Cause::TimeWaitChurn).is_empty());
+        assert!(remedies(None, None, Cause::TimeWaitChurn).is_empty());
+        assert!(remedies(Some("nginx"), None, Cause::CloseWaitLeak).is_empty());
+        // A name that only starts like a program's is not that program.
+        assert!(remedies(Some("nginx-exporter"), None, Cause::TimeWaitChurn).is_empty());
+    }
+
+    /// The executable wins over the thread's name: Envoy's workers are `wrk:worker_0`, a
+    /// Python service may rename itself; `/usr/bin/python3.11` is Python.
+    #[test]
+    fn programs_are_recognised_by_their_executable_first() {
+        let envoy = remedies(Some("wrk:worker_0"), Some("envoy"), Cause::TimeWaitChurn);
+        assert_eq!(envoy[0].id, "envoy_upstream_reuse");
+        let py = remedies(
+            Some("billing-sync"),
+            Some("python3.11"),
+            Cause::TimeWaitChurn,
+        );
+        assert_eq!(py[0].id, "python_session");
+        // `wrk` the load generator is not Envoy's worker thread.
+        let wrk = remedies(Some("wrk"), Some("wrk"), Cause::TimeWaitChurn);
+        assert!(wrk.iter().all(|r| !r.id.starts_with("envoy")), "{wrk:?}");
+        // An unknown executable leaves the comm to decide.
+        let ngx = remedies(Some("nginx"), Some("openresty"), Cause::TimeWaitChurn);
+        assert_eq!(ngx[0].id, "nginx_upstream_keepalive");
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub(super) struct Who {
     pub pid: Option<u32>,
     pub ppid: Option<u32>,
     pub comm: Option<String>,
+    /// What it executes, when learned.
+    pub exe: Option<String>,
     /// Processes covered (0 when unknown).
     pub process_count: u32,
     /// Their sockets in the scope.
@@ -35,6 +37,7 @@ impl Who {
             pid: Some(p.pid),
             ppid: (p.ppid != 0).then_some(p.ppid),
             comm: Some(p.comm.to_string()),
+            exe: p.exe.as_deref().map(str::to_string),
             process_count: 1,
             sockets: 0,
             workload: p.workload.clone(),
@@ -43,8 +46,9 @@ impl Who {
 
     pub fn words(&self) -> String {
         words::who_in(
-            &words::who(
+            &words::who_running(
                 self.comm.as_deref(),
+                self.exe.as_deref(),
                 self.pid,
                 self.ppid,
                 self.process_count,
@@ -66,6 +70,7 @@ impl Who {
         f.pid = self.pid;
         f.ppid = self.ppid;
         f.comm = self.comm.clone();
+        f.exe = self.exe.clone();
         f.process_count = self.process_count;
         f.workload = self.workload.clone();
     }
@@ -113,6 +118,7 @@ pub(super) fn from_failures<'a>(records: impl Iterator<Item = &'a FailureRecord>
                 pid: r.pid,
                 ppid: r.ppid,
                 comm: r.comm,
+                exe: None,
                 workload: r.workload.clone(),
             },
             last_seen_ns: r.at_ns,
@@ -136,6 +142,7 @@ mod tests {
                 pid,
                 ppid,
                 comm: Comm::new(comm),
+                exe: None,
                 workload: None,
             },
             last_seen_ns: last,

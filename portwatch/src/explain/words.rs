@@ -115,9 +115,44 @@ pub fn who(comm: Option<&str>, pid: Option<u32>, ppid: Option<u32>, count: u32) 
     }
 }
 
+/// [`who`], saying what the process executes when its name does not: "wrk:worker_0 (pid
+/// 812, running envoy)". A name that is the executable's, or its start (`comm` is cut to 15
+/// bytes; `python3` runs `python3.11`), is not repeated.
+pub fn who_running(
+    comm: Option<&str>,
+    exe: Option<&str>,
+    pid: Option<u32>,
+    ppid: Option<u32>,
+    count: u32,
+) -> String {
+    let base = who(comm, pid, ppid, count);
+    match (comm, exe) {
+        (Some(c), Some(e)) if !e.starts_with(c) => match base.strip_suffix(')') {
+            Some(open) => format!("{open}, running {e})"),
+            None => format!("{base} (running {e})"),
+        },
+        _ => base,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_renamed_thread_says_what_it_runs() {
+        let w = |c, e| who_running(Some(c), e, Some(812), None, 1);
+        assert_eq!(
+            w("wrk:worker_0", Some("envoy")),
+            "wrk:worker_0 (pid 812, running envoy)"
+        );
+        assert_eq!(w("python3", Some("python3.11")), "python3 (pid 812)");
+        assert_eq!(w("nginx", None), "nginx (pid 812)");
+        assert_eq!(
+            who_running(Some("w"), Some("java"), None, None, 1),
+            "w (running java)"
+        );
+    }
 
     #[test]
     fn numbers_read_well() {

@@ -46,6 +46,10 @@ impl Model {
                 self.clock(s.at_ns);
                 self.learn_workloads(&s.value);
             }
+            Input::Executables(s) => {
+                self.clock(s.at_ns);
+                self.learn_exes(&s.value);
+            }
             Input::Conntrack(r) => self.set_conntrack(r),
             Input::Tick(at) => self.tick(*at),
         }

@@ -32,6 +32,8 @@ pub enum Input {
     Warning(Stamped<String>),
     /// The workloads (unit, container, pod) of cgroup ids the model asked about.
     Workloads(Stamped<Vec<super::CgroupWorkload>>),
+    /// What processes the model asked about execute.
+    Executables(Stamped<Vec<super::ProcessExe>>),
     /// One conntrack reading of a namespace that does source NAT (statistics, fill, rules,
     /// and perhaps a dump of the SNAT'd entries), at the time it was taken.
     Conntrack(super::nat::ConntrackReading),
@@ -61,6 +63,7 @@ impl Input {
             Input::Loss(s) => s.at_ns,
             Input::Warning(s) => s.at_ns,
             Input::Workloads(s) => s.at_ns,
+            Input::Executables(s) => s.at_ns,
             Input::Conntrack(r) => r.taken_at_ns,
             Input::Tick(t) => *t,
         }
@@ -75,6 +78,7 @@ impl Input {
             Input::Loss(_) => "loss",
             Input::Warning(_) => "warning",
             Input::Workloads(_) => "workloads",
+            Input::Executables(_) => "executables",
             Input::Conntrack(_) => "conntrack",
             Input::Tick(_) => "tick",
         }

@@ -21,6 +21,8 @@ pub(crate) struct Proc {
     pub comm: Comm,
     /// The cgroup id it was last seen in (0: never seen in owner context).
     pub cgroup: u64,
+    /// The file name of its executable, once learned (`exes.rs`).
+    pub exe: Option<std::sync::Arc<str>>,
     pub first_ns: u64,
     pub last_ns: u64,
     /// Sockets, listener entries and links that name this process.
@@ -40,6 +42,8 @@ pub(crate) struct Procs {
     pub evicted: u64,
     /// Cgroup ids that processes entered since the model last asked (see `workloads.rs`).
     pub new_cgroups: Vec<u64>,
+    /// Processes created since the model last asked what they execute (see `exes.rs`).
+    pub new_procs: super::exes::NewProcs,
 }
 
 impl Procs {
@@ -76,6 +80,7 @@ impl Procs {
             ppid: task.ppid,
             comm: task.comm,
             cgroup: task.cgroup,
+            exe: None,
             first_ns: now_ns,
             last_ns: now_ns,
             refs: 0,
@@ -88,6 +93,7 @@ impl Procs {
         }
         let id = self.slots.insert(p);
         self.map.insert(key, id);
+        self.new_procs.push(task.pid, task.comm);
         Some(id)
     }
 
@@ -104,6 +110,12 @@ impl Procs {
                 self.evicted += 1;
             }
         }
+    }
+
+    /// The process (pid, comm), if tracked.
+    pub fn find_mut(&mut self, pid: u32, comm: Comm) -> Option<&mut Proc> {
+        let id = *self.map.get(&(pid, comm))?;
+        self.slots.get_mut(id)
     }
 
     pub fn get_mut(&mut self, id: u32) -> &mut Proc {

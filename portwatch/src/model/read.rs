@@ -43,6 +43,7 @@ impl Model {
             pid: p.pid,
             ppid: p.ppid,
             comm: p.comm,
+            exe: p.exe.clone(),
             workload: self.workloads.get(p.cgroup),
         })
     }

@@ -20,10 +20,21 @@ pub struct ProcRef {
     /// 0 when unknown (snapshot owners).
     pub ppid: u32,
     pub comm: Comm,
+    /// The file name of what it executes (`python3.11`, `envoy`), when learned: the program,
+    /// whatever the thread that made the socket calls itself.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "shared_str")]
+    pub exe: Option<std::sync::Arc<str>>,
     /// Where it lives (`cgroup`, `unit`, `slice`, `container {runtime, id, name}`,
     /// `pod {namespace, name, uid}`, flattened into the process), when known.
     #[serde(flatten)]
     pub workload: Option<super::WorkloadRef>,
+}
+
+fn shared_str<S: Serializer>(v: &Option<std::sync::Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(x) => s.serialize_str(x),
+        None => s.serialize_none(),
+    }
 }
 
 /// One pool: the sockets competing for source ports toward one destination.

@@ -131,6 +131,7 @@ impl ContextRecord {
             "loss" => input(serde_json::from_slice(json).map(Input::Loss)),
             "warning" => input(serde_json::from_slice(json).map(Input::Warning)),
             "workloads" => input(serde_json::from_slice(json).map(Input::Workloads)),
+            "executables" => input(serde_json::from_slice(json).map(Input::Executables)),
             "conntrack" => input(serde_json::from_slice(json).map(Input::Conntrack)),
             "tick" => input(serde_json::from_slice::<Tick>(json).map(|t| Input::Tick(t.at_ns))),
             "note" => serde_json::from_slice(json).map(ContextRecord::Note),
@@ -150,6 +151,7 @@ pub fn input_json(input: &Input) -> Result<Vec<u8>, serde_json::Error> {
         Input::Loss(s) => serde_json::to_vec(s),
         Input::Warning(s) => serde_json::to_vec(s),
         Input::Workloads(s) => serde_json::to_vec(s),
+        Input::Executables(s) => serde_json::to_vec(s),
         Input::Conntrack(r) => serde_json::to_vec(r),
         Input::Tick(at_ns) => serde_json::to_vec(&Tick { at_ns: *at_ns }),
         Input::Event(_) => Err(serde::ser::Error::custom(

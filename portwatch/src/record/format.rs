@@ -16,7 +16,7 @@ pub const MAGIC: [u8; 8] = *b"\x89PWREC\r\n";
 /// Incompatible changes bump the major version: a reader refuses a newer major.
 pub const VERSION_MAJOR: u16 = 2;
 /// Compatible additions bump the minor version (new context types, chunk types, columns).
-pub const VERSION_MINOR: u16 = 0;
+pub const VERSION_MINOR: u16 = 1;
 /// Fixed part of the file header, before its JSON.
 pub const HEADER_FIXED: usize = 20;
 /// Bound on the header's JSON, so that a corrupt length cannot allocate much.
@@ -200,6 +200,6 @@ pub fn schema() -> serde_json::Value {
             "interning": "code 0 new, 1..=16 move-to-front position, 17+i table entry i",
         },
         "tcp_states": states,
-        "context_types": ["startup", "reconcile", "loss", "warning", "workloads", "conntrack", "tick", "note"],
+        "context_types": ["startup", "reconcile", "loss", "warning", "workloads", "executables", "conntrack", "tick", "note"],
     })
 }

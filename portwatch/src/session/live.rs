@@ -197,6 +197,9 @@ impl Live {
             }
             if let Input::Tick(_) = input {
                 self.workloads.tick(&mut self.model);
+                if self.feed_exes(sinks)? == Flow::Stop {
+                    out = Pumped::SinkStopped;
+                }
                 if self.feed_workloads(sinks)? == Flow::Stop {
                     out = Pumped::SinkStopped;
                 }
@@ -219,6 +222,14 @@ impl Live {
             }
         }
         Ok(flow)
+    }
+
+    /// What the processes seen since the last call execute, as an input.
+    fn feed_exes(&mut self, sinks: &mut [&mut dyn Sink]) -> anyhow::Result<Flow> {
+        match super::exes::learn(&mut self.model) {
+            Some(input) => self.feed(&input, sinks),
+            None => Ok(Flow::Continue),
+        }
     }
 
     /// The workloads learned since the last call, as an input.
@@ -244,6 +255,7 @@ impl Live {
         while self.pump(sinks).await? != Pumped::Ended {}
         // The last names, so that the last picture has them.
         self.workloads.finish(&mut self.model);
+        self.feed_exes(sinks)?;
         self.feed_workloads(sinks)?;
         Ok(())
     }

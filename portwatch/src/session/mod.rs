@@ -6,6 +6,7 @@
 //! privileges, once, for all of them.
 
 mod driver;
+mod exes;
 pub mod live;
 pub mod nat;
 pub mod printer;

@@ -246,3 +246,36 @@ fn past_exhaustion_fades_to_info() {
         f.evidence
     );
 }
+
+/// A program is recognised by what it executes: Envoy's worker threads are `wrk:worker_0`,
+/// and as the process's `comm` that is also wrk's name, the load generator's; the learned
+/// executable decides, through the model's input, and the finding says it.
+#[test]
+fn a_renamed_thread_is_recognised_by_its_executable() {
+    let worker = |_| task(2400, "wrk:worker_0");
+    let mut sim = Sim::range(40000, 40999, 2);
+    sim.churn(worker, SRC, API, 25.0, 50.0);
+    let fs = explain(&sim.m, sim.now());
+    let f = one(&fs, Cause::TimeWaitChurn);
+    assert!(
+        f.remedies.iter().all(|r| r.source.is_none()),
+        "not yet known"
+    );
+    assert_eq!(sim.m.processes_to_resolve().len(), 1);
+    let learned = vec![crate::model::ProcessExe {
+        pid: 2400,
+        comm: "wrk:worker_0".into(),
+        exe: "envoy".into(),
+    }];
+    let at = sim.now();
+    sim.m.feed(&crate::model::Input::Executables(
+        crate::model::Stamped::new(at, learned),
+    ));
+    let fs = explain(&sim.m, sim.now());
+    let f = one(&fs, Cause::TimeWaitChurn);
+    assert_eq!(f.remedies[0].id, "envoy_upstream_reuse", "{:?}", f.remedies);
+    assert_eq!(f.exe.as_deref(), Some("envoy"));
+    assert_eq!(f.who(), "wrk:worker_0 (pid 2400, running envoy)");
+    let json = serde_json::to_value(f).unwrap();
+    assert_eq!(json["exe"], "envoy");
+}

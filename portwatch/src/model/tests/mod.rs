@@ -4,6 +4,7 @@
 mod capacity;
 mod closewait;
 mod eviction;
+mod exes;
 mod feed;
 mod owners;
 mod rates;

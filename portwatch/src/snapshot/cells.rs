@@ -7,7 +7,7 @@ use crate::{
     event::{CallKind, TcpState},
     model::{
         FailureGroup, GROUP_PIDS, ListenerStats, PoolStats, ProcRef, ProcessGroupStats,
-        ProcessStats, RemoteStats, StateCounts,
+        ProcessStats, RemoteStats, StateCounts, nat::NatPoolStats,
     },
 };
 
@@ -186,6 +186,11 @@ pub mod col {
     pub const CALL: &str = "CALL";
     /// connect: the destination; bind: the requested local address.
     pub const ADDRESS: &str = "ADDRESS";
+    /// A NAT pool's entries that a new connection cannot evict (not TIME_WAIT or CLOSE).
+    pub const BLOCKING: &str = "BLOCK";
+    /// Conntrack drops (SYNs that found no port, among others) since the first reading.
+    pub const DROP: &str = "DROP";
+    pub const NAT_IP: &str = "NAT IP";
 }
 
 /// Implements `columns()`: every cell with its column's name, in table order.
@@ -364,6 +369,29 @@ impl RemoteCells {
 
 columns!(RemoteCells, 6, REMOTE_IP => ip, ESTAB => estab, TIME_WAIT => time_wait,
     CLOSE_WAIT => close_wait, OTHER => other, TOTAL => total);
+
+/// One NAT pool's cells, each in at most `w` columns (`usize::MAX`: exact), in the TUI's
+/// order: IN USE, USE, BLOCK, ETA, DROP (the text report describes NAT pools in words).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NatPoolCells {
+    pub in_use: String,
+    pub use_pct: String,
+    pub blocking: String,
+    pub eta: String,
+    pub drop: String,
+}
+
+impl NatPoolCells {
+    pub fn within(p: &NatPoolStats, w: [usize; 5]) -> NatPoolCells {
+        NatPoolCells {
+            in_use: fraction_in(u64::from(p.in_use), u64::from(p.capacity.ports), w[0]),
+            use_pct: percent(p.effective_utilisation),
+            blocking: count_in(u64::from(p.blocking), w[2]),
+            eta: eta(p.time_to_exhaustion_s),
+            drop: count_in(p.drop, w[4]),
+        }
+    }
+}
 
 /// One failure group's cells, its ages from `now_ns`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -99,4 +99,4 @@ impl NatNs {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -41,7 +41,12 @@ fn masquerade_to_ten_ports() -> NatRule {
 
 /// The router's reading: `established` + `time_wait` entries of the pod's flow to REMOTE,
 /// and the cumulative `insert_failed` (= `drop`: TCP SYNs that found no port).
-fn reading(at_ns: u64, established: u32, time_wait: u32, insert_failed: u64) -> ConntrackReading {
+pub(crate) fn reading(
+    at_ns: u64,
+    established: u32,
+    time_wait: u32,
+    insert_failed: u64,
+) -> ConntrackReading {
     let mut states = [0; 11];
     states[3] = established;
     states[7] = time_wait;
@@ -77,7 +82,7 @@ fn reading(at_ns: u64, established: u32, time_wait: u32, insert_failed: u64) -> 
 
 /// The pod (NETNS): python3 (pid 7) with 10 connections established through the NAT and 5
 /// waiting in SYN_SENT.
-fn pod() -> Model {
+pub(crate) fn pod() -> Model {
     let mut m = Model::default();
     let mut socks: Vec<_> = (0..10)
         .map(|i| {

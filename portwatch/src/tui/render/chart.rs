@@ -70,11 +70,11 @@ struct Column {
 fn columns(series: &PoolSeries, now_ns: u64, width: usize) -> Vec<Column> {
     let mut v = vec![Column::default(); width];
     let last = now_ns / SEC;
-    let first = (last + 1).saturating_sub(width as u64);
     for s in series.samples.iter().filter(|s| s.t_ns <= now_ns) {
-        let sec = s.t_ns / SEC;
-        if sec >= first {
-            v[(sec - first) as usize] = Column {
+        // Seconds before now: the rightmost column is 0.
+        let ago = (last - s.t_ns / SEC) as usize;
+        if ago < width {
+            v[width - 1 - ago] = Column {
                 layers: layers(s),
                 failures: s.failures,
                 seen: true,

@@ -9,6 +9,7 @@ mod findings;
 mod header;
 mod help;
 mod inbound;
+mod nat;
 mod pools;
 mod processes;
 mod stream;

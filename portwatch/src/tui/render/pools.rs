@@ -2,7 +2,8 @@
 //! against capacity, states, connection attempts per second, time to exhaustion, failures.
 //! Most urgent first, coloured by the explain engine's severity. The shared columns'
 //! names and figures are `snapshot::cells`' (the text report prints the same). Below, the
-//! selected pool's details and its timeline chart (`chart`).
+//! selected pool's details and its timeline chart (`chart`); NAT pools, when there are
+//! some, between the two (`nat`).
 
 use ratatui::{
     Frame,
@@ -10,7 +11,7 @@ use ratatui::{
     text::{Line, Span},
 };
 
-use super::{chart, empty, lines, scroll_start};
+use super::{chart, empty, lines, nat, scroll_start};
 use crate::{
     event::TcpState,
     explain::Severity,
@@ -180,7 +181,10 @@ pub fn tab(frame: &mut Frame, area: Rect, app: &App) {
     ])
     .areas(area);
     let sel = app.sel[Tab::Pools.index()];
+    let [list, nat_area] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(nat::height(app))]).areas(list);
     table(frame, list, app, "Pools", Some(sel));
+    nat::section(frame, nat_area, app);
     if let Some(p) = app.selected_pool() {
         let t = app.theme;
         lines(frame, info, pool_detail(t, p, info.width));

@@ -4,4 +4,5 @@ mod chart;
 mod fit;
 pub(crate) mod fixtures;
 mod keys;
+mod nat;
 mod snapshots;

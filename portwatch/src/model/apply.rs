@@ -385,6 +385,7 @@ impl Model {
             let p = self.pools.get_mut(id);
             p.eaddrnotavail += 1;
             p.last_failure_ns = ev.ts_ns;
+            self.episode_on_failure(id);
         }
         let rec = super::FailureRecord {
             at_ns: ev.ts_ns,

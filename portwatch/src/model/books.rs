@@ -136,6 +136,11 @@ impl Model {
             p.bind_any = p.bind_any.wrapping_add_signed(bind_any);
             if s.has(flag::CONSUMES) {
                 p.consuming.add(s.state, sign);
+                // A connect() still searching for its port (SYN_SENT, port 0) is not a port
+                // held: it gets one (counted again then) or fails (EADDRNOTAVAIL).
+                if s.tuple.lport != 0 {
+                    self.episode_on_count(pool, sign);
+                }
             }
         }
     }

@@ -59,6 +59,11 @@ pub struct ModelCounters {
     pub pools_evicted: u64,
     pub processes_evicted: u64,
     pub failure_keys_evicted: u64,
+    /// Exhaustion episodes opened since start (`Model::episodes`).
+    pub episodes_opened: u64,
+    /// Episodes not kept (the oldest ended ones beyond the caps, or a new one when every
+    /// kept episode was still open).
+    pub episodes_dropped: u64,
     pub odd: OddEvents,
     pub tw_started: u64,
     pub tw_expired: u64,

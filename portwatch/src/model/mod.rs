@@ -30,6 +30,7 @@ mod capacity;
 mod closewait;
 mod counters;
 mod counts;
+pub(crate) mod episodes;
 mod exes;
 mod failures;
 mod feed;
@@ -61,6 +62,7 @@ pub use capacity::CapacityBreakdown;
 pub use closewait::{CLOSE_WAIT_RECENT_S, CloseWaitStats};
 pub use counters::{ModelCounters, OddEvents};
 pub use counts::StateCounts;
+pub use episodes::{Composition, Episode, EpisodeOwner, FailureBurst, Trigger};
 pub use exes::ProcessExe;
 pub use failures::{FailCount, FailureRecord, GROUP_PIDS, NetnsFailures};
 pub use feed::{MAX_WARNINGS, Warnings};
@@ -180,6 +182,7 @@ pub struct Model {
     warnings: Warnings,
     last_corrections: Vec<Correction>,
     nat: nat::NatBook,
+    episodes: episodes::Episodes,
 }
 
 impl Default for Model {
@@ -213,6 +216,7 @@ impl Model {
             warnings: Warnings::default(),
             last_corrections: Vec::new(),
             nat: nat::NatBook::default(),
+            episodes: episodes::Episodes::default(),
         };
         m.ns(0);
         m
@@ -242,6 +246,7 @@ impl Model {
             let cur = p.in_use();
             p.history.advance(sec, cur);
         }
+        self.episodes_tick();
     }
 
     /// Sets a namespace's sysctls (no longer "assumed"). Recomputes which sockets take a usable

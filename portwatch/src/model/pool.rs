@@ -96,6 +96,8 @@ pub(crate) struct Pool {
     pub eaddrnotavail: u64,
     pub last_failure_ns: u64,
     pub last_active_ns: u64,
+    /// An exhaustion episode of this pool is open (`episodes.rs`).
+    pub episode_open: bool,
 }
 
 impl Pool {
@@ -154,6 +156,7 @@ impl Pools {
             eaddrnotavail: 0,
             last_failure_ns: 0,
             last_active_ns: now_ns,
+            episode_open: false,
         };
         let id = self.slots.insert(pool);
         self.map.insert(k, id);

@@ -29,6 +29,7 @@ impl Model {
         c.pools_evicted = self.pools.evicted;
         c.processes_evicted = self.procs.evicted;
         c.failure_keys_evicted = self.failures.evicted();
+        (c.episodes_opened, c.episodes_dropped) = self.episode_counts();
         c.socket_table_bytes = self.socks.heap_bytes() as u64;
         c
     }

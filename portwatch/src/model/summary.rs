@@ -317,4 +317,6 @@ pub struct Tables {
     pub nat_pools: Vec<super::nat::NatPoolStats>,
     /// Each NAT namespace's conntrack.
     pub conntrack: Vec<super::nat::ConntrackStats>,
+    /// Exhaustion episodes kept, oldest first.
+    pub episodes: Vec<super::Episode>,
 }

@@ -282,6 +282,7 @@ impl Model {
             corrections: self.corrections.iter().cloned().collect(),
             nat_pools: self.nat_pools(now_ns),
             conntrack: self.conntrack(),
+            episodes: self.episodes(),
         }
     }
 }

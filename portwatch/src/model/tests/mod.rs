@@ -3,6 +3,7 @@
 
 mod capacity;
 mod closewait;
+mod episodes;
 mod eviction;
 mod exes;
 mod feed;

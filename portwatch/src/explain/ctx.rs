@@ -13,8 +13,8 @@ use super::{
 use crate::{
     event::{CallKind, TcpState},
     model::{
-        CloseWaitStats, FailureStats, ListenerStats, Model, NetnsSysctls, PoolKey, PoolStats,
-        ProcessStats, StateCounts, Tables,
+        CloseWaitStats, Episode, FailureStats, ListenerStats, Model, NetnsSysctls, PoolKey,
+        PoolStats, ProcessStats, StateCounts, Tables,
     },
 };
 
@@ -77,6 +77,8 @@ pub(super) struct PoolView<'a> {
     /// errno name → count: the pool's EADDRNOTAVAIL and other connect() errors toward its
     /// destination.
     pub errors: BTreeMap<String, u64>,
+    /// The pool's latest exhaustion episode (open, or ended), if the model kept one.
+    pub episode: Option<&'a Episode>,
 }
 
 impl PoolView<'_> {
@@ -112,6 +114,8 @@ pub(super) struct Ctx<'a> {
     pub failures: &'a FailureStats,
     pub listeners: &'a [ListenerStats],
     pub close_wait: &'a [CloseWaitStats],
+    /// Every episode kept, oldest first.
+    pub episodes: &'a [Episode],
 }
 
 impl<'a> Ctx<'a> {
@@ -138,7 +142,8 @@ impl<'a> Ctx<'a> {
             .map(|stats| {
                 let m = members.remove(&stats.key()).unwrap_or_default();
                 let history = model.pool_history(&stats.key()).unwrap_or_default();
-                view(stats, &m, &history, &t.failures, now)
+                let episode = t.episodes.iter().rev().find(|e| e.pool == stats.key());
+                view(stats, &m, &history, &t.failures, episode, now)
             })
             .collect();
         let by_key = pools
@@ -156,6 +161,7 @@ impl<'a> Ctx<'a> {
             failures: &t.failures,
             listeners: &t.listeners,
             close_wait: &t.close_wait,
+            episodes: &t.episodes,
         }
     }
 
@@ -189,6 +195,7 @@ fn view<'a>(
     members: &[Member],
     history: &[u32],
     failures: &FailureStats,
+    episode: Option<&'a Episode>,
     now: u64,
 ) -> PoolView<'a> {
     // What fills the pool: sockets whose port is held by bind() (bind-before-connect, its
@@ -211,9 +218,13 @@ fn view<'a>(
             who = Who { sockets: 0, ..w };
         }
     }
+    // Failures of an episode that has ended are its finding's (`episodes.rs`), not the pool's
+    // pressure now.
+    let past = |t: u64| episode.and_then(|e| e.end_ns).is_some_and(|end| t <= end);
     let failing_now = stats
         .last_failure_ns
-        .is_some_and(|t| now.saturating_sub(t) < RECENT_FAILURE_S * NS);
+        .is_some_and(|t| now.saturating_sub(t) < RECENT_FAILURE_S * NS && !past(t));
+    let failed_since = stats.eaddrnotavail > 0 && !stats.last_failure_ns.is_some_and(past);
     // TIME_WAIT lasts 60 s: at a steady rate the pool settles at rate × 60 + the rest.
     let need = (!stats.tw_reusable && mix.dominant(mix.closing)).then(|| {
         let rest = stats.blocking.saturating_sub(mix.closing);
@@ -237,7 +248,7 @@ fn view<'a>(
         || projected >= WARNING_UTIL
     {
         Some(Severity::Warning)
-    } else if stats.eaddrnotavail > 0 || util >= INFO_UTIL || projected >= INFO_UTIL {
+    } else if failed_since || util >= INFO_UTIL || projected >= INFO_UTIL {
         Some(Severity::Info)
     } else {
         None
@@ -264,5 +275,6 @@ fn view<'a>(
         severity,
         who,
         errors,
+        episode,
     }
 }

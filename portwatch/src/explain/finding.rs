@@ -207,6 +207,10 @@ pub struct Finding {
     /// (`netns` is the client's, when it is known).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nat_netns: Option<u32>,
+    /// The exhaustion episode the finding is about: its cause was read from what held the
+    /// pool when `connect()` failed (null when the finding is about the pool now).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub episode: Option<super::episodes::EpisodeRef>,
     /// Ranking score (higher first): severity first (critical 300–399, warning 200–299,
     /// info 100–199), then urgency (utilisation, time to exhaustion, errors).
     pub score: f64,
@@ -244,6 +248,7 @@ impl Finding {
             evidence,
             remedies: Vec::new(),
             nat_netns: None,
+            episode: None,
             score: 0.0,
         }
     }
@@ -267,6 +272,11 @@ impl Finding {
     /// The remedies that help, in rank order.
     pub fn helping(&self) -> impl Iterator<Item = &Remedy> {
         self.remedies.iter().filter(|r| r.helps)
+    }
+
+    /// About an exhaustion episode that has ended.
+    pub fn is_past(&self) -> bool {
+        self.episode.as_ref().is_some_and(|e| !e.ongoing)
     }
 
     /// The changes people reach for that would not help here, with why.

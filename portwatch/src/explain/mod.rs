@@ -14,6 +14,8 @@
 //!   (namespace, address), naming who holds the port;
 //! - `leak`: `close_wait_leak` per (namespace, process);
 //! - `config`: per namespace and [`ConfigIssue`];
+//! - `episodes`: a pool's exhaustion episode, ongoing or past, classified from what held
+//!   the pool when `connect()` failed (ranked below what fails now when past);
 //! - `nat`: `snat_exhaustion` per NAT pool (absorbing the `syn_sent_pileup` of the clients
 //!   whose SYNs it drops) and `conntrack_table_full` per namespace.
 //!
@@ -21,10 +23,12 @@
 //! out of ports in under a minute; **warning** when heading there (under 10 minutes, or over
 //! 70 % of the ports blocking `connect()` now or at the steady state of the current rate), or
 //! a leak growing; **info** otherwise. A busy pool under 50 % with no failure gives nothing.
+//! A past exhaustion episode is a warning for 10 minutes after its end, then info.
 
 mod bind;
 mod config;
 mod ctx;
+mod episodes;
 pub mod finding;
 mod finwait;
 mod leak;
@@ -41,6 +45,7 @@ pub(crate) mod tests;
 
 use std::cmp::Ordering;
 
+pub use episodes::EpisodeRef;
 pub use finding::{Cause, ConfigIssue, Finding, Remedy, Severity};
 pub use thresholds::tw_buckets_near;
 
@@ -69,6 +74,7 @@ pub fn explain_tables(model: &Model, tables: &Tables) -> Explained {
     let ctx = ctx::Ctx::new(model, tables);
     let mut out = Vec::new();
     pools::rules(&ctx, &mut out);
+    episodes::past(&ctx, &mut out);
     bind::bind_before_connect(&ctx, &mut out);
     bind::bind_conflict(&ctx, &mut out);
     leak::close_wait_leak(&ctx, &mut out);
@@ -95,8 +101,9 @@ fn score(f: &Finding) -> f64 {
         Severity::Warning => 200.0,
         Severity::Info => 100.0,
     };
+    // A past episode's fill and exhaustion time are history, not pressure now.
     let util = match (f.in_use, f.capacity) {
-        (Some(u), Some(c)) if c > 0 => (f64::from(u) / f64::from(c)).min(1.0),
+        (Some(u), Some(c)) if c > 0 && !f.is_past() => (f64::from(u) / f64::from(c)).min(1.0),
         _ => 0.0,
     };
     let soon = f.eta_s.map_or(0.0, |t| {

@@ -12,43 +12,58 @@ use super::{
 
 pub(super) fn rules(ctx: &Ctx, out: &mut Vec<Finding>) {
     for p in &ctx.pools {
-        let syn = syn_sent_severity(p);
+        // An open episode: the cause is what held the pool when connect() failed (or at its
+        // peak), not what is left now (`episodes.rs`).
+        if let Some(e) = p.episode.filter(|e| e.ongoing()) {
+            super::episodes::ongoing(ctx, p, e, out);
+            continue;
+        }
         if let Some(sev) = p.severity {
-            let m = &p.mix;
-            // FIN_WAIT2 first: it is the peer that does not close (tcp_tw_reuse is no help).
-            let fin2 = m.fin_wait2_holds();
-            let churn = !fin2 && m.dominant(m.closing) && !p.stats.tw_reusable;
-            let conc = m.dominant(m.established);
-            let other = m.dominant(m.close_wait)
-                || m.dominant(m.syn_sent)
-                || m.dominant(p.stats.bind_before_connect);
-            if fin2 {
-                out.push(super::finwait::fin_wait2_hold(ctx, p, sev));
-            }
-            if churn {
-                out.push(time_wait_churn(ctx, p, sev));
-            }
-            if conc {
-                out.push(concurrency(ctx, p, sev));
-            }
-            // Mixed, with no state holding a third: name the largest of the two.
-            if !fin2 && !churn && !conc && !other && m.total > 0 {
-                out.push(if m.closing >= m.established {
-                    time_wait_churn(ctx, p, sev)
-                } else {
-                    concurrency(ctx, p, sev)
-                });
-            }
-            // Failed earlier, empty now: how its connections ended tells what filled it.
+            causes(ctx, p, sev, out);
+            // Failed earlier, empty now, no episode kept: how its connections ended tells
+            // what filled it.
             let c = &p.stats.closes;
             let ended = c.local_first + c.remote_first + c.reset;
-            if p.stats.states.total() == 0 && c.tw_started > 0 && c.tw_started * 2 >= ended {
+            if p.episode.is_none()
+                && p.stats.states.total() == 0
+                && c.tw_started > 0
+                && c.tw_started * 2 >= ended
+            {
                 out.push(time_wait_churn(ctx, p, sev));
             }
         }
-        if let Some(sev) = syn {
+        if let Some(sev) = syn_sent_severity(p) {
             out.push(syn_sent_pileup(p, sev));
         }
+    }
+}
+
+/// The findings of a pool under pressure, from the states that hold its ports in `p.mix`.
+pub(super) fn causes(ctx: &Ctx, p: &PoolView, sev: Severity, out: &mut Vec<Finding>) {
+    let m = &p.mix;
+    // FIN_WAIT2 first: it is the peer that does not close (tcp_tw_reuse is no help).
+    let fin2 = m.fin_wait2_holds();
+    let churn = !fin2 && m.dominant(m.closing) && !p.stats.tw_reusable;
+    let conc = m.dominant(m.established);
+    let other = m.dominant(m.close_wait)
+        || m.dominant(m.syn_sent)
+        || m.dominant(p.stats.bind_before_connect);
+    if fin2 {
+        out.push(super::finwait::fin_wait2_hold(ctx, p, sev));
+    }
+    if churn {
+        out.push(time_wait_churn(ctx, p, sev));
+    }
+    if conc {
+        out.push(concurrency(ctx, p, sev));
+    }
+    // Mixed, with no state holding a third: name the largest of the two.
+    if !fin2 && !churn && !conc && !other && m.total > 0 {
+        out.push(if m.closing >= m.established {
+            time_wait_churn(ctx, p, sev)
+        } else {
+            concurrency(ctx, p, sev)
+        });
     }
 }
 
@@ -273,7 +288,7 @@ fn connect_errors(p: &PoolView) -> u64 {
 
 /// SYN_SENT piling up: at least [`SYN_SENT_MIN`] and half the pool (or a third of a pool
 /// under pressure, which then sets the severity).
-fn syn_sent_severity(p: &PoolView) -> Option<Severity> {
+pub(super) fn syn_sent_severity(p: &PoolView) -> Option<Severity> {
     let syn = p.mix.syn_sent;
     if p.severity.is_some() && p.mix.dominant(syn) {
         return p.severity;
@@ -288,7 +303,7 @@ fn syn_sent_severity(p: &PoolView) -> Option<Severity> {
     })
 }
 
-fn syn_sent_pileup(p: &PoolView, sev: Severity) -> Finding {
+pub(super) fn syn_sent_pileup(p: &PoolView, sev: Severity) -> Finding {
     let s = &p.stats;
     let aborted = match s.closes.connect_aborted {
         0 => String::new(),

@@ -9,6 +9,7 @@ use super::esc;
 use crate::{
     event::TcpState,
     explain::Severity,
+    model::Episode,
     timeline::{FindingSpan, PoolSeries},
 };
 
@@ -84,8 +85,13 @@ fn step(span: f64, n: f64) -> f64 {
         .unwrap_or(10.0 * mag)
 }
 
-/// The SVG of one pool over `win`, with the finding spans about it.
-pub fn render(series: &PoolSeries, spans: &[&FindingSpan], win: Window) -> String {
+/// The SVG of one pool over `win`, with the finding spans and exhaustion episodes about it.
+pub fn render(
+    series: &PoolSeries,
+    spans: &[&FindingSpan],
+    episodes: &[&Episode],
+    win: Window,
+) -> String {
     let cap = series.capacity();
     let top = f64::from(cap.max(series.peak_in_use()).max(1)) * 1.08;
     let y = |v: f64| AREA_TOP + AREA_H - v / top * AREA_H;
@@ -118,6 +124,38 @@ pub fn render(series: &PoolSeries, spans: &[&FindingSpan], win: Window) -> Strin
             x1 - x0,
             4.0 + 8.0 * k as f64,
             AREA_TOP + AREA_H,
+        );
+    }
+    // Exhaustion episodes: a hatched band from start to end (to the window's end while
+    // ongoing) over the area and the failures strip, marked where the cause was read.
+    for e in episodes {
+        let end = e.end_ns.unwrap_or(win.end_ns);
+        let (x0, x1) = (win.x(e.start_ns), win.x(end).max(win.x(e.start_ns) + 2.0));
+        let c = e.cause_composition();
+        let held: Vec<String> = c
+            .states
+            .iter()
+            .map(|(st, n)| format!("{} {n}", st.name()))
+            .collect();
+        let until = match e.end_ns {
+            Some(t) => format!("to {:.0} s", win.secs(t)),
+            None => "ongoing at the end".to_string(),
+        };
+        let xc = win.x(c.at_ns);
+        let _ = write!(
+            s,
+            r#"<g class="episode" data-start-s="{:.0}" data-end-s="{}" data-failures="{}"><title>exhaustion episode from {:.0} s {until}: {} connect() failures; held when the cause was read ({:.0} s): {}</title><rect class="episode-band" x="{x0:.1}" y="{AREA_TOP}" width="{:.1}" height="{:.1}"/><line class="episode-cause" x1="{xc:.1}" x2="{xc:.1}" y1="{AREA_TOP}" y2="{:.1}"/></g>"#,
+            win.secs(e.start_ns),
+            e.end_ns
+                .map_or(String::new(), |t| format!("{:.0}", win.secs(t))),
+            e.failures,
+            win.secs(e.start_ns),
+            e.failures,
+            win.secs(c.at_ns),
+            esc(&held.join(", ")),
+            x1 - x0,
+            FAIL_TOP + FAIL_H - AREA_TOP,
+            FAIL_TOP + FAIL_H,
         );
     }
     // Stacked areas, bottom layer first.

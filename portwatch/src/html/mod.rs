@@ -123,6 +123,11 @@ pub fn render(report: &Report, tl: &Timeline) -> String {
             })
         };
         let (full, fail) = (series.first_full_ns(), series.first_failure_ns());
+        let episodes: Vec<&crate::model::Episode> = report
+            .episodes
+            .iter()
+            .filter(|e| e.pool == p.key())
+            .collect();
         let _ = write!(
             s,
             r#"<figure class="pool-chart" data-netns="{}" data-src="{}" data-dst="{}" data-capacity="{}" data-peak-in-use="{}" data-in-use="{}" data-eaddrnotavail="{}" data-failures-charted="{}" data-first-full-s="{}" data-first-failure-s="{}" data-samples="{}"><figcaption><h3>{} → <code>{}</code> <span class="meta">netns {}</span></h3><div class="facts"><span>capacity <b>{}</b></span><span>peak in use <b>{}</b></span><span>at the end <b>{}</b> ({})</span><span>EADDRNOTAVAIL <b>{}</b></span>{}{}</div></figcaption>{}</figure>"#,
@@ -149,7 +154,7 @@ pub fn render(report: &Report, tl: &Timeline) -> String {
                 .unwrap_or_default(),
             fail.map(|_| format!("<span>failing from <b>{} s</b></span>", secs(fail)))
                 .unwrap_or_default(),
-            chart::render(series, &spans, win)
+            chart::render(series, &spans, &episodes, win)
         );
     }
     s.push_str("</section>");

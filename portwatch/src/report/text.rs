@@ -178,6 +178,9 @@ pub fn finding(out: &mut String, rank: usize, f: &Finding) {
             .collect();
         wrap(out, &label("Errors:"), &cont, &e.join(", "));
     }
+    if let Some(e) = &f.episode {
+        wrap(out, &label("Episode:"), &cont, &episode(e));
+    }
     wrap(out, &label("Evidence:"), &cont, &f.evidence);
     if f.helping().next().is_some() {
         out.push_str("   Do this:\n");
@@ -202,4 +205,38 @@ pub fn finding(out: &mut String, rank: usize, f: &Finding) {
             );
         }
     }
+}
+
+/// When the episode ran and what its cause was read from.
+fn episode(e: &crate::explain::EpisodeRef) -> String {
+    let failed = match e.failures {
+        0 => "no connect() failed".to_string(),
+        k => format!(
+            "{} with EADDRNOTAVAIL",
+            plural(k, "connect() failed", "connects failed")
+        ),
+    };
+    let held: Vec<String> = e
+        .composition
+        .iter()
+        .map(|(s, c)| format!("{s} {}", n(*c)))
+        .collect();
+    let when = match e.ended_s_ago {
+        Some(ago) => format!(
+            "past: ended {} before this report, after {}",
+            dur(ago),
+            dur(e.duration_s)
+        ),
+        None => format!("ongoing for {}", dur(e.duration_s)),
+    };
+    let read = if e.composition_s_ago < 1.0 {
+        format!("the cause is read from the pool now ({})", held.join(", "))
+    } else {
+        format!(
+            "the cause is read from the pool as it was {} before this report ({})",
+            dur(e.composition_s_ago),
+            held.join(", ")
+        )
+    };
+    format!("{when}; {failed}; {read}")
 }

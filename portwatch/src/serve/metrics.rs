@@ -226,6 +226,14 @@ pub fn registry(p: &Picture) -> Registry {
         }
     }
 
+    counter(
+        &mut reg,
+        "portwatch_exhaustion_episodes",
+        "Exhaustion episodes opened since start: a pool reached its capacity or connect() \
+         failed with EADDRNOTAVAIL for it (the report's `episodes`)",
+        r.model.episodes_opened,
+    );
+
     super::nat::register(&mut reg, r);
     health(&mut reg, p);
     reg

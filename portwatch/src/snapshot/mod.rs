@@ -27,8 +27,8 @@ pub use lost::LostEvents;
 use crate::{
     explain::{Finding, Severity, explain_tables},
     model::{
-        CloseWaitStats, Correction, FailureStats, GroupBy, ListenerStats, Model, ModelCounters,
-        NetnsSysctls, PoolKey, PoolStats, ProcessGroupStats, ProcessStats, Totals,
+        CloseWaitStats, Correction, Episode, FailureStats, GroupBy, ListenerStats, Model,
+        ModelCounters, NetnsSysctls, PoolKey, PoolStats, ProcessGroupStats, ProcessStats, Totals,
         WorkloadGroupStats,
         nat::{ConntrackStats, NatPoolStats},
     },
@@ -118,6 +118,9 @@ pub struct Snapshot {
     pub nat_pools: Vec<NatPoolStats>,
     /// Conntrack of each namespace that does source NAT.
     pub conntrack: Vec<ConntrackStats>,
+    /// Exhaustion episodes (ongoing and past), the latest `Limits::pools`, oldest first:
+    /// what held each pool at its peak and when `connect()` failed.
+    pub episodes: Vec<Episode>,
     pub totals: Totals,
     /// Events that never reached the model (see [`LostEvents`]).
     pub lost_events: LostEvents,
@@ -182,6 +185,11 @@ impl Snapshot {
             sysctls: t.sysctls,
             nat_pools: cut(t.nat_pools, limits.pools),
             conntrack: t.conntrack,
+            episodes: {
+                let mut e = t.episodes;
+                e.drain(..e.len().saturating_sub(limits.pools));
+                e
+            },
             totals: t.totals,
             lost_events,
             model: t.counters,
@@ -213,6 +221,7 @@ impl Snapshot {
             sysctls: Vec::new(),
             nat_pools: Vec::new(),
             conntrack: Vec::new(),
+            episodes: Vec::new(),
             totals: Totals {
                 all: Default::default(),
                 per_netns: Vec::new(),

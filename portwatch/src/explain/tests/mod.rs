@@ -3,6 +3,7 @@
 
 mod bind;
 mod config;
+mod episodes;
 mod leak;
 mod pools;
 mod ranking;

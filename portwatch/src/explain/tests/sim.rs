@@ -28,6 +28,8 @@ pub(crate) struct Sim {
     /// Pending TIME_WAIT expiries, in time order.
     expiries: VecDeque<Expiry>,
     last_tick: u64,
+    /// Connections `open` keeps ESTABLISHED: (sk, local, destination).
+    established: Vec<(u64, String, String)>,
 }
 
 impl Sim {
@@ -50,6 +52,7 @@ impl Sim {
             held,
             expiries: VecDeque::new(),
             last_tick: 0,
+            established: Vec::new(),
         }
     }
 
@@ -186,10 +189,29 @@ impl Sim {
             match self.port(src, dst) {
                 Some(port) => {
                     self.s.connect(owner, sk, src, port, dst);
+                    self.established
+                        .push((sk, ip_port(src, port), dst.to_string()));
                 }
                 None => {
                     self.s.exhausted(owner, sk, src, dst);
                 }
+            }
+        }
+        self.s.run(&mut self.m);
+        self
+    }
+
+    /// Every connection `open` keeps toward `dst` ends by RST (`SO_LINGER` 0: no TIME_WAIT),
+    /// at once.
+    pub fn reset_all(&mut self, src: &str, dst: &str) -> &mut Sim {
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.established)
+            .into_iter()
+            .partition(|(_, _, d)| d == dst);
+        self.established = kept;
+        for (sk, local, d) in gone {
+            self.s.reset(sk, &local, &d);
+            if let Some(port) = local.rsplit(':').next().and_then(|p| p.parse().ok()) {
+                self.release((src.to_string(), d), port);
             }
         }
         self.s.run(&mut self.m);

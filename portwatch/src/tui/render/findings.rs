@@ -14,7 +14,7 @@ use crate::{
         app::App,
         rows::Tab,
         theme::{Theme, severity_label},
-        widgets::{count, eta, rate, rule, wrap},
+        widgets::{count, duration, eta, rate, rule, wrap},
     },
 };
 
@@ -83,6 +83,13 @@ fn summary_line<'a>(t: Theme, f: &Finding, selected: bool) -> Line<'a> {
         spans.push(Span::styled(
             format!("  {}/{} ports", count(u64::from(u)), count(u64::from(c))),
             if full { t.bad() } else { t.plain() },
+        ));
+    }
+    // A past exhaustion episode: its ports are those it held when connect() failed.
+    if let Some(ago) = f.episode.as_ref().and_then(|e| e.ended_s_ago) {
+        spans.push(Span::styled(
+            format!("  past: ended {} ago", duration(ago)),
+            t.dim(),
         ));
     }
     match f.eta_s {

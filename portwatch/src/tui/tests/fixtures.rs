@@ -205,6 +205,7 @@ pub fn findings() -> Vec<Finding> {
             ),
         ],
         nat_netns: None,
+        episode: None,
         score: 3.0,
     };
     let leak = Finding {
@@ -237,6 +238,7 @@ pub fn findings() -> Vec<Finding> {
             "CLOSE_WAIT ends only when the process closes its socket.",
         )],
         nat_netns: None,
+        episode: None,
         score: 2.0,
     };
     let config = Finding {
@@ -269,6 +271,7 @@ pub fn findings() -> Vec<Finding> {
             "the kernel default.",
         )],
         nat_netns: None,
+        episode: None,
         score: 1.0,
     };
     vec![churn, leak, config]

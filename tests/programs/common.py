@@ -8,6 +8,7 @@ with setproctitle): its `comm` is then no longer its executable's name.
 """
 import ctypes
 import os
+import resource
 import select
 import socket
 import sys
@@ -41,3 +42,10 @@ def wait_for_stdin_close(max_s):
         r, _, _ = select.select([sys.stdin], [], [], left)
         if r and not sys.stdin.buffer.read1(4096):
             return
+
+
+def raise_nofile(n):
+    """Lets the process hold n file descriptors (root may raise the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, max(hard, n)))

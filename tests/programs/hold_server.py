@@ -9,10 +9,11 @@ import socket
 import sys
 import time
 
-from common import addr, say
+from common import addr, raise_nofile, say
 
 family, local = addr(sys.argv[1])
 max_s = float(sys.argv[2]) if len(sys.argv) > 2 else 60
+raise_nofile(8192)
 s = socket.socket(family, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(local)

@@ -180,3 +180,90 @@ fn concurrency_that_ended_by_reset_keeps_its_cause() {
     );
     drop((clients, servers));
 }
+
+/// A neighbour of the class: TIME_WAIT churn whose client stopped. A python3 client closes
+/// each connection first until a 200-port range is out (tcp_tw_reuse 0), retries twice a
+/// second for 3 s and exits. Its ports sit 60 s in TIME_WAIT, so the episode ends only once
+/// they expire (the pool under 90 %) and 10 s have passed: a report after that still says
+/// TIME_WAIT churn from that process — a past episode, from what held the pool when
+/// connect() failed — with the TIME_WAIT remedies, live and from its recording.
+#[test]
+fn time_wait_churn_whose_client_stopped_keeps_its_cause() {
+    let (ns, live) = setup(
+        "ept",
+        &[
+            ("net.ipv4.ip_local_port_range", "40000 40199"),
+            ("net.ipv4.tcp_tw_reuse", "0"),
+        ],
+    );
+    let file = std::env::temp_dir().join(format!("pw-ept-{}.pwr", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    let after = LiveReport::start_with(
+        ns.inode,
+        MAX_WINDOW,
+        &[],
+        &["--record", file.to_str().unwrap()],
+    );
+    let dst = "127.0.0.1:9800";
+    let _server = TestServer::start(&ns, addr(dst), Serve::CloseAfterClient);
+    let mut client = python(&ns, "close_client.py", &[dst, "100000", "0", "3"]);
+    let onset = client.wait("fail", Some("EADDRNOTAVAIL"), REACH).at_ns;
+    let r = report_at(live, onset + 2 * S);
+    assert_within_5s(&r, onset);
+    let f = check_churn(&r, "critical", &client, &ns, dst);
+    assert!(f["states"]["TIME_WAIT"].as_u64() >= Some(190), "{f:#}");
+    client.wait("reached", None, REACH);
+    // TIME_WAIT is 60 s (TCP_TIMEWAIT_LEN), and its timer may fire up to ~2 s late (the
+    // timer wheel's granularity for a 15,000-jiffy timer at HZ=250 is 512 jiffies); the
+    // episode ends 10 s after the pool is under 90 % of its ports.
+    let r = report_at(after, onset + 80 * S);
+    let f = check_churn(&r, "info", &client, &ns, dst);
+    assert_eq!(f["episode"]["ongoing"], false, "{f:#}");
+    assert!(
+        f["title"].as_str().unwrap().contains("past episode"),
+        "{f:#}"
+    );
+    assert_eq!(top(&r), &f, "the past episode is the top finding");
+    let a = report_file(&file);
+    assert_eq!(
+        a["findings"], r["findings"],
+        "the recording gives the live findings"
+    );
+    check_churn(&a, "info", &client, &ns, dst);
+    eprintln!(
+        "--- report {}:\n{}",
+        file.display(),
+        report_file_text(&file)
+    );
+}
+
+/// The finding toward `dst` is TIME_WAIT churn at `sev` from `client`, read from a pool of
+/// TIME_WAIT when connect() failed, with the TIME_WAIT remedies; nothing says concurrency.
+fn check_churn(r: &Value, sev: &str, client: &Scenario, ns: &Netns, dst: &str) -> Value {
+    let f = finding_to(r, dst);
+    assert_finding(r, f, "time_wait_churn", sev, client, ns, dst);
+    assert_eq!(f["process_count"], 1, "{f:#}");
+    let ep = &f["episode"];
+    // Closed first: in FIN_WAIT1/2 or TIME_WAIT when connect() failed.
+    let closing: u64 = ["FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"]
+        .iter()
+        .filter_map(|s| ep["composition"][s].as_u64())
+        .sum();
+    assert!(closing >= 190, "{f:#}");
+    assert!(
+        !f["evidence"].as_str().unwrap().contains(" 0/s"),
+        "the demand when connect() failed: {f:#}"
+    );
+    assert!(ep["failures"].as_u64() >= Some(1), "{f:#}");
+    assert_remedy(f, "connection_pooling", true);
+    assert_remedy(f, "tcp_tw_reuse", true);
+    assert_remedy(f, "tcp_fin_timeout", false);
+    assert!(
+        !findings(r)
+            .iter()
+            .any(|g| g["cause"] == "concurrency" && g["dst"] == dst),
+        "\n{}",
+        describe(r)
+    );
+    f.clone()
+}

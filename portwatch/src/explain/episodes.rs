@@ -200,7 +200,7 @@ fn when(e: &Episode, c: &Composition, now: u64) -> String {
     let moment = if e.bursts.is_empty() {
         "At the pool's peak"
     } else {
-        "When connect() last failed"
+        "When connect() failed"
     };
     format!(
         "{moment} ({} before this report)",

@@ -57,7 +57,7 @@ fn concurrency_ended_by_reset_keeps_its_cause() {
     assert_eq!(v.len(), 1, "{v:#?}");
     assert_concurrency(v[0], Severity::Critical);
     assert!(
-        v[0].evidence.starts_with("When connect() last failed"),
+        v[0].evidence.starts_with("When connect() failed"),
         "{}",
         v[0].evidence
     );

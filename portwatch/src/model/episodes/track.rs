@@ -266,6 +266,7 @@ impl Model {
                         pid: p.pid,
                         ppid: p.ppid,
                         comm: p.comm,
+                        exe: p.exe.clone(),
                         workload: None,
                     },
                     processes: 0,
@@ -279,6 +280,7 @@ impl Model {
             g.states.merge(&l.counts);
             if (p.last_ns, p.pid) > (g.last_seen_ns, g.process.pid) {
                 g.process.pid = p.pid;
+                g.process.exe.clone_from(&p.exe);
                 g.cgroup = p.cgroup;
                 g.last_seen_ns = p.last_ns;
             }

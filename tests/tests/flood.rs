@@ -204,7 +204,10 @@ fn default_ring_loses_nothing_and_counts_every_transition() {
 /// reliably met yet: on a quiet 2-vCPU machine the flood runs at 425,000-460,000
 /// transitions/s, and in one run the test's debug-build consumer fell behind (the reader
 /// waited for it: `user_behind` 590) and 475,907 of 1,277,108 records were lost, in another
-/// none of 1,374,592. What must hold already: every record is received or counted lost.
+/// none of 1,374,592. On 2026-12-02 (machine loaded by other builds, 224,000-264,000
+/// transitions/s) four runs lost none (`user_behind` 0). Not made an assertion: the loss in CI
+/// came at the faster churn of a quiet machine, with the consumer behind, and that is not
+/// reproduced here. What must hold already: every record is received or counted lost.
 #[test]
 fn minimal_churn_with_the_default_ring_counts_every_loss() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

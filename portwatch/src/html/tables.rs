@@ -1,5 +1,5 @@
-//! The page's tables: failures by errno, process and destination; the sysctls in force per
-//! network namespace; the events that never reached the model.
+//! The page's tables: failures by errno, process and destination, and their repeats; the
+//! sysctls in force per network namespace; the events that never reached the model.
 
 use std::fmt::Write as _;
 
@@ -9,6 +9,7 @@ use crate::{
     explain::words,
     model::FailCount,
     report::Report,
+    snapshot::cells::FailureGroupCells,
 };
 
 fn secs(report: &Report, t_ns: u64) -> String {
@@ -97,6 +98,18 @@ pub fn failures(s: &mut String, report: &Report) {
         )
     });
     fail_table(s, report, "by-destination", "destination", by_destination);
+    // Repeats: one row per errno, call, command and address (the text report's too).
+    let repeats = f.groups.iter().map(|g| {
+        let c = FailureGroupCells::of(g, report.snapshot.at_ns);
+        let what = format!("{} → <code>{}</code>", esc(&c.comm), esc(&c.addr));
+        (
+            meta(what, format!("pid {}", esc(&c.pid))),
+            g.call,
+            g.errno,
+            &g.count,
+        )
+    });
+    fail_table(s, report, "repeats", "repeat (command → address)", repeats);
     s.push_str("</table></section>");
 }
 

@@ -68,6 +68,16 @@ fn the_page_holds_the_findings_one_chart_per_pool_and_the_figures() {
     assert!(page.contains("cli&lt;ent&gt;"));
     assert!(page.contains(r#"data-lost-total="0""#));
     assert!(page.contains("40000 40049"), "the sysctls in force");
+    // The failures' repeats, one row per group, as the text report lists them.
+    let groups = &report.failures.groups;
+    assert_eq!(groups.len(), 1);
+    let repeats = &page[page.find(r#"<table class="repeats">"#).expect("repeats")..];
+    let repeats = &repeats[..repeats.find("</table>").unwrap()];
+    assert_eq!(repeats.matches("<tr><td>").count(), groups.len());
+    assert!(
+        repeats.contains("cli&lt;ent&gt; → <code>127.0.0.1:8080</code>"),
+        "{repeats}"
+    );
 }
 
 #[test]

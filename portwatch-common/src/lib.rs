@@ -184,7 +184,96 @@ pub mod maps {
     pub const EVENTS: &str = "EVENTS";
     /// `PerCpuArray<u64>` of [`super::stat`] counters.
     pub const STATS: &str = "STATS";
+    /// `LruPerCpuHashMap<LatencyKey, LatencyHist>`: `connect()` latency per destination
+    /// ([`super::latency`]).
+    pub const CONNECT_LATENCY: &str = "CONNECT_LATENCY";
 }
+
+/// `connect()` latency, aggregated in the kernel per (network namespace, destination) instead
+/// of one record per call: a count, a sum and a histogram of half-octave buckets, cumulative
+/// since the entry was made, read by userspace once a second (docs/early-warning.md).
+pub mod latency {
+    /// Histogram buckets: bucket 0 is `[0, 512 ns)`; bucket `i ≥ 1` starts at
+    /// `2^l + h·2^(l−1)` ns with `l = 9 + (i−1)/2`, `h = (i−1) % 2`; the last one (from
+    /// 2^32 ns, 4.3 s) has no upper end.
+    pub const BUCKETS: usize = 48;
+    /// log2 of bucket 1's lower end (512 ns).
+    pub const MIN_SHIFT: u32 = 9;
+    /// Entries of the map (least recently used destinations go first).
+    pub const MAX_DESTINATIONS: u32 = 1024;
+
+    /// The bucket of a duration, without loops (the eBPF programs call it).
+    #[inline(always)]
+    pub fn bucket(ns: u64) -> usize {
+        if ns < (1 << MIN_SHIFT) {
+            return 0;
+        }
+        let mut v = ns;
+        let mut l = 0u32;
+        if v >= 1 << 32 {
+            v >>= 32;
+            l += 32;
+        }
+        if v >= 1 << 16 {
+            v >>= 16;
+            l += 16;
+        }
+        if v >= 1 << 8 {
+            v >>= 8;
+            l += 8;
+        }
+        if v >= 1 << 4 {
+            v >>= 4;
+            l += 4;
+        }
+        if v >= 1 << 2 {
+            v >>= 2;
+            l += 2;
+        }
+        if v >= 1 << 1 {
+            l += 1;
+        }
+        let half = ((ns >> (l - 1)) & 1) as usize;
+        let i = 1 + (l - MIN_SHIFT) as usize * 2 + half;
+        if i >= BUCKETS { BUCKETS - 1 } else { i }
+    }
+
+    /// The lower end of bucket `i`, in ns.
+    pub const fn lower_ns(i: usize) -> u64 {
+        if i == 0 {
+            return 0;
+        }
+        let l = MIN_SHIFT + ((i - 1) / 2) as u32;
+        (1u64 << l) + ((i - 1) % 2) as u64 * (1u64 << (l - 1))
+    }
+}
+
+/// Key of [`maps::CONNECT_LATENCY`]: the caller's network namespace and the address it
+/// connects to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LatencyKey {
+    pub netns: u32,
+    /// `AF_INET` or `AF_INET6`.
+    pub family: u16,
+    /// Destination port, host byte order.
+    pub port: u16,
+    /// Destination address, same layout as [`StateRecord::saddr`].
+    pub addr: [u8; 16],
+}
+const _: () = assert!(size_of::<LatencyKey>() == 24);
+
+/// Value of [`maps::CONNECT_LATENCY`] (per CPU): every `connect()` toward the key, whatever
+/// it returned, timed from `sys_enter_connect` to `sys_exit_connect`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LatencyHist {
+    pub calls: u64,
+    pub sum_ns: u64,
+    /// Calls per [`latency::bucket`] (wraps; userspace takes differences).
+    pub buckets: [u32; latency::BUCKETS],
+}
+const _: () = assert!(size_of::<LatencyHist>() == 16 + 4 * latency::BUCKETS);
 
 /// Slots of the per-CPU `STATS` array. Every record a program tries to emit counts once in a
 /// `*_SEEN` slot, and once more in the matching `*_LOST` slot if the ring buffer had no room, so
@@ -276,4 +365,6 @@ mod user {
     unsafe impl aya::Pod for super::StateRecord {}
     unsafe impl aya::Pod for super::CallRecord {}
     unsafe impl aya::Pod for super::TimeWaitRecord {}
+    unsafe impl aya::Pod for super::LatencyKey {}
+    unsafe impl aya::Pod for super::LatencyHist {}
 }

@@ -1,20 +1,26 @@
 //! `connect()` and `bind()` through the syscall tracepoints. At entry the arguments are only
-//! remembered per thread (one hash update: a successful `connect()` costs that, a lookup and a
-//! delete, and sends nothing). At exit a failure — or a successful `bind()`, which takes a
-//! port out of every pool — reads the caller's sockaddr and resolves the fd to its socket.
+//! remembered per thread (one hash update; a `connect()` also takes a timestamp). At exit a
+//! failure — or a successful `bind()`, which takes a port out of every pool — reads the
+//! caller's sockaddr and resolves the fd to its socket.
+//!
+//! Every `connect()` also adds its duration to a per-CPU histogram of its (namespace,
+//! destination) in `CONNECT_LATENCY`, which userspace reads once a second: a successful
+//! connect still sends no record. Its cost over the bare hooks: a timestamp at each end, one
+//! read of the caller's sockaddr, the namespace from `current` and one map update
+//! (docs/early-warning.md, docs/benchmarks.md).
 //!
 //! Field offsets: `portwatch_common::syscall_tp` (read from the tracefs format files; userspace
 //! checks them against the live ones before attaching).
 
 use aya_ebpf::{
     EbpfContext,
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
     macros::{map, tracepoint},
-    maps::HashMap,
+    maps::{HashMap, LruPerCpuHashMap},
     programs::TracePointContext,
 };
 use portwatch_common::{
-    AF_INET, AF_INET6, CallRecord, IPPROTO_TCP, call, kind, stat,
+    AF_INET, AF_INET6, CallRecord, IPPROTO_TCP, LatencyHist, LatencyKey, call, kind, latency, stat,
     syscall_tp::{ENTER_ADDR, ENTER_ADDRLEN, ENTER_FD, EXIT_RET},
 };
 
@@ -32,11 +38,18 @@ struct Pending {
     uaddr: u64,
     fd: i32,
     addrlen: i32,
+    /// `bpf_ktime_get_ns` at a `connect()`'s entry (0 for `bind()`).
+    start_ns: u64,
 }
 
 /// Keyed by `pid_tgid` (one call in flight per thread).
 #[map(name = "PENDING_CALLS")]
 static PENDING: HashMap<u64, Pending> = HashMap::with_max_entries(16384, 0);
+
+/// `connect()` durations per (namespace, destination), per CPU (`portwatch_common::latency`).
+#[map(name = "CONNECT_LATENCY")]
+static CONNECT_LATENCY: LruPerCpuHashMap<LatencyKey, LatencyHist> =
+    LruPerCpuHashMap::with_max_entries(latency::MAX_DESTINATIONS, 0);
 
 #[inline(always)]
 fn field<T: Copy>(ctx: &TracePointContext, offset: usize) -> T {
@@ -45,11 +58,16 @@ fn field<T: Copy>(ctx: &TracePointContext, offset: usize) -> T {
 }
 
 #[inline(always)]
-fn enter(ctx: &TracePointContext) {
+fn enter(ctx: &TracePointContext, which: u8) {
     let pending = Pending {
         uaddr: field::<u64>(ctx, ENTER_ADDR),
         fd: field::<u64>(ctx, ENTER_FD) as i32,
         addrlen: field::<u64>(ctx, ENTER_ADDRLEN) as i32,
+        start_ns: if which == call::CONNECT {
+            unsafe { bpf_ktime_get_ns() }
+        } else {
+            0
+        },
     };
     if PENDING
         .insert(bpf_get_current_pid_tgid(), pending, 0)
@@ -66,6 +84,10 @@ fn exit(ctx: &TracePointContext, which: u8) {
         return;
     };
     let _ = PENDING.remove(key);
+    if which == call::CONNECT && pending.start_ns != 0 {
+        let took = unsafe { bpf_ktime_get_ns() }.saturating_sub(pending.start_ns);
+        add_latency(&pending, took);
+    }
     let ret: i64 = field(ctx, EXIT_RET);
     let report = match which {
         // EINPROGRESS too: the port is chosen now, after the SYN_SENT transition was traced.
@@ -76,6 +98,63 @@ fn exit(ctx: &TracePointContext, which: u8) {
     if report {
         report_call(which, ret, pending);
     }
+}
+
+/// Adds one `connect()` of `took` ns to its destination's histogram (whatever it returned:
+/// a non-blocking connect returns after the port search, a failed one after a full search).
+#[inline(always)]
+fn add_latency(p: &Pending, took: u64) {
+    if p.uaddr == 0 || p.addrlen < 16 {
+        return;
+    }
+    // struct sockaddr_in: family, port (network order), IPv4 address: one read.
+    let Ok(head) = (unsafe { bpf_probe_read_user(p.uaddr as *const [u8; 8]) }) else {
+        return;
+    };
+    let family = u16::from_ne_bytes([head[0], head[1]]);
+    let mut key = LatencyKey {
+        netns: 0,
+        family,
+        port: u16::from_be_bytes([head[2], head[3]]),
+        addr: [0u8; 16],
+    };
+    if family == AF_INET {
+        key.addr[0] = head[4];
+        key.addr[1] = head[5];
+        key.addr[2] = head[6];
+        key.addr[3] = head[7];
+    } else if family == AF_INET6 && p.addrlen >= 24 {
+        match unsafe { bpf_probe_read_user((p.uaddr + 8) as *const [u8; 16]) } {
+            Ok(a) => key.addr = a,
+            Err(_) => return,
+        }
+    } else {
+        return;
+    }
+    key.netns = current_netns();
+    if !wanted(key.netns) {
+        return;
+    }
+    let b = latency::bucket(took);
+    if let Some(h) = CONNECT_LATENCY.get_ptr_mut(key) {
+        // SAFETY: a per-CPU value of this map, only this CPU writes it.
+        let h = unsafe { &mut *h };
+        h.calls += 1;
+        h.sum_ns += took;
+        if b < latency::BUCKETS {
+            h.buckets[b] = h.buckets[b].wrapping_add(1);
+        }
+        return;
+    }
+    let mut h = LatencyHist {
+        calls: 1,
+        sum_ns: took,
+        buckets: [0; latency::BUCKETS],
+    };
+    if b < latency::BUCKETS {
+        h.buckets[b] = 1;
+    }
+    let _ = CONNECT_LATENCY.insert(key, h, 0);
 }
 
 #[inline(always)]
@@ -153,7 +232,7 @@ fn report_call(which: u8, ret: i64, p: Pending) {
 
 #[tracepoint(category = "syscalls", name = "sys_enter_connect")]
 pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
-    enter(&ctx);
+    enter(&ctx, call::CONNECT);
     0
 }
 
@@ -165,7 +244,7 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
 
 #[tracepoint(category = "syscalls", name = "sys_enter_bind")]
 pub fn sys_enter_bind(ctx: TracePointContext) -> u32 {
-    enter(&ctx);
+    enter(&ctx, call::BIND);
     0
 }
 

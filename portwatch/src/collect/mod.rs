@@ -13,6 +13,7 @@ pub mod bare;
 pub mod btf;
 pub mod decode;
 pub mod dedup;
+pub mod latency;
 pub mod layout;
 pub mod progs;
 mod reader;
@@ -23,7 +24,7 @@ use std::{io, sync::MutexGuard, time::Instant};
 use anyhow::Context as _;
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::{MapData, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use portwatch_common::{maps, stat};
 
@@ -152,6 +153,8 @@ pub struct Collector {
     ebpf: Ebpf,
     reader: Reader,
     stats: PerCpuArray<MapData, u64>,
+    /// `connect()` latency per destination; `None` if the object has no such map.
+    latency: Option<latency::LatencyMap>,
     attached: Vec<Attach>,
     /// Skipped runs read just before the programs were unloaded.
     final_skipped: Option<progs::Skipped>,
@@ -201,13 +204,26 @@ impl Collector {
         let reader = Reader::spawn(ring).context("start the ring buffer's reader thread")?;
         let stats = PerCpuArray::try_from(ebpf.take_map(maps::STATS).context("map STATS")?)
             .context("open STATS")?;
+        let latency = ebpf
+            .take_map(maps::CONNECT_LATENCY)
+            .map(PerCpuHashMap::try_from)
+            .transpose()
+            .context("open CONNECT_LATENCY")?
+            .map(latency::LatencyMap::new);
         Ok(Collector {
             ebpf,
             reader,
             stats,
+            latency,
             attached,
             final_skipped: None,
         })
+    }
+
+    /// The `connect()` latency aggregate now, if there is anything to say
+    /// ([`latency::LatencyMap::read`]).
+    pub fn latency(&mut self, at_ns: u64) -> Option<crate::model::LatencyReading> {
+        self.latency.as_mut()?.read(at_ns)
     }
 
     /// What was attached, what degraded and why.

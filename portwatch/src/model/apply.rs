@@ -163,6 +163,7 @@ impl Model {
         }
         if cur.tuple.lport == 0 && tuple.lport != 0 {
             self.learn_port(i, tuple);
+            self.note_chosen_port(i);
         }
         self.note_close(i, e.old, e.new);
         if e.new == Close {
@@ -223,6 +224,22 @@ impl Model {
             .find_tuple(&tuple, |s| s.has(flag::TW) && s.has(flag::TW_CANCEL))
         {
             self.end_tw(j, super::timewait::TwEnd::Reused);
+        }
+    }
+
+    /// A port `connect()`'s own search just chose (the socket had none before): counted by
+    /// parity in its pool, for the share of the parity the kernel scans second
+    /// (docs/early-warning.md).
+    fn note_chosen_port(&mut self, i: u32) {
+        let s = *self.socks.get(i);
+        if s.role != Role::Outbound {
+            return;
+        }
+        if let Some(p) = self.pool_of(&s) {
+            let sec = self.now_ns / NS;
+            if let Some(slot) = self.pools.get_mut(p).rates.slot(sec) {
+                slot.chosen[usize::from(s.tuple.lport & 1)] += 1;
+            }
         }
     }
 
@@ -317,6 +334,7 @@ impl Model {
                 ..s.tuple
             };
             self.learn_port(i, tuple);
+            self.note_chosen_port(i);
         }
         if s.owner == NONE {
             let owner = self.owner_of(&ev.task);

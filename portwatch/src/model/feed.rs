@@ -51,6 +51,10 @@ impl Model {
                 self.learn_exes(&s.value);
             }
             Input::Conntrack(r) => self.set_conntrack(r),
+            Input::Latency(r) => {
+                self.clock(r.taken_at_ns);
+                self.latency.feed(r);
+            }
             Input::Tick(at) => self.tick(*at),
         }
     }

@@ -1,6 +1,6 @@
 //! Everything that enters the model, as one type: [`Input`]. Live sessions emit inputs (the
 //! collector: events, clock ticks, loss counters; the context worker: start-up and
-//! reconciliation snapshots, warnings; the conntrack reader: NAT readings), a recording is exactly the sequence of inputs, and
+//! reconciliation snapshots, warnings; the conntrack reader: NAT readings; the latency reader: the kernel's `connect()` latency aggregate), a recording is exactly the sequence of inputs, and
 //! replay decodes the same inputs: the model takes them all through [`super::Model::feed`].
 //! Also the types those inputs carry from the system (the sock_diag + /proc snapshot and each
 //! namespace's sysctls). Another module fills them; the model never reads the system itself
@@ -37,6 +37,8 @@ pub enum Input {
     /// One conntrack reading of a namespace that does source NAT (statistics, fill, rules,
     /// and perhaps a dump of the SNAT'd entries), at the time it was taken.
     Conntrack(super::nat::ConntrackReading),
+    /// One reading of the kernel's `connect()` latency aggregate (cumulative per destination).
+    Latency(super::LatencyReading),
     /// The clock moved on without an event.
     Tick(u64),
 }
@@ -65,6 +67,7 @@ impl Input {
             Input::Workloads(s) => s.at_ns,
             Input::Executables(s) => s.at_ns,
             Input::Conntrack(r) => r.taken_at_ns,
+            Input::Latency(r) => r.taken_at_ns,
             Input::Tick(t) => *t,
         }
     }
@@ -80,6 +83,7 @@ impl Input {
             Input::Workloads(_) => "workloads",
             Input::Executables(_) => "executables",
             Input::Conntrack(_) => "conntrack",
+            Input::Latency(_) => "latency",
             Input::Tick(_) => "tick",
         }
     }

@@ -35,12 +35,14 @@ mod exes;
 mod failures;
 mod feed;
 pub mod input;
+mod latency;
 mod listener;
 pub mod nat;
 mod owner;
 mod pool;
 mod rates;
 mod read;
+mod search;
 mod slots;
 mod snapshot;
 mod socket;
@@ -67,8 +69,12 @@ pub use exes::ProcessExe;
 pub use failures::{FailCount, FailureRecord, GROUP_PIDS, NetnsFailures};
 pub use feed::{MAX_WARNINGS, Warnings};
 pub use input::{Input, NetnsSnapshot, Owner, SnapSocket, Stamped, Sysctls, SystemSnapshot};
+pub use latency::{
+    ConnectLatency, LATENCY_MIN_CALLS, LATENCY_WINDOW_S, LatencyCounts, LatencyReading,
+};
 pub use pool::{CloseStats, PoolKey};
 pub use rates::{HISTORY_S, RATE_WINDOW_S, RateStats};
+pub use search::{PARITY_SAMPLE, Parity, PortSearch};
 pub use snapshot::{Correction, CorrectionScope};
 pub use socket::{Closer, Role};
 pub use summary::*;
@@ -183,6 +189,7 @@ pub struct Model {
     last_corrections: Vec<Correction>,
     nat: nat::NatBook,
     episodes: episodes::Episodes,
+    latency: latency::LatencyBook,
 }
 
 impl Default for Model {
@@ -217,6 +224,7 @@ impl Model {
             last_corrections: Vec::new(),
             nat: nat::NatBook::default(),
             episodes: episodes::Episodes::default(),
+            latency: latency::LatencyBook::default(),
         };
         m.ns(0);
         m

@@ -23,6 +23,9 @@ pub(crate) struct Slot {
     pub released: u32,
     /// Port searches that found nothing (SYN_SENT → CLOSE with source port 0).
     pub failed: u32,
+    /// Ports `connect()`'s own search chose (the socket had no port before), by parity:
+    /// `[even, odd]` (docs/early-warning.md).
+    pub chosen: [u32; 2],
 }
 
 #[derive(Clone, Debug, Default)]
@@ -61,11 +64,47 @@ impl Rates {
     /// Averages over the complete seconds in `[now_sec − window, now_sec)` that are not before
     /// `start_sec` (the first second the model saw).
     pub fn stats(&self, now_sec: u64, start_sec: u64) -> RateStats {
-        let from = now_sec.saturating_sub(RATE_WINDOW_S).max(start_sec);
-        let window = now_sec.saturating_sub(from);
+        let (sum, window) = self.window_sum(now_sec, start_sec);
         if window == 0 {
             return RateStats::default();
         }
+        let w = window as f64;
+        RateStats {
+            attempts_per_s: f64::from(sum.opened) / w,
+            new_per_s: f64::from(sum.opened.saturating_sub(sum.failed)) / w,
+            released_per_s: f64::from(sum.released) / w,
+            failed_per_s: f64::from(sum.failed) / w,
+            window_s: window,
+        }
+    }
+
+    /// Ports chosen by `connect()`'s search, by parity (`[even, odd]`), over the latest
+    /// complete seconds: back from `now_sec` until at least `enough` were chosen or the rate
+    /// window is covered (so that the share follows the newest connections, not a 10 s
+    /// average). Also the seconds covered.
+    pub fn chosen_recent(&self, now_sec: u64, start_sec: u64, enough: u32) -> ([u32; 2], u64) {
+        let from = now_sec.saturating_sub(RATE_WINDOW_S).max(start_sec);
+        let mut sum = [0u32; 2];
+        let mut covered = 0;
+        for sec in (from..now_sec).rev() {
+            covered += 1;
+            if sec <= self.head && self.head - sec < SLOTS as u64 {
+                let c = self.slots[(sec % SLOTS as u64) as usize].chosen;
+                sum[0] += c[0];
+                sum[1] += c[1];
+            }
+            if sum[0] + sum[1] >= enough {
+                break;
+            }
+        }
+        (sum, covered)
+    }
+
+    /// The sum of the complete seconds in `[now_sec − window, now_sec)` not before
+    /// `start_sec`, and how many seconds that is.
+    fn window_sum(&self, now_sec: u64, start_sec: u64) -> (Slot, u64) {
+        let from = now_sec.saturating_sub(RATE_WINDOW_S).max(start_sec);
+        let window = now_sec.saturating_sub(from);
         let mut sum = Slot::default();
         for sec in from..now_sec {
             if sec > self.head || self.head - sec >= SLOTS as u64 {
@@ -76,14 +115,7 @@ impl Rates {
             sum.released += s.released;
             sum.failed += s.failed;
         }
-        let w = window as f64;
-        RateStats {
-            attempts_per_s: f64::from(sum.opened) / w,
-            new_per_s: f64::from(sum.opened.saturating_sub(sum.failed)) / w,
-            released_per_s: f64::from(sum.released) / w,
-            failed_per_s: f64::from(sum.failed) / w,
-            window_s: window,
-        }
+        (sum, window)
     }
 }
 

@@ -167,6 +167,15 @@ impl Model {
             effective_utilisation: eff,
             tw_reusable,
             rates,
+            port_search: {
+                let (chosen, secs) =
+                    p.rates
+                        .chosen_recent(now / NS, start_sec, super::PARITY_SAMPLE);
+                super::PortSearch {
+                    latency: self.latency.get(k.netns, k.dst, now),
+                    ..super::PortSearch::from_counts(chosen, secs, n.sysctls.port_range.0)
+                }
+            },
             time_to_exhaustion_s: tte,
             eaddrnotavail: p.eaddrnotavail,
             last_failure_ns: (p.last_failure_ns != 0).then_some(p.last_failure_ns),

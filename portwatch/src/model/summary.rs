@@ -68,6 +68,8 @@ pub struct PoolStats {
     /// Whether `tcp_tw_reuse` (+ timestamps) applies to this pool (2 = loopback only).
     pub tw_reusable: bool,
     pub rates: RateStats,
+    /// How hard `connect()` works to find a port here (second-parity share, latency).
+    pub port_search: super::PortSearch,
     /// Seconds until no port is left at the current net rate (new − released), if growing.
     pub time_to_exhaustion_s: Option<f64>,
     /// `connect()` calls that failed with EADDRNOTAVAIL here (cumulative).

@@ -72,8 +72,8 @@ impl<'de> Deserialize<'de> for Json {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ContextRecord {
     /// A model input other than an event (events have columns of their own): the start-up
-    /// and reconciliation snapshots, loss counters, warnings, workloads, conntrack readings,
-    /// clock ticks. Stored under the input's name ([`Input::kind`]) as its
+    /// and reconciliation snapshots, loss counters, warnings, workloads, conntrack and
+    /// `connect()` latency readings, clock ticks. Stored under the input's name ([`Input::kind`]) as its
     /// [`crate::model::Stamped`] value (a conntrack reading carries its own time).
     Input(Input),
     /// Free text that does not enter the model: a marker, an operator's note.
@@ -133,6 +133,7 @@ impl ContextRecord {
             "workloads" => input(serde_json::from_slice(json).map(Input::Workloads)),
             "executables" => input(serde_json::from_slice(json).map(Input::Executables)),
             "conntrack" => input(serde_json::from_slice(json).map(Input::Conntrack)),
+            "latency" => input(serde_json::from_slice(json).map(Input::Latency)),
             "tick" => input(serde_json::from_slice::<Tick>(json).map(|t| Input::Tick(t.at_ns))),
             "note" => serde_json::from_slice(json).map(ContextRecord::Note),
             _ => Json::parse(json).map(|json| ContextRecord::Unknown {
@@ -153,6 +154,7 @@ pub fn input_json(input: &Input) -> Result<Vec<u8>, serde_json::Error> {
         Input::Workloads(s) => serde_json::to_vec(s),
         Input::Executables(s) => serde_json::to_vec(s),
         Input::Conntrack(r) => serde_json::to_vec(r),
+        Input::Latency(r) => serde_json::to_vec(r),
         Input::Tick(at_ns) => serde_json::to_vec(&Tick { at_ns: *at_ns }),
         Input::Event(_) => Err(serde::ser::Error::custom(
             "events are stored in columns, not as context records",

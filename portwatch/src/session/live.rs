@@ -2,7 +2,8 @@
 //! channel, and [`Live::pump`] feeds each to the model, then to the session's sinks.
 //!
 //! ```text
-//! collector task ─ events, ticks (4 Hz), loss (1 Hz) ──┐
+//! collector task ─ events, ticks (4 Hz), loss and ─────┐
+//!                  connect() latency (1 Hz)             │
 //! context worker ─ start-up snapshot, reconciliations, ─┤
 //!                  warnings                             ├▶ channel ─▶ Model::feed ─▶ sinks
 //! conntrack reader ─ NAT namespaces' readings (1 Hz) ───┘                 ▲
@@ -303,6 +304,7 @@ impl Worker {
                     n_ticks += 1;
                     if n_ticks.is_multiple_of(LOSS_EVERY_TICKS) {
                         out.push(Input::Loss(Stamped::new(now, self.collector.counters())));
+                        out.extend(self.collector.latency(now).map(Input::Latency));
                     }
                     out.push(Input::Tick(now));
                 }
@@ -348,6 +350,7 @@ impl Worker {
             out.extend(c.finish().await);
         }
         let now = monotonic_now_ns();
+        out.extend(self.collector.latency(now).map(Input::Latency));
         out.push(Input::Loss(Stamped::new(now, self.collector.counters())));
         out.push(Input::Tick(now));
         self.tx.send(out).await.ok();

@@ -51,6 +51,20 @@ fn inputs(start: u64) -> Vec<Input> {
         out.push(Input::Tick(s.now()));
         if i % 5 == 4 {
             out.push(Input::Loss(Stamped::new(s.now(), loss)));
+            // The kernel's connect() latency aggregate, read with the loss counters.
+            let calls = i + 1;
+            let mut buckets = vec![0; portwatch_common::latency::BUCKETS];
+            buckets[portwatch_common::latency::bucket(30_000)] = calls;
+            out.push(Input::Latency(crate::model::LatencyReading {
+                taken_at_ns: s.now(),
+                dests: vec![crate::model::LatencyCounts {
+                    netns: NETNS,
+                    dst: addr("10.0.0.5:443"),
+                    calls,
+                    sum_ns: calls * 30_000,
+                    buckets,
+                }],
+            }));
         }
         if i == 20 {
             out.push(Input::Reconcile(Stamped::new(
@@ -113,6 +127,12 @@ fn the_recorded_inputs_replay_into_the_live_report() {
     assert_eq!(live_report.warnings.len(), 2, "{:?}", live_report.warnings);
     assert_eq!(live_report.lost_events.total, 3);
     assert_eq!(live_report.model.reconciliations, 1);
+    let live_json = serde_json::to_value(&live_report).unwrap();
+    assert!(
+        live_json["pools"][0]["port_search"]["latency"]["calls"].as_u64() > Some(0),
+        "{:#}",
+        live_json["pools"]
+    );
     assert_eq!(
         serde_json::to_value(&replayed).unwrap(),
         serde_json::to_value(&live_report).unwrap()

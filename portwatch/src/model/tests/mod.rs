@@ -10,6 +10,7 @@ mod feed;
 mod owners;
 mod rates;
 mod reconcile;
+mod search;
 mod summary;
 mod timewait;
 mod transitions;

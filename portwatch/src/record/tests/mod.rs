@@ -264,6 +264,16 @@ pub(super) fn sample_contexts() -> Vec<ContextRecord> {
         ContextRecord::Input(Input::Reconcile(Stamped::new(6, sample_snapshot()))),
         ContextRecord::Input(Input::Loss(Stamped::new(7, loss))),
         ContextRecord::Input(Input::warning(7, "reconciliation failed: ✓ \"quoted\"")),
+        ContextRecord::Input(Input::Latency(crate::model::LatencyReading {
+            taken_at_ns: 7,
+            dests: vec![crate::model::LatencyCounts {
+                netns: 4026531840,
+                dst: "[::1]:8080".parse().unwrap(),
+                calls: 3,
+                sum_ns: 90_000,
+                buckets: vec![0, 0, 1, u64::MAX, 2],
+            }],
+        })),
         ContextRecord::Input(Input::Tick(u64::MAX)),
         ContextRecord::Note(Note {
             ts_ns: 8,

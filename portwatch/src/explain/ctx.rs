@@ -73,6 +73,8 @@ pub(super) struct PoolView<'a> {
     /// EADDRNOTAVAIL within the last minute.
     pub failing_now: bool,
     pub severity: Option<Severity>,
+    /// `connect()`'s port search straining (it raised `severity` to at least warning).
+    pub strain: Option<super::search::Strain>,
     pub who: Who,
     /// errno name → count: the pool's EADDRNOTAVAIL and other connect() errors toward its
     /// destination.
@@ -253,6 +255,12 @@ fn view<'a>(
     } else {
         None
     };
+    let strain = super::search::strain(stats);
+    let severity = if strain.is_some() {
+        severity.max(Some(Severity::Warning))
+    } else {
+        severity
+    };
     let mut errors = BTreeMap::new();
     if stats.eaddrnotavail > 0 {
         errors.insert("EADDRNOTAVAIL".to_string(), stats.eaddrnotavail);
@@ -273,6 +281,7 @@ fn view<'a>(
         eta,
         failing_now,
         severity,
+        strain,
         who,
         errors,
         episode,

@@ -110,6 +110,15 @@ fn stats_at(e: &Episode, c: &Composition, now: Option<&PoolStats>) -> PoolStats 
         effective_utilisation: ratio(c.blocking),
         tw_reusable: c.tw_reusable,
         rates: c.rates,
+        // Not kept in a composition: the port search is about the newest connections.
+        port_search: crate::model::PortSearch {
+            chosen: 0,
+            window_s: 0,
+            second_parity: now.map_or(crate::model::Parity::Odd, |p| p.port_search.second_parity),
+            on_second_parity: 0,
+            second_parity_share: None,
+            latency: None,
+        },
         time_to_exhaustion_s: (c.blocking >= c.capacity).then_some(0.0),
         eaddrnotavail: e.failures,
         last_failure_ns: e.last_failure_ns,
@@ -175,6 +184,8 @@ fn view_at<'a>(
         },
         failing_now: e.ongoing() && now.is_some_and(|p| p.failing_now),
         severity: Some(severity),
+        // The port search is about now, not the composition (docs/early-warning.md).
+        strain: None,
         who: who_at(ctx, e, c),
         errors,
         episode: Some(e),

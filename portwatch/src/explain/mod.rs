@@ -22,7 +22,9 @@
 //! Severity: **critical** when failing now (EADDRNOTAVAIL/EADDRINUSE in the last minute) or
 //! out of ports in under a minute; **warning** when heading there (under 10 minutes, or over
 //! 70 % of the ports blocking `connect()` now or at the steady state of the current rate), or
-//! a leak growing; **info** otherwise. A busy pool under 50 % with no failure gives nothing.
+//! a leak growing, or `connect()`'s port search straining (most new ports on the parity the
+//! kernel scans second, or `connect()` several times slower than its baseline: `search`);
+//! **info** otherwise. A busy pool under 50 % with no failure or strain gives nothing.
 //! A past exhaustion episode is a warning for 10 minutes after its end, then info.
 
 mod bind;
@@ -36,6 +38,7 @@ mod nat;
 mod pools;
 mod programs;
 mod remedies;
+mod search;
 mod thresholds;
 mod who;
 pub mod words;

@@ -123,6 +123,15 @@ pub(super) fn outcome(p: &PoolView) -> String {
 }
 
 pub(super) fn base(p: &PoolView, cause: Cause, sev: Severity, evidence: String) -> Finding {
+    // One sentence: the port search is its last clause.
+    let evidence = match &p.strain {
+        Some(st) => format!(
+            "{}; {}.",
+            evidence.trim_end_matches('.'),
+            super::search::words(st, p.stats)
+        ),
+        None => evidence,
+    };
     let mut f = Finding::new(cause, sev, p.stats.netns, title(cause, p), evidence);
     p.who.fill(&mut f);
     f.set_pool(p.key());

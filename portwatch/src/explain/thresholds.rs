@@ -70,3 +70,16 @@ pub(super) const NAT_WARN_UTIL: f64 = 0.70;
 pub(super) const CT_TABLE_WARN: f64 = 0.90;
 /// … and this full, or entries evicted early: critical.
 pub(super) const CT_TABLE_CRITICAL: f64 = 0.98;
+
+/// The share of a pool's newest connections (at least `model::PARITY_SAMPLE` of them) on
+/// the parity the kernel scans second that says the first parity is full (warning): past
+/// half, most searches walked the whole first half.
+pub(super) const SEARCH_SECOND_PARITY_SHARE: f64 = 0.5;
+/// … in a pool at least this full (ports blocking connect() / capacity) by the model's count.
+pub(super) const SEARCH_MIN_UTIL: f64 = 0.25;
+/// A share that says the first parity is filling: with it, a slower connect() counts.
+pub(super) const SEARCH_SECOND_PARITY_SOME: f64 = 0.25;
+/// `connect()`'s median this many times its baseline (the fastest window's median)…
+pub(super) const LATENCY_RISE: f64 = 3.0;
+/// … and at least this much slower (µs), so that noise on a fast loopback is not a rise.
+pub(super) const LATENCY_RISE_MIN_US: f64 = 20.0;

@@ -135,6 +135,21 @@ pub fn who_running(
     }
 }
 
+/// A latency in microseconds: `850ns`, `42µs`, `1.3ms`, `2.1s`.
+pub fn micros(us: f64) -> String {
+    if !us.is_finite() || us < 0.0 {
+        "—".into()
+    } else if us < 1.0 {
+        format!("{}ns", (us * 1e3).round() as u64)
+    } else if us < 1e3 {
+        format!("{}µs", us.round() as u64)
+    } else if us < 1e6 {
+        format!("{:.1}ms", us / 1e3)
+    } else {
+        format!("{:.1}s", us / 1e6)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

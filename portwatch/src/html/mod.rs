@@ -130,7 +130,7 @@ pub fn render(report: &Report, tl: &Timeline) -> String {
             .collect();
         let _ = write!(
             s,
-            r#"<figure class="pool-chart" data-netns="{}" data-src="{}" data-dst="{}" data-capacity="{}" data-peak-in-use="{}" data-in-use="{}" data-eaddrnotavail="{}" data-failures-charted="{}" data-first-full-s="{}" data-first-failure-s="{}" data-samples="{}"><figcaption><h3>{} → <code>{}</code> <span class="meta">netns {}</span></h3><div class="facts"><span>capacity <b>{}</b></span><span>peak in use <b>{}</b></span><span>at the end <b>{}</b> ({})</span><span>EADDRNOTAVAIL <b>{}</b></span>{}{}</div></figcaption>{}</figure>"#,
+            r#"<figure class="pool-chart" data-netns="{}" data-src="{}" data-dst="{}" data-capacity="{}" data-peak-in-use="{}" data-in-use="{}" data-eaddrnotavail="{}" data-failures-charted="{}" data-first-full-s="{}" data-first-failure-s="{}" data-samples="{}"><figcaption><h3>{} → <code>{}</code> <span class="meta">netns {}</span></h3><div class="facts"><span>capacity <b>{}</b></span><span>peak in use <b>{}</b></span><span>at the end <b>{}</b> ({})</span><span>EADDRNOTAVAIL <b>{}</b></span>{}{}{}</div></figcaption>{}</figure>"#,
             p.netns,
             esc(&p.src.to_string()),
             esc(&p.dst.to_string()),
@@ -153,6 +153,10 @@ pub fn render(report: &Report, tl: &Timeline) -> String {
             full.map(|_| format!("<span>full at <b>{} s</b></span>", secs(full)))
                 .unwrap_or_default(),
             fail.map(|_| format!("<span>failing from <b>{} s</b></span>", secs(fail)))
+                .unwrap_or_default(),
+            // At the end of the window (docs/early-warning.md).
+            crate::snapshot::cells::port_search(p)
+                .map(|t| format!("<span>port search <b>{}</b></span>", esc(&t)))
                 .unwrap_or_default(),
             chart::render(series, &spans, &episodes, win)
         );

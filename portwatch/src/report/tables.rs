@@ -104,6 +104,9 @@ fn pools(out: &mut String, r: &Report) {
         if p.tw_reusable {
             extra.push("tcp_tw_reuse applies".to_string());
         }
+        if let Some(search) = c.search {
+            extra.push(format!("port search: {search}"));
+        }
         wrap(out, "      ", "      ", &extra.join(" · "));
     }
 }

@@ -139,6 +139,18 @@ pub fn registry(p: &Picture) -> Registry {
         "portwatch_pool_new_connections_per_second",
         "New connections per second toward the pool's destination (recent window)",
     );
+    let second_parity = gauge_f_family(
+        &mut reg,
+        "portwatch_pool_second_parity_share_ratio",
+        "Share of the pool's new connections (recent window) whose port has the parity the \
+         kernel scans second (odd for a range starting even): above 0.5 the first half is full",
+    );
+    let latency = gauge_f_family(
+        &mut reg,
+        "portwatch_pool_connect_latency_seconds",
+        "connect() duration toward the pool's destination (recent window), by quantile; \
+         quantile=\"baseline\" is the median of its fastest window",
+    );
     for pool in &r.pools {
         let mut l: Labels = vec![
             ("netns", pool.netns.to_string()),
@@ -152,6 +164,25 @@ pub fn registry(p: &Picture) -> Registry {
         new_rate.get_or_create(&l).set(pool.rates.new_per_s);
         if let Some(t) = pool.time_to_exhaustion_s {
             tte.get_or_create(&l).set(t);
+        }
+        let search = &pool.port_search;
+        if let Some(share) = search.second_parity_share {
+            second_parity.get_or_create(&l).set(share);
+        }
+        if let Some(lat) = &search.latency {
+            let quantiles = [
+                ("0.5", Some(lat.p50_us)),
+                ("0.9", Some(lat.p90_us)),
+                ("0.99", Some(lat.p99_us)),
+                ("baseline", lat.baseline_p50_us),
+            ];
+            for (q, us) in quantiles {
+                if let Some(us) = us {
+                    let mut lq = l.clone();
+                    lq.push(("quantile", q.to_string()));
+                    latency.get_or_create(&lq).set(us / 1e6);
+                }
+            }
         }
     }
     gauge_f(

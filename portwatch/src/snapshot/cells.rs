@@ -204,6 +204,36 @@ macro_rules! columns {
     };
 }
 
+/// A latency in microseconds: `850ns`, `42µs`, `1.3ms`, `2.1s`.
+pub fn micros(us: f64) -> String {
+    crate::explain::words::micros(us)
+}
+
+/// `connect()`'s port search in a pool, or `None` when nothing was measured in the window:
+/// `odd ports 62% of 40 new (2s) · connect p50 85µs (3.1× its 27µs baseline)`
+/// (docs/early-warning.md).
+pub fn port_search(p: &PoolStats) -> Option<String> {
+    let s = &p.port_search;
+    let mut parts = Vec::new();
+    if let Some(share) = s.second_parity_share {
+        parts.push(format!(
+            "{} ports {} of {} new ({})",
+            s.second_parity.words(),
+            percent(share),
+            n(s.chosen),
+            duration(s.window_s as f64)
+        ));
+    }
+    if let Some(l) = &s.latency {
+        let base = match (l.rise, l.baseline_p50_us) {
+            (Some(r), Some(b)) => format!(" ({r:.1}× its {} baseline)", micros(b)),
+            _ => String::new(),
+        };
+        parts.push(format!("connect p50 {}{base}", micros(l.p50_us)));
+    }
+    (!parts.is_empty()).then(|| parts.join(" · "))
+}
+
 /// One pool's cells.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolCells {
@@ -215,6 +245,8 @@ pub struct PoolCells {
     pub conn_per_s: String,
     pub eta: String,
     pub fail: String,
+    /// Not a column: the drill-down's and the report's port-search line ([`port_search`]).
+    pub search: Option<String>,
 }
 
 impl PoolCells {
@@ -241,6 +273,7 @@ impl PoolCells {
             },
             eta: eta(p.time_to_exhaustion_s),
             fail: count_in(p.eaddrnotavail, w[7]),
+            search: port_search(p),
         }
     }
 }

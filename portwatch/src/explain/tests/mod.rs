@@ -7,6 +7,7 @@ mod episodes;
 mod leak;
 mod pools;
 mod ranking;
+mod search;
 pub(crate) mod sim;
 
 use super::{Cause, Finding, Severity};

@@ -162,6 +162,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     };
     let mut spans = vec![Span::styled(format!("in use {of}"), t.dim())];
     spans.extend(chart::legend(t, series, now));
+    // connect()'s port search (docs/early-warning.md), when measured.
+    if let Some(search) = d.pool.as_ref().and_then(|p| PoolCells::of(p).search) {
+        spans.push(Span::styled("  port search: ", t.dim()));
+        spans.push(Span::raw(search));
+    }
     v.push(Line::from(spans));
     lines(frame, head, v);
     lines(

@@ -3,7 +3,7 @@
 //! servers on the namespace's loopback.
 
 use std::{
-    io::{self, BufRead, BufReader, Read},
+    io::{self, BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
     os::fd::AsRawFd,
     process::{Child, ChildStdin, Command, Stdio},
@@ -285,6 +285,27 @@ impl Scenario {
                 return said;
             }
         }
+    }
+
+    /// Writes one line to its stdin (for programs driven step by step).
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("write to {} (pid {}): {e}", self.comm, self.pid));
+    }
+
+    /// The next line it says (after every line read so far); panics after `timeout`.
+    pub fn next(&mut self, timeout: Duration) -> Said {
+        let line = self.out.recv_timeout(timeout).unwrap_or_else(|_| {
+            panic!(
+                "{} (pid {}) said nothing more: {:#?}",
+                self.comm, self.pid, self.said
+            )
+        });
+        let said = parse(&line);
+        self.said.push(said.clone());
+        said
     }
 
     /// Whether it has said `what` (among the lines read so far, after reading what is

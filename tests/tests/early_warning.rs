@@ -202,7 +202,7 @@ fn odd_ports_and_connect_latency_warn_before_eaddrnotavail() {
     let p50 = sample(
         &metrics,
         "portwatch_pool_connect_latency_seconds",
-        &[("dst", DST), ("quantile", "0.5")],
+        &[("dst", DST), ("percentile", "50")],
     )
     .expect("connect() latency on /metrics");
     assert!(p50 > 0.0 && p50 < 0.1, "{p50}");

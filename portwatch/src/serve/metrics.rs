@@ -145,11 +145,18 @@ pub fn registry(p: &Picture) -> Registry {
         "Share of the pool's new connections (recent window) whose port has the parity the \
          kernel scans second (odd for a range starting even): above 0.5 the first half is full",
     );
+    // Not a summary (the quantiles are of the last 10 s, not since start): a "quantile" label
+    // is for summaries only (promtool), so the label is "percentile".
     let latency = gauge_f_family(
         &mut reg,
         "portwatch_pool_connect_latency_seconds",
-        "connect() duration toward the pool's destination (recent window), by quantile; \
-         quantile=\"baseline\" is the median of its fastest window",
+        "connect() duration toward the pool's destination over the last 10 s, by percentile \
+         (50, 90, 99), from the kernel's per-destination histogram",
+    );
+    let latency_base = gauge_f_family(
+        &mut reg,
+        "portwatch_pool_connect_latency_baseline_seconds",
+        "The median connect() duration of the destination's fastest 10 s window so far",
     );
     for pool in &r.pools {
         let mut l: Labels = vec![
@@ -170,18 +177,13 @@ pub fn registry(p: &Picture) -> Registry {
             second_parity.get_or_create(&l).set(share);
         }
         if let Some(lat) = &search.latency {
-            let quantiles = [
-                ("0.5", Some(lat.p50_us)),
-                ("0.9", Some(lat.p90_us)),
-                ("0.99", Some(lat.p99_us)),
-                ("baseline", lat.baseline_p50_us),
-            ];
-            for (q, us) in quantiles {
-                if let Some(us) = us {
-                    let mut lq = l.clone();
-                    lq.push(("quantile", q.to_string()));
-                    latency.get_or_create(&lq).set(us / 1e6);
-                }
+            for (pc, us) in [("50", lat.p50_us), ("90", lat.p90_us), ("99", lat.p99_us)] {
+                let mut lp = l.clone();
+                lp.push(("percentile", pc.to_string()));
+                latency.get_or_create(&lp).set(us / 1e6);
+            }
+            if let Some(b) = lat.baseline_p50_us {
+                latency_base.get_or_create(&l).set(b / 1e6);
             }
         }
     }

@@ -22,7 +22,7 @@ fn header() -> &'static [u8] {
     HEADER.get_or_init(|| {
         let h = Header {
             format: "portwatch-recording".into(),
-            version: "2.1".into(),
+            version: "2.2".into(),
             host: Host::default(),
             schema: serde_json::Value::Null,
         };

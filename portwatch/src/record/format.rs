@@ -16,7 +16,7 @@ pub const MAGIC: [u8; 8] = *b"\x89PWREC\r\n";
 /// Incompatible changes bump the major version: a reader refuses a newer major.
 pub const VERSION_MAJOR: u16 = 2;
 /// Compatible additions bump the minor version (new context types, chunk types, columns).
-pub const VERSION_MINOR: u16 = 1;
+pub const VERSION_MINOR: u16 = 2;
 /// Fixed part of the file header, before its JSON.
 pub const HEADER_FIXED: usize = 20;
 /// Bound on the header's JSON, so that a corrupt length cannot allocate much.

@@ -37,7 +37,7 @@ fn header_carries_host_version_and_schema() {
     let r = Reader::open(&path).unwrap();
     assert_eq!(r.header().host, host());
     assert_eq!(r.header().format, "portwatch-recording");
-    assert_eq!(r.header().version, "2.1");
+    assert_eq!(r.header().version, "2.2");
     assert!(r.header().schema["data_chunk"]["columns"].is_array());
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(bytes[..8], format::MAGIC);

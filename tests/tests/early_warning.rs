@@ -148,7 +148,9 @@ fn odd_ports_and_connect_latency_warn_before_eaddrnotavail() {
     assert_eq!(looks.len(), 10);
     for l in &looks {
         assert_eq!(l.search["second_parity"], "odd", "{}", l.search);
-        assert!(l.search["chosen"].as_u64() >= Some(STEP), "{}", l.search);
+        // The share is over the newest complete seconds back until 20 connections
+        // (model::PARITY_SAMPLE): a step that straddles a second may count only part of it.
+        assert!(l.search["chosen"].as_u64() >= Some(20), "{}", l.search);
         // The latency of this step's connects (all of them blocking, on loopback).
         let lat = &l.search["latency"];
         let p50 = num(&lat["p50_us"]);

@@ -221,3 +221,36 @@ fn bind_conflict_on_time_wait_of_a_killed_server() {
     assert_remedy(f, "tcp_tw_reuse", false);
     drop((clients, new));
 }
+
+/// Class 2's neighbour: a client closes first toward a server in another namespace (not
+/// traced) that closes 0.3 s later. Each client port sits in a timewait socket's FIN_WAIT2
+/// substate until that FIN arrives, and the kernel's move to TIME_WAIT is usually untraced
+/// (the re-armed timer lands in the same wheel bucket). The model must not call these ports
+/// FIN_WAIT2 — a peer that never closes — for the 10 s until the periodic reconciliation:
+/// the session reconciles early, so a report 3 s in shows them in TIME_WAIT.
+#[test]
+fn remote_peer_close_moves_fin_wait2_to_time_wait() {
+    let (ns, live) = setup("fw2r", &[]);
+    let peer = Netns::new("fw2rpeer");
+    ns.link_to(&peer, "pw0", "10.79.0.1/24", "pw1", "10.79.0.2/24");
+    let dst = "10.79.0.2:8080";
+    let mut server = python(&peer, "slow_close_server.py", &[dst, "0.3", "30"]);
+    server.wait("ready", None, REACH);
+    let mut client = python(&ns, "close_client.py", &[dst, "60", "100", "30"]);
+    let done = client.wait("reached", None, REACH);
+    let r = report_at(live, done.at_ns + 3 * S);
+    let pool = r["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["dst"] == dst)
+        .unwrap_or_else(|| panic!("no pool toward {dst}:\n{}", describe(&r)));
+    assert_eq!(pool["states"]["TIME_WAIT"], 60, "{pool:#}\n{}", r["model"]);
+    assert!(pool["states"].get("FIN_WAIT2").is_none(), "{pool:#}");
+    assert!(
+        findings(&r).iter().all(|f| f["cause"] != "fin_wait2_hold"),
+        "\n{}",
+        describe(&r)
+    );
+    drop((client, server));
+}

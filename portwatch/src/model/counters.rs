@@ -73,6 +73,8 @@ pub struct ModelCounters {
     /// Timewait sockets moved from the FIN_WAIT2 substate to TIME_WAIT because their local
     /// peer sent its FIN (the kernel's re-arm is usually untraced).
     pub tw_fin_wait2_ended_by_peer: u64,
+    /// Timewait sockets that began in the FIN_WAIT2 substate (the peer had not closed yet).
+    pub tw_fin_wait2_started: u64,
     pub snapshot_sockets_loaded: u64,
     /// Snapshot sockets later matched to their kernel address by an event.
     pub snapshot_sockets_adopted: u64,

@@ -149,6 +149,9 @@ impl Model {
         }
         let i = self.add(s);
         self.counters.tw_started += 1;
+        if state == TcpState::FinWait2 {
+            self.counters.tw_fin_wait2_started += 1;
+        }
         let s = *self.socks.get(i);
         if let Some(cs) = self.close_stats(&s) {
             cs.tw_started += 1;
@@ -169,6 +172,16 @@ impl Model {
             self.counters.tw_fin_wait2_ended_by_peer += 1;
             self.set_state(i, TcpState::TimeWait, ts);
         }
+    }
+
+    /// Timewait sockets that began in the FIN_WAIT2 substate and were not seen to leave it
+    /// by their local peer's FIN: a remote peer's FIN is usually untraced (see
+    /// [`Model::peer_sent_fin`]), so only a reconciliation tells FIN_WAIT2 (a peer that does
+    /// not close) from TIME_WAIT. The live session asks for an early one when this grows.
+    pub fn fin_wait2_unconfirmed(&self) -> u64 {
+        self.counters
+            .tw_fin_wait2_started
+            .saturating_sub(self.counters.tw_fin_wait2_ended_by_peer)
     }
 
     /// A timewait socket's end: the 4-tuple (and port) is free again.

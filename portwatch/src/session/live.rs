@@ -93,7 +93,20 @@ pub struct Live {
     pub fed: u64,
     /// Names the cgroups the model has seen; its answers are fed as inputs.
     pub workloads: WorkloadFeed,
+    /// Asks the worker for a reconciliation before the periodic one (the value: how many
+    /// unconfirmed FIN_WAIT2 timewait sockets the model had when it asked).
+    early: watch::Sender<u64>,
 }
+
+/// New timewait sockets in the FIN_WAIT2 substate, not confirmed by a local peer's FIN,
+/// that make the session ask for an early reconciliation: a remote peer's FIN (which makes
+/// them TIME_WAIT) is usually untraced, and a pool of unconfirmed FIN_WAIT2 would otherwise
+/// read as "the peer does not close" until the periodic reconciliation (docs/kernel-facts.md).
+const EARLY_RECONCILE_AFTER: u64 = 16;
+/// An early reconciliation comes no sooner than this after the last one, nor sooner than
+/// [`EARLY_COST_FACTOR`] times the last one's duration (at most ~5 % of a core).
+const EARLY_MIN_GAP: Duration = Duration::from_secs(1);
+const EARLY_COST_FACTOR: u32 = 20;
 
 fn dump_options(only_netns: &Option<Vec<u32>>, owners: bool) -> context::Options {
     context::Options {
@@ -161,7 +174,9 @@ impl Live {
         let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
         tx.send(first).await.ok();
         let (stop, stop_rx) = watch::channel(false);
+        let (early, early_rx) = watch::channel(0);
         let worker = Worker {
+            early: early_rx,
             collector,
             tx,
             stop: stop_rx,
@@ -180,7 +195,17 @@ impl Live {
             task: Some(tokio::spawn(worker.run())),
             fed: 0,
             workloads: WorkloadFeed::new(context::cgroups::Resolver::system()),
+            early,
         })
+    }
+
+    /// Asks for an early reconciliation when unconfirmed FIN_WAIT2 timewait sockets grew by
+    /// [`EARLY_RECONCILE_AFTER`] since the last time it asked.
+    fn maybe_reconcile_early(&mut self) {
+        let now = self.model.fin_wait2_unconfirmed();
+        if now >= *self.early.borrow() + EARLY_RECONCILE_AFTER {
+            self.early.send_replace(now);
+        }
     }
 
     /// Waits for the next inputs, feeds each to the model and then to every sink, in order.
@@ -206,6 +231,7 @@ impl Live {
                 }
             }
         }
+        self.maybe_reconcile_early();
         Ok(out)
     }
 
@@ -273,6 +299,7 @@ struct Worker {
     tx: mpsc::Sender<Vec<Input>>,
     stop: watch::Receiver<bool>,
     reconcile_every: Option<Duration>,
+    early: watch::Receiver<u64>,
     only_netns: Option<Vec<u32>>,
     fail_reconciliations: u32,
     conntrack: Option<ConntrackReader>,
@@ -287,6 +314,10 @@ impl Worker {
         let every = self.reconcile_every.unwrap_or(far);
         let mut reconcile = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         let mut pending: Option<Dump> = None;
+        // The last dump's start and duration, and whether the model asked for one early.
+        let mut last_dump: Option<(std::time::Instant, Duration)> = None;
+        let mut dump_started = std::time::Instant::now();
+        let mut early_wanted = false;
         let mut conntrack_every = tokio::time::interval(nat::READ_EVERY);
         conntrack_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut conntrack = self.conntrack.take();
@@ -307,12 +338,26 @@ impl Worker {
                         out.extend(self.collector.latency(now).map(Input::Latency));
                     }
                     out.push(Input::Tick(now));
+                    let due = last_dump.is_none_or(|(at, took)| {
+                        at.elapsed() >= EARLY_MIN_GAP.max(took * EARLY_COST_FACTOR)
+                    });
+                    if early_wanted && pending.is_none() && due {
+                        early_wanted = false;
+                        dump_started = std::time::Instant::now();
+                        pending = Some(dump(&self.only_netns, &mut self.fail_reconciliations));
+                    }
+                }
+                r = self.early.changed(), if self.reconcile_every.is_some() && !early_wanted => {
+                    // A dropped sender (the session ending) is the stop branch's business.
+                    early_wanted = r.is_ok();
                 }
                 _ = reconcile.tick(), if self.reconcile_every.is_some() && pending.is_none() => {
+                    dump_started = std::time::Instant::now();
                     pending = Some(dump(&self.only_netns, &mut self.fail_reconciliations));
                 }
                 r = async { pending.as_mut().unwrap().await }, if pending.is_some() => {
                     pending = None;
+                    last_dump = Some((dump_started, dump_started.elapsed()));
                     let at = monotonic_now_ns();
                     match r.context("reconciliation thread").and_then(|r| r) {
                         Ok(report) => out.extend(dump_inputs(report, at, false, "reconciliation")),

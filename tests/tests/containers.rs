@@ -240,10 +240,15 @@ fn a_podman_container_that_exhausts_its_ports_is_named() {
     std::fs::write(dir.0.join("go"), "").unwrap();
     wait_for(&dir.0.join("done"), REACH, "the client's end");
     let said = std::fs::read_to_string(dir.0.join("done")).unwrap();
-    assert!(
-        said.starts_with("fail EADDRNOTAVAIL made 10"),
-        "client: {said:?}"
-    );
+    // At least the range, not exactly: now and then the kernel gives a port back before its
+    // 60 s are up, with tcp_tw_reuse=0 (seen 51-58 connections in 50 ports with a plain python
+    // loop and no portwatch attached, on a loaded machine; the mechanism is not pinned down).
+    // What matters here is that the pool ran out, with all 10 ports in TIME_WAIT (below).
+    let made: u32 = said
+        .strip_prefix("fail EADDRNOTAVAIL made ")
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("client: {said:?}"));
+    assert!(made >= 10, "client: {said:?}");
     // The client process has exited; its 10 ports go to TIME_WAIT (for 60 s) once the server
     // has closed its side too (until then they wait in FIN_WAIT2): wait for that, as `ss`
     // in the container's namespace sees it.

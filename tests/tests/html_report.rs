@@ -126,7 +126,11 @@ fn a_recorded_time_wait_exhaustion_renders_in_chromium() {
         }
         (ok, first_fail.expect("the pool never ran out"))
     });
-    assert_eq!(ok, 50);
+    // At least the range, not exactly: now and then the kernel gives a port back before its
+    // 60 s are up, with tcp_tw_reuse=0 (seen 51-58 connections in 50 ports with a plain python
+    // loop and no portwatch attached, on a loaded machine; the mechanism is not pinned down).
+    // What matters here is that the pool ran out, asserted next to this.
+    assert!(ok >= 50, "{ok} connections");
     thread::sleep(Duration::from_secs(1));
     // SAFETY: a valid socket; shutting it down wakes the blocked accept() with an error.
     unsafe { libc::shutdown(listener_fd, libc::SHUT_RDWR) };

@@ -110,7 +110,11 @@ fn a_recording_cut_by_sigkill_reports_what_live_reported() {
         },
     )
     .unwrap();
-    assert_eq!(report.connections, 50, "{report:?}");
+    // At least the range, not exactly: now and then the kernel gives a port back before its
+    // 60 s are up, with tcp_tw_reuse=0 (seen 51-58 connections in 50 ports with a plain python
+    // loop and no portwatch attached, on a loaded machine; the mechanism is not pinned down).
+    // What matters here is that the pool ran out, asserted next to this.
+    assert!(report.connections >= 50, "{report:?}");
     assert!(
         report.failures.get("EADDRNOTAVAIL").copied().unwrap_or(0) > 0,
         "{report:?}"

@@ -103,10 +103,10 @@ impl Model {
         m
     }
 
-    fn pool_stats(&self, p: &Pool, owners: &[(u32, StateCounts, u32)], now: u64) -> PoolStats {
+    /// A pool's ports in use and those that block `connect()` (in use minus the TIME_WAIT
+    /// entries `tcp_tw_reuse` lets it take over), and whether reuse applies to it.
+    pub(in crate::model) fn blocking_of(&self, p: &Pool) -> (u32, u32, bool) {
         let n = &self.netns[p.ns as usize];
-        let k = p.key.public();
-        let capacity = n.ports.capacity();
         let tw_reusable = n
             .sysctls
             .tw_reusable(p.key.src.is_loopback() || p.key.dst.is_loopback());
@@ -116,6 +116,14 @@ impl Model {
         } else {
             in_use
         };
+        (in_use, blocking, tw_reusable)
+    }
+
+    fn pool_stats(&self, p: &Pool, owners: &[(u32, StateCounts, u32)], now: u64) -> PoolStats {
+        let n = &self.netns[p.ns as usize];
+        let k = p.key.public();
+        let capacity = n.ports.capacity();
+        let (in_use, blocking, tw_reusable) = self.blocking_of(p);
         let ratio = |x: u32| {
             if capacity == 0 {
                 if x > 0 { f64::INFINITY } else { 0.0 }

@@ -32,20 +32,11 @@ impl Pressure {
 impl Model {
     fn pressure(&self, pool: u32) -> (Pressure, bool) {
         let p = self.pools.get(pool);
-        let n = &self.netns[p.ns as usize];
-        let tw_reusable = n
-            .sysctls
-            .tw_reusable(p.key.src.is_loopback() || p.key.dst.is_loopback());
-        let in_use = p.in_use();
-        let blocking = if tw_reusable {
-            in_use - p.consuming.get(TcpState::TimeWait)
-        } else {
-            in_use
-        };
+        let (_, blocking, tw_reusable) = self.blocking_of(p);
         (
             Pressure {
                 blocking,
-                capacity: n.ports.capacity(),
+                capacity: self.netns[p.ns as usize].ports.capacity(),
             },
             tw_reusable,
         )

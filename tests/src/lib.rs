@@ -5,6 +5,7 @@
 //! never skip — without it.
 
 pub mod daemons;
+pub mod findings;
 pub mod incident;
 pub mod live;
 pub mod netns;

@@ -1,6 +1,7 @@
 //! The snapshot: tables taken once and cut to the limits, findings the same as `explain`'s,
 //! pool severities aligned with the pools.
 
+mod cells;
 mod cost;
 mod views;
 

@@ -166,12 +166,13 @@ fn from_file(
     for w in replay.warnings() {
         eprintln!("portwatch: warning: {w}");
     }
+    let (start, _) = replay.model.window_ns(replay.host.start_mono_ns);
     let ctx = context(
         &replay.host,
         Source::Recording,
         Some(path.display().to_string()),
-        replay.host.start_mono_ns,
-        replay.position_ns,
+        start,
+        replay.position_ns.max(start),
     );
     Ok(build(&replay.model, ctx, limits))
 }
@@ -211,11 +212,13 @@ async fn live(args: &Args, mut timeline: Option<&mut Timeline>) -> anyhow::Resul
     if let Some(r) = recorder {
         r.finish()?;
     }
-    // The last input was the final tick: the window ends there, in replay too.
-    let end = live.model.now_ns().max(host.start_mono_ns);
+    // The window begins with the model's first input (the start-up snapshot, once the
+    // programs are attached: not when the command started, a second or so earlier) and ends
+    // at the last, the final tick; in replay too.
+    let (start, end) = live.model.window_ns(host.start_mono_ns);
     if let Some(tl) = timeline {
         sample(tl, &live.model, end, true);
     }
-    let ctx = context(&host, Source::Live, None, host.start_mono_ns, end);
+    let ctx = context(&host, Source::Live, None, start, end);
     Ok(build(&live.model, ctx, limits(args)))
 }

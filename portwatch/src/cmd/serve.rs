@@ -156,7 +156,8 @@ fn refresh_pages(live: &Live, host: &Host, top: usize, lost: &mut u64) -> Pages 
     let started = std::time::Instant::now();
     let counters = live.counters();
     let now = monotonic_now_ns().max(live.model.now_ns());
-    let ctx = super::report::context(host, Source::Live, None, host.start_mono_ns, now);
+    let (start, _) = live.model.window_ns(host.start_mono_ns);
+    let ctx = super::report::context(host, Source::Live, None, start, now.max(start));
     let picture = Picture::build(&live.model, ctx, &counters, top);
     let pages = Pages::render(&picture);
     let total = picture.report.lost_events.total;

@@ -39,6 +39,19 @@ impl Model {
         self.now_ns
     }
 
+    /// When the model's picture begins: the time of the first input it was fed (live, the
+    /// start-up snapshot, taken once the programs are attached), if any.
+    pub fn start_ns(&self) -> Option<u64> {
+        self.start_ns
+    }
+
+    /// The window a report of this model covers: from [`Model::start_ns`] (or `fallback_ns`
+    /// before any input, e.g. the host's start) to [`Model::now_ns`].
+    pub fn window_ns(&self, fallback_ns: u64) -> (u64, u64) {
+        let start = self.start_ns.unwrap_or(fallback_ns);
+        (start, self.now_ns.max(start))
+    }
+
     pub(super) fn proc_ref(&self, id: u32) -> Option<ProcRef> {
         self.procs.opt(id).map(|p| ProcRef {
             pid: p.pid,

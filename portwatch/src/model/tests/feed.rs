@@ -59,3 +59,19 @@ fn warnings_are_kept_once_and_bounded() {
     assert_eq!(m.warnings().texts.len(), MAX_WARNINGS);
     assert_eq!(m.warnings().dropped, 2 + MAX_WARNINGS as u64 + 1);
 }
+
+#[test]
+fn a_window_runs_from_the_first_input_to_the_last() {
+    let mut m = Model::default();
+    // Nothing fed yet: the caller's start (the host's), empty.
+    assert_eq!(m.window_ns(2 * SEC), (2 * SEC, 2 * SEC));
+    // The command started at 2 s; the programs were attached and the start-up snapshot taken
+    // at 3 s; `--duration 3` ends with the tick at 6 s: a 3 s window, not 4.
+    m.feed(&Input::Startup(Stamped::new(
+        3 * SEC,
+        snapshot(3 * SEC, None, Vec::new()),
+    )));
+    m.feed(&Input::Tick(6 * SEC));
+    assert_eq!(m.window_ns(2 * SEC), (3 * SEC, 6 * SEC));
+    assert_eq!(m.start_ns(), Some(3 * SEC));
+}

@@ -47,10 +47,15 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn start(netns: u32, tag: &str, max: Duration) -> Recorder {
+        Recorder::start_bin(&portwatch_bin(), netns, tag, max)
+    }
+
+    /// Like [`Recorder::start`], running `bin` (e.g. [`crate::live::portwatch_release_bin`]).
+    pub fn start_bin(bin: &str, netns: u32, tag: &str, max: Duration) -> Recorder {
         require_root();
         let file = std::env::temp_dir().join(format!("pw-{tag}-{}.pwr", std::process::id()));
         let _ = std::fs::remove_file(&file);
-        let mut child = Command::new(portwatch_bin())
+        let mut child = Command::new(bin)
             .args(["record", "--netns", &netns.to_string(), "-o"])
             .arg(&file)
             .args(["--duration", &format!("{}s", max.as_secs().max(1))])
@@ -116,6 +121,23 @@ pub fn report_file(file: &Path) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("report JSON: {e}"))
+}
+
+/// Ends the recording and checks its report with `check`, as the live one was checked: after
+/// the incident, as an operator reads it an hour later. Prints the text report (pasted into
+/// issues) too.
+pub fn check_recording(rec: Recorder, check: impl Fn(&Value)) {
+    check_recording_file(&rec.finish(), check);
+}
+
+/// [`check_recording`] of a recording already ended.
+pub fn check_recording_file(file: &Path, check: impl Fn(&Value)) {
+    check(&report_file(file));
+    eprintln!(
+        "--- report {}:\n{}",
+        file.display(),
+        report_file_text(file)
+    );
 }
 
 /// `portwatch report FILE` as text, for people (printed by the tests that reproduce an

@@ -66,15 +66,8 @@ fn syn_sent_connects_keep_their_owner_through_reconciliation() {
         r["model"]
     );
     // The recording ends; it is read afterwards, as it would be an hour later.
-    let file = rec.finish();
-    let r = report_file(&file);
-    check(&r);
+    check_recording(rec, check);
     drop((c4, c6, servers));
-    eprintln!(
-        "--- report {}:\n{}",
-        file.display(),
-        report_file_text(&file)
-    );
 }
 
 /// The finding of this cause toward `dst`.
@@ -170,14 +163,7 @@ fn fin_wait2_behind_a_local_close_wait_leak() {
     let r = report_at(live, onset + 2 * S);
     assert_within_5s(&r, onset);
     check(&r);
-    let file = rec.finish();
-    let r = report_file(&file);
-    check(&r);
-    eprintln!(
-        "--- report {}:\n{}",
-        file.display(),
-        report_file_text(&file)
-    );
+    check_recording(rec, check);
     drop((clients, servers));
 }
 

@@ -133,11 +133,7 @@ pub fn check_recording(rec: Recorder, check: impl Fn(&Value)) {
 /// [`check_recording`] of a recording already ended.
 pub fn check_recording_file(file: &Path, check: impl Fn(&Value)) {
     check(&report_file(file));
-    eprintln!(
-        "--- report {}:\n{}",
-        file.display(),
-        report_file_text(file)
-    );
+    eprintln!("--- report {}:\n{}", file.display(), report_file_text(file));
 }
 
 /// `portwatch report FILE` as text, for people (printed by the tests that reproduce an

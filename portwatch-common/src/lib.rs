@@ -62,7 +62,10 @@ pub struct Header {
     pub ts_ns: u64,
     /// Inode number of the socket's network namespace (`net->ns.inum`); 0 when unreadable.
     pub netns: u32,
-    /// Thread id of the task running when the event fired (not necessarily the owner).
+    /// Thread id of the task running when the event fired (not necessarily the owner). The
+    /// task fields (`pid`, `tgid`, `comm`; `ppid` and `cgroup` see below) are written only
+    /// where that task means something: calls, CLOSE → SYN_SENT, CLOSE → LISTEN and
+    /// SYN_SENT → CLOSE; every other transition and every timewait record has them 0.
     pub pid: u32,
     /// Process id (thread group id) of that task.
     pub tgid: u32,
@@ -307,8 +310,8 @@ pub mod globals {
     /// Only events of this network namespace (inode number); 0 = every namespace. Filtered
     /// before anything is counted, so the counters then describe this namespace alone.
     pub const FILTER_NETNS: &str = "FILTER_NETNS";
-    /// Unread ring-buffer bytes above which a record wakes the consumer (0: every record);
-    /// below it the consumer polls.
+    /// Bytes a CPU commits to the ring between two wake-ups of the consumer (0: every
+    /// record); in between the consumer polls.
     pub const WAKEUP_BYTES: &str = "WAKEUP_BYTES";
     /// `offsetof(struct sock_common, skc_net)`.
     pub const OFF_SKC_NET: &str = "OFF_SKC_NET";

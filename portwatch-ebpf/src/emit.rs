@@ -1,7 +1,7 @@
 //! The ring buffer, the per-CPU counters, and the header every record starts with.
 
 use aya_ebpf::{
-    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
     },
@@ -57,34 +57,50 @@ pub fn header(kind: u8, netns: u32, with_ppid: bool, flags: u8) -> Header {
     }
 }
 
-/// Unread bytes above which the consumer is woken. Below it, records are written without a
-/// wake-up and the consumer picks them up on its own short poll: a wake-up per record (an
-/// irq_work and a task wake-up) would cost more than the rest of the program.
-/// Userspace sets it before load (`WAKEUP_BYTES`); 0 means wake on every record.
+/// Bytes that one CPU commits between two wake-ups of the consumer; 0 means wake on every
+/// record. Userspace sets it before load (`WAKEUP_BYTES`, `collect::wakeup_bytes`). Between
+/// wake-ups records are written without one and the consumer picks them up on its own poll:
+/// a wake-up per record (an irq_work, a self-IPI — a VM exit under virtualisation, measured at
+/// ~1 µs per transition here — and a task wake-up) would cost more than the rest of the program.
 #[unsafe(no_mangle)]
 static WAKEUP_BYTES: u64 = 0;
+
+/// Bytes committed on this CPU since its last wake-up of the consumer (slot 0).
+#[map(name = "WAKE")]
+static WAKE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 /// Bytes a record of `T` takes in the ring: an 8-byte header, the record, rounded up to 8.
 const fn ring_bytes<T>() -> u64 {
     ((size_of::<T>() + 8 + 7) & !7) as u64
 }
 
-/// The wake-up flag for a record of `T`: only the record that takes the unread data across
-/// the threshold wakes the consumer. Above it the consumer has been woken already and is
-/// draining; waking it again for every record would raise an interrupt each time (a self-IPI:
-/// a VM exit under virtualisation, measured at ~1 µs per transition here) for nothing. Should
-/// two CPUs race past the crossing unseen, the consumer's poll interval bounds the delay.
+/// The wake-up flag for a record of `T`: every [`WAKEUP_BYTES`] committed on a CPU, one record
+/// wakes the consumer. A per-CPU count instead of asking the ring for its unread data
+/// (`bpf_ringbuf_query(BPF_RB_AVAIL_DATA)`, a load of both positions of a ring every CPU writes
+/// to) on every record. The count does not know what the consumer read meanwhile, so a wake-up
+/// can find the ring nearly empty (one per `WAKEUP_BYTES` per CPU, harmless); the consumer's
+/// level-triggered poll never sleeps while data is unread, and its poll interval bounds the
+/// delay when no CPU reached the threshold. Not atomic: a program nested on this CPU (a softirq
+/// interrupting it) may lose an addition, which only delays a wake-up.
 #[inline(always)]
 fn wakeup_flags<T>() -> u64 {
     let threshold = unsafe { core::ptr::read_volatile(&raw const WAKEUP_BYTES) };
     if threshold == 0 {
         return BPF_RB_FORCE_WAKEUP as u64;
     }
-    let avail = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
-    if avail < threshold && avail + ring_bytes::<T>() >= threshold {
-        BPF_RB_FORCE_WAKEUP as u64
-    } else {
-        BPF_RB_NO_WAKEUP as u64
+    let Some(p) = WAKE.get_ptr_mut(0) else {
+        return BPF_RB_NO_WAKEUP as u64;
+    };
+    // SAFETY: this CPU's value of the map, valid for the program's whole run.
+    unsafe {
+        let n = *p + ring_bytes::<T>();
+        if n >= threshold {
+            *p = 0;
+            BPF_RB_FORCE_WAKEUP as u64
+        } else {
+            *p = n;
+            BPF_RB_NO_WAKEUP as u64
+        }
     }
 }
 
@@ -100,47 +116,57 @@ pub fn reserve<T: 'static>(lost_slot: u32) -> Option<RingBufEntry<T>> {
     entry
 }
 
-/// Submits a record written in place, waking the consumer when it takes the unread data
-/// across the threshold (the reserve already counts in the unread data).
+/// Submits a record written in place, waking the consumer once every [`WAKEUP_BYTES`]
+/// committed on this CPU (see [`wakeup_flags`]).
 #[inline(always)]
 pub fn commit<T: 'static>(entry: RingBufEntry<T>) {
-    let threshold = unsafe { core::ptr::read_volatile(&raw const WAKEUP_BYTES) };
-    let flags = if threshold == 0 {
-        BPF_RB_FORCE_WAKEUP
-    } else {
-        let avail = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
-        if avail >= threshold && avail - ring_bytes::<T>() < threshold {
-            BPF_RB_FORCE_WAKEUP
-        } else {
-            BPF_RB_NO_WAKEUP
-        }
-    };
-    entry.submit(flags as u64);
+    entry.submit(wakeup_flags::<T>());
 }
 
-/// Writes the header for a record of `kind` in place (see [`header`]); the current task's
-/// parent through its BTF-typed `task_struct` (two plain loads) and its cgroup when
-/// `with_ppid`.
+/// How much of the current task a record carries ([`write_header`]).
+pub mod task {
+    /// None (pid, tid, ppid, cgroup 0, comm empty): the record fired where the current task is
+    /// unrelated to the socket (softirq) and nobody reads it. Saves two helper calls.
+    pub const NONE: u8 = 0;
+    /// Its pid, tid and comm: the caller of a syscall, whose result userspace names
+    /// (a `connect()` that found no port: SYN_SENT → CLOSE).
+    pub const CALLER: u8 = 1;
+    /// Also its parent's pid and its cgroup: the socket's owner, which the model remembers.
+    pub const OWNER: u8 = 2;
+}
+
+/// Writes the header for a record of `kind` in place (see [`header`]), with as much of the
+/// current task as `task` says ([`task`]); the parent through its BTF-typed `task_struct` (two
+/// plain loads).
 ///
 /// # Safety
 /// `h` points to a reserved ring buffer record.
 #[inline(always)]
-pub unsafe fn write_header(h: *mut Header, kind: u8, netns: u32, with_ppid: bool, flags: u8) {
-    let pid_tgid = bpf_get_current_pid_tgid();
+pub unsafe fn write_header(h: *mut Header, kind: u8, netns: u32, task: u8, flags: u8) {
     unsafe {
         (*h).ts_ns = bpf_ktime_get_ns();
         (*h).netns = netns;
-        (*h).pid = pid_tgid as u32;
-        (*h).tgid = (pid_tgid >> 32) as u32;
-        (*h).ppid = if with_ppid { current_ppid_btf() } else { 0 };
-        (*h).cgroup = if with_ppid {
-            bpf_get_current_cgroup_id()
-        } else {
-            0
-        };
         (*h).kind = kind;
         (*h).flags = flags;
         (*h)._pad = [0; 6];
+        if task == task::NONE {
+            (*h).pid = 0;
+            (*h).tgid = 0;
+            (*h).ppid = 0;
+            (*h).cgroup = 0;
+            (*h).comm = [0; COMM_LEN];
+            return;
+        }
+        let pid_tgid = bpf_get_current_pid_tgid();
+        (*h).pid = pid_tgid as u32;
+        (*h).tgid = (pid_tgid >> 32) as u32;
+        if task == task::OWNER {
+            (*h).ppid = current_ppid_btf();
+            (*h).cgroup = bpf_get_current_cgroup_id();
+        } else {
+            (*h).ppid = 0;
+            (*h).cgroup = 0;
+        }
         let comm = &raw mut (*h).comm;
         if aya_ebpf::helpers::generated::bpf_get_current_comm(comm.cast(), COMM_LEN as u32) != 0 {
             *comm = [0; COMM_LEN];

@@ -10,7 +10,7 @@ use aya_ebpf::{EbpfContext, macros::btf_tracepoint, programs::BtfTracePointConte
 use portwatch_common::{IPPROTO_TCP, StateRecord, flag, kind, stat};
 
 use crate::{
-    emit::{bump, commit, reserve, write_header},
+    emit::{bump, commit, reserve, task, write_header},
     kernel::{netns_of_btf_sk, protocol_of_btf_sk, tuple_btf, wanted},
     nest::{self, hook},
 };
@@ -63,11 +63,20 @@ fn transition(ctx: &BtfTracePointContext, sk: u64, netns: u32, flags: u8) {
     // Written in place in the ring: no record on the stack, no copy.
     let r = entry.as_mut_ptr();
     // Only CLOSE -> SYN_SENT (connect) and CLOSE -> LISTEN (listen) are sure to run in the
-    // owner's context; elsewhere the parent of whatever task ran is not worth two loads.
-    let owner_context = oldstate == TCP_CLOSE;
+    // owner's context, and the model takes the owner from them alone; SYN_SENT -> CLOSE is
+    // named after its task when connect() found no port (in the caller's context). Every
+    // other transition runs in softirq context, where the current task is unrelated and
+    // nobody reads it: no task helpers there (docs/benchmarks.md).
+    let task = if oldstate == TCP_CLOSE {
+        task::OWNER
+    } else if oldstate == TCP_SYN_SENT && newstate == TCP_CLOSE {
+        task::CALLER
+    } else {
+        task::NONE
+    };
     // SAFETY: `r` is a reserved record of the right size; every byte is written.
     unsafe {
-        write_header(&raw mut (*r).hdr, kind::STATE, netns, owner_context, flags);
+        write_header(&raw mut (*r).hdr, kind::STATE, netns, task, flags);
         (*r).skaddr = sk;
         (*r).saddr = t.saddr;
         (*r).daddr = t.daddr;
@@ -80,4 +89,5 @@ fn transition(ctx: &BtfTracePointContext, sk: u64, netns: u32, flags: u8) {
     commit(entry);
 }
 
+const TCP_SYN_SENT: i32 = 2;
 const TCP_CLOSE: i32 = 7;

@@ -30,7 +30,7 @@ use aya_ebpf::{
 use portwatch_common::{TimeWaitRecord, kind, stat, tw_op};
 
 use crate::{
-    emit::{bump, commit, reserve, write_header},
+    emit::{bump, commit, reserve, task, write_header},
     kernel::{SkcBlock, btf_load, netns_inum, off, read, wanted},
     nest::hook,
 };
@@ -75,7 +75,9 @@ fn emit(timer: u64, op: u8, slot: u32) {
     let r = entry.as_mut_ptr();
     // SAFETY: `r` is a reserved record of the right size; every byte is written.
     unsafe {
-        write_header(&raw mut (*r).hdr, kind::TIMEWAIT, netns, false, 0);
+        // No task: timers start in softirq or in whatever closed the socket, and expire in
+        // the timer softirq; the model follows the socket's owner instead.
+        write_header(&raw mut (*r).hdr, kind::TIMEWAIT, netns, task::NONE, 0);
         (*r).tw = tw;
         (*r).saddr = t.saddr;
         (*r).daddr = t.daddr;

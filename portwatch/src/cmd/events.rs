@@ -26,8 +26,9 @@ event, and then one of
   BIND       ERRNO|ok addr                 a failed bind(), or a bound port
   TW_START / TW_CANCEL / TW_EXPIRE         a timewait socket's timer (TIME_WAIT begins,
                                            ends early, or ends after 60 s)
-Transitions that run in softirq context show whatever task was on the CPU, not the owner;
---pid follows sockets to their owner.
+Only calls and the transitions that run in the caller's context (CLOSE -> SYN_SENT,
+CLOSE -> LISTEN, SYN_SENT -> CLOSE) carry a task; the others run in softirq context and show
+pid 0; --pid follows sockets to their owner.
 
 Examples:
   portwatch events --port 443

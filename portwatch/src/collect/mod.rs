@@ -38,13 +38,17 @@ static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/portwatch-ebpf.o"));
 
 /// How often the reader looks at the ring when nothing woke it: the kernel only wakes it
-/// once a quarter of the ring (at most 64 KiB) is unread, so this bounds the latency of a
-/// quiet trickle of events.
+/// once a CPU committed [`wakeup_bytes`] since its last wake-up, so this bounds the latency of
+/// a quiet trickle of events.
 pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// Unread bytes that make the kernel wake the reader.
+/// Bytes one CPU commits between two wake-ups of the reader (`portwatch-ebpf/src/emit.rs`):
+/// a quarter of the ring shared by the CPUs (ring/8 on 2 CPUs), so that unread data at a
+/// wake-up stays under a quarter of the ring even if every CPU was just short of it. It was
+/// min(ring/4, 64 KiB) of unread data, asked of the ring on every record.
 pub fn wakeup_bytes(ring_bytes: u32) -> u64 {
-    (ring_bytes as u64 / 4).min(64 << 10)
+    let cpus = aya::util::nr_cpus().map_or(1, |n| n.max(1)) as u64;
+    (ring_bytes as u64 / 4 / cpus).max(1)
 }
 
 /// Default ring buffer: 4 MiB carried ~150k events/s of loopback churn with no loss here.

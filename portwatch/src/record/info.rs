@@ -84,7 +84,10 @@ impl Info {
                     info.first_ts_ns = Some(info.first_ts_ns.map_or(e.ts_ns, |t| t.min(e.ts_ns)));
                     info.last_ts_ns = Some(info.last_ts_ns.map_or(e.ts_ns, |t| t.max(e.ts_ns)));
                     info.netns.insert(e.netns);
-                    pids.insert(e.task.pid);
+                    // pid 0: a record without a task (a softirq transition, a timer).
+                    if e.task.pid != 0 {
+                        pids.insert(e.task.pid);
+                    }
                     let k = &mut info.by_kind;
                     match e.kind {
                         EventKind::State(_) => k.state += 1,

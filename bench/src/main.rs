@@ -17,6 +17,7 @@ mod model;
 mod modes;
 mod parse;
 mod perf;
+mod pty;
 mod sockets;
 mod standin;
 mod tracer;
@@ -82,7 +83,7 @@ struct BenchArgs {
     /// Only these sections (churn, model, sockets); default all.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Only these traced modes (bare, kernel, record, report, events, tcpstates; a mode keeps
+    /// Only these traced modes (bare, kernel, record, report, tui, events, tcpstates; a mode keeps
     /// its `-base` twin); default all.
     #[arg(long, value_delimiter = ',')]
     modes: Vec<String>,

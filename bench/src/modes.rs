@@ -108,6 +108,17 @@ pub fn discover(
             targeted: true,
         }
     });
+    // Without a subcommand portwatch is the TUI: on a pseudo-terminal of the harness's.
+    modes.push(Mode {
+        key: "tui",
+        label: "portwatch (the TUI, on a pty)".into(),
+        how: How::Command {
+            argv: argv(&[&pw, "--netns", "{netns}"]),
+            parse: Parse::Tui,
+        },
+        note: String::new(),
+        targeted: true,
+    });
     modes.push(Mode {
         key: "events",
         label: "portwatch events --json".into(),

@@ -83,6 +83,7 @@ pub fn parse_output(
             t.state_received = Some(state);
             t.received = total;
             t.lost = summary_number(err, " lost").context("no summary on stderr")?;
+            t.lost_by = summary_lost_by(err);
         }
         Parse::Tcpstates { .. } => {
             let StdoutSeen::Lines { state, total } = seen else {
@@ -102,6 +103,11 @@ pub fn parse_output(
                         .ok()
                 })
                 .sum::<u64>();
+        }
+        Parse::Tui => {
+            t.received = summary_number(err, " events received").context("no summary on stderr")?;
+            t.lost = summary_number(err, " lost").context("no summary on stderr")?;
+            t.lost_by = summary_lost_by(err);
         }
         Parse::Recording => return read_recording(out),
         Parse::ReportJson => {
@@ -133,6 +139,45 @@ fn summary_number(err: &str, what: &str) -> Option<u64> {
     let line = err.lines().rev().find(|l| l.contains("events received"))?;
     let before = &line[..line.find(what)?];
     before.split_whitespace().last()?.parse().ok()
+}
+
+/// The summary line's losses by kind, named as [`lost_by`] names them: "… lost (ring full or
+/// unreadable: state 1, call 0, timewait 2; skipped program runs: state 3, calls 0; untracked
+/// calls 0; undecodable 0); …". Only the non-zero ones.
+fn summary_lost_by(err: &str) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some(line) = err.lines().rev().find(|l| l.contains("events received")) else {
+        return out;
+    };
+    let Some(inner) = line
+        .split_once("(ring full or unreadable: ")
+        .and_then(|(_, r)| r.split_once(')'))
+        .map(|(i, _)| i)
+    else {
+        return out;
+    };
+    for group in inner.split("; ") {
+        let (prefix, items) = match group.split_once(": ") {
+            Some(("skipped program runs", items)) => ("skipped_", items),
+            _ => ("", group),
+        };
+        for item in items.split(", ") {
+            let Some((name, n)) = item.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(n) = n.parse::<u64>() else { continue };
+            let key = match (prefix, name) {
+                ("", "untracked calls") => "untracked_calls".to_string(),
+                ("", "undecodable") => "decode_errors".to_string(),
+                ("", kind) => format!("{kind}_ring_full"),
+                (p, kind) => format!("{p}{kind}"),
+            };
+            if n > 0 {
+                out.insert(key, n);
+            }
+        }
+    }
+    out
 }
 
 fn read_recording(path: &Path) -> anyhow::Result<Tally> {
@@ -191,6 +236,17 @@ mod tests {
     fn summary_and_tcpstates_lines() {
         let s = "portwatch: tracing\nportwatch: 39 events received, 2 lost (ring full …)";
         assert_eq!(summary_number(s, " lost"), Some(2));
+        // The line `portwatch events` and the TUI print when they stop.
+        let mut c = portwatch::collect::Counters::default();
+        c.state.lost = 5;
+        c.timewait.lost = 1;
+        c.skipped.state = 2;
+        c.decode_errors = 3;
+        let line = "portwatch: 90 events received, 11 lost (ring full or unreadable: state 5, \
+                    call 0, timewait 1; skipped program runs: state 2, calls 0; untracked calls 0; \
+                    undecodable 3); timer program runs skipped (mostly unrelated timers): 7";
+        assert_eq!(summary_lost_by(line), lost_by(&c), "{line}");
+        assert_eq!(summary_number(line, " lost"), Some(c.lost_total()));
         let l =
             b"ffff8881 1234 my comm 127.0.0.1 40000 127.0.0.1 23100 SYN_SENT -> ESTABLISHED 0.01\n";
         assert!(tcpstates_matches(l, 23100));

@@ -37,6 +37,9 @@ pub enum Parse {
     StandinJson,
     /// libbpf-tools `tcpstates`: one line per transition; transitions of the load's port.
     Tcpstates { port: u16 },
+    /// The TUI, on a pseudo-terminal of the harness's (its screen drained and thrown away);
+    /// what it received and lost is its summary line on stderr when it exits.
+    Tui,
 }
 
 #[derive(Debug, Clone)]
@@ -127,18 +130,23 @@ impl Mode {
             How::Command { argv, parse } => {
                 let _ = std::fs::remove_file(out);
                 let args: Vec<String> = argv.iter().map(|a| subst(a, netns, out)).collect();
-                let mut child = Command::new(&args[0])
-                    .args(&args[1..])
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .with_context(|| format!("start {}", args.join(" ")))?;
-                let stdout = child.stdout.take().expect("piped");
-                let stdout = thread::spawn({
-                    let parse = *parse;
-                    move || read_stdout(stdout, parse)
-                });
+                let mut cmd = Command::new(&args[0]);
+                cmd.args(&args[1..]).stderr(Stdio::piped());
+                let (mut child, stdout) = if *parse == Parse::Tui {
+                    crate::pty::spawn(cmd).with_context(|| format!("start {}", args.join(" ")))?
+                } else {
+                    let mut child = cmd
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::piped())
+                        .spawn()
+                        .with_context(|| format!("start {}", args.join(" ")))?;
+                    let stdout = child.stdout.take().expect("piped");
+                    let stdout = thread::spawn({
+                        let parse = *parse;
+                        move || read_stdout(stdout, parse)
+                    });
+                    (child, stdout)
+                };
                 let mut err = child.stderr.take().expect("piped");
                 let stderr = thread::spawn(move || {
                     let mut s = String::new();

@@ -157,3 +157,48 @@ fn sigterm_restores_the_terminal_and_exits_0() {
     assert!(status.success(), "exit status {status:?}");
     pty.assert_restored();
 }
+
+/// The live TUI on one namespace: once it has quit and restored the terminal, it says what it
+/// received and lost (the line `portwatch events` prints), so that losses never go unsaid
+/// with the screen.
+#[test]
+fn the_live_tui_says_what_it_received_and_lost_when_it_quits() {
+    require_root();
+    let ns = portwatch_tests::Netns::new("pw-tui-live");
+    let mut pty = PtyChild::spawn(portwatch(&["--netns", &ns.inode.to_string()]), COLS, ROWS);
+    assert!(
+        pty.wait_for(Duration::from_secs(30), |s| s.contents().contains("● live")),
+        "no live header within 30 s:\n{}",
+        pty.text()
+    );
+    // A few connections for it to see.
+    ns.run(|| {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        for _ in 0..5 {
+            let c = std::net::TcpStream::connect(addr).unwrap();
+            drop(l.accept().unwrap());
+            drop(c);
+        }
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    pty.send(b"q");
+    let status = pty.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status}");
+    let out = String::from_utf8_lossy(&pty.raw).into_owned();
+    let line = out
+        .lines()
+        .find(|l| l.contains("events received"))
+        .unwrap_or_else(|| panic!("no summary after quitting:\n{}", pty.text()));
+    let received: u64 = line
+        .split("portwatch: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {line:?}"));
+    assert!(
+        received >= 5 * 5,
+        "5 connections' transitions at least: {line}"
+    );
+    assert!(line.contains(" 0 lost ("), "{line}");
+}

@@ -62,6 +62,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut src = LiveSource::new(live);
         let out = run_console(&mut src, args.frame.fps).await;
         src.live.finish(&mut []).await?;
+        // The terminal is restored by now: say what the session received and lost, as
+        // `events` does, so that nothing lost goes unsaid once the screen is gone.
+        eprintln!("{}", super::events::summary(&src.live.counters()));
         out
     })
 }

@@ -29,7 +29,7 @@ use aya::{
 use portwatch_common::{maps, stat};
 
 pub use self::progs::{Attach, Hook, Skipped};
-pub use self::reader::ReadStats;
+pub use self::reader::{ReadStats, Recycler};
 use self::reader::{Reader, Tally};
 use crate::event::Event;
 
@@ -239,14 +239,29 @@ impl Collector {
     /// it, and every [`POLL_INTERVAL`] when nothing did), then appends everything it has
     /// read so far to `out`. Cancel-safe.
     pub async fn next_batch(&mut self, out: &mut Vec<Event>) -> io::Result<()> {
-        match self.reader.batches.recv().await {
-            Some(mut b) => out.append(&mut b),
-            None => return Err(io::Error::other("the ring buffer's reader thread ended")),
-        }
+        let mut b = self.recv_batch().await?;
+        out.append(&mut b);
+        self.reader.recycler.give(b);
         while let Ok(mut b) = self.reader.batches.try_recv() {
             out.append(&mut b);
+            self.reader.recycler.give(b);
         }
         Ok(())
+    }
+
+    /// Waits for the reader's next batch and hands it over as it is (no copy): give it back
+    /// through [`Collector::recycler`] once done with it. Cancel-safe.
+    pub async fn recv_batch(&mut self) -> io::Result<Vec<Event>> {
+        self.reader
+            .batches
+            .recv()
+            .await
+            .ok_or_else(|| io::Error::other("the ring buffer's reader thread ended"))
+    }
+
+    /// Where emptied batches from [`Collector::recv_batch`] go back to the reader.
+    pub fn recycler(&self) -> Recycler {
+        self.reader.recycler.clone()
     }
 
     /// Appends what the reader has read so far, without waiting; once [`Collector::stop`]
@@ -258,6 +273,7 @@ impl Collector {
         } else {
             while let Ok(mut b) = self.reader.batches.try_recv() {
                 out.append(&mut b);
+                self.reader.recycler.give(b);
             }
         }
         out.len() - before

@@ -42,6 +42,9 @@ const BATCH: usize = 1024;
 /// Batches the channel holds before the reader waits for the user: with [`BATCH`], ~128k
 /// events (a few MB) on top of the ring.
 const QUEUED_BATCHES: usize = 128;
+/// Emptied batches kept for reuse (~140 KB each): steady churn needs a handful; a burst that
+/// queued more frees the rest.
+const RECYCLED_BATCHES: usize = 64;
 
 /// What userspace received, dropped as repeats and failed to decode, per kind, and how the
 /// reader fared.
@@ -147,10 +150,36 @@ fn kind_index(ev: &Event) -> usize {
     }
 }
 
+/// Emptied batches handed back to the reader, so that a batch's buffer is allocated once
+/// and reused: each event is written once, by the decoder, into a buffer that travels to the
+/// model and back (no per-batch allocation, no page faults on fresh memory).
+#[derive(Clone, Default)]
+pub struct Recycler(Arc<Mutex<Vec<Vec<Event>>>>);
+
+impl Recycler {
+    /// Hands an emptied (or not) batch back; kept only up to what the channel can hold.
+    pub fn give(&self, mut batch: Vec<Event>) {
+        batch.clear();
+        if batch.capacity() < BATCH {
+            return;
+        }
+        let mut free = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if free.len() < RECYCLED_BATCHES {
+            free.push(batch);
+        }
+    }
+
+    fn take(&self) -> Vec<Event> {
+        let got = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        got.unwrap_or_else(|| Vec::with_capacity(BATCH))
+    }
+}
+
 /// The running reader thread.
 pub(super) struct Reader {
     pub tally: Arc<Mutex<Tally>>,
     pub batches: mpsc::Receiver<Vec<Event>>,
+    pub recycler: Recycler,
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
 }
@@ -160,15 +189,17 @@ impl Reader {
         let tally = Arc::new(Mutex::new(Tally::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, batches) = mpsc::channel(QUEUED_BATCHES);
+        let recycler = Recycler::default();
         let thread = thread::Builder::new()
             .name("portwatch-ring".into())
             .spawn({
-                let (tally, stop) = (tally.clone(), stop.clone());
-                move || run(ring, &tally, &stop, &tx)
+                let (tally, stop, recycler) = (tally.clone(), stop.clone(), recycler.clone());
+                move || run(ring, &tally, &stop, &tx, &recycler)
             })?;
         Ok(Reader {
             tally,
             batches,
+            recycler,
             stop,
             thread: Some(thread),
         })
@@ -182,6 +213,7 @@ impl Reader {
             // The thread may be waiting for room in the channel: keep emptying it.
             while let Ok(mut b) = self.batches.try_recv() {
                 out.append(&mut b);
+                self.recycler.give(b);
             }
             if t.is_finished() {
                 if t.join().is_err() {
@@ -194,6 +226,7 @@ impl Reader {
         }
         while let Ok(mut b) = self.batches.try_recv() {
             out.append(&mut b);
+            self.recycler.give(b);
         }
     }
 }
@@ -211,12 +244,15 @@ fn run(
     tally: &Mutex<Tally>,
     stop: &AtomicBool,
     tx: &mpsc::Sender<Vec<Event>>,
+    recycler: &Recycler,
 ) {
     let realtime = raise_priority();
     tally.lock().unwrap().stats.realtime = realtime;
     let sched0 = schedstat_us();
     let mut sched_at = Instant::now();
     let mut woken = false;
+    // The buffer being filled; a full one leaves for the user and a recycled one takes its place.
+    let mut batch = recycler.take();
     loop {
         if last_pass_or_due(stop, &mut sched_at) {
             let (cpu, wait) = schedstat_us();
@@ -229,10 +265,10 @@ fn run(
         let last = stop.load(Ordering::Acquire);
         let mut read = 0;
         loop {
-            let mut batch = Vec::with_capacity(BATCH);
             let n = tally.lock().unwrap().drain(&mut ring, &mut batch, BATCH);
             read += n;
             if !batch.is_empty() {
+                let batch = std::mem::replace(&mut batch, recycler.take());
                 match tx.try_send(batch) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(b)) => {

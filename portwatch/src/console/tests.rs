@@ -75,8 +75,11 @@ fn write_recording(path: &std::path::Path) -> u64 {
         w.push(e).unwrap();
     }
     let end = s.events.last().unwrap().ts_ns;
-    w.input(&Input::Loss(Stamped::new(end, Counters::default())))
-        .unwrap();
+    w.input(&Input::Loss(Box::new(Stamped::new(
+        end,
+        Counters::default(),
+    ))))
+    .unwrap();
     w.finish().unwrap();
     start
 }

@@ -25,8 +25,10 @@ pub enum Input {
     Startup(Stamped<SystemSnapshot>),
     /// A periodic snapshot the model is reconciled against.
     Reconcile(Stamped<SystemSnapshot>),
-    /// The collector's loss counters, cumulative since it started.
-    Loss(Stamped<Counters>),
+    /// The collector's loss counters, cumulative since it started (boxed, as every rare
+    /// input larger than an event: an `Input` is as large as its largest variant, and the
+    /// events travel by the million).
+    Loss(Box<Stamped<Counters>>),
     /// Something a source could not do (a hook not attached, a namespace not read, a failed
     /// reconciliation, a damaged recording), for every view to show.
     Warning(Stamped<String>),
@@ -36,12 +38,15 @@ pub enum Input {
     Executables(Stamped<Vec<super::ProcessExe>>),
     /// One conntrack reading of a namespace that does source NAT (statistics, fill, rules,
     /// and perhaps a dump of the SNAT'd entries), at the time it was taken.
-    Conntrack(super::nat::ConntrackReading),
+    Conntrack(Box<super::nat::ConntrackReading>),
     /// One reading of the kernel's `connect()` latency aggregate (cumulative per destination).
     Latency(super::LatencyReading),
     /// The clock moved on without an event.
     Tick(u64),
 }
+
+// An input is an event and its tag: nothing rare makes every event's slot larger.
+const _: () = assert!(size_of::<Input>() <= size_of::<Event>() + 8);
 
 /// A value with the model time it enters at.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

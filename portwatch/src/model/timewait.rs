@@ -174,10 +174,16 @@ impl Model {
         }
     }
 
-    /// Timewait sockets that began in the FIN_WAIT2 substate and were not seen to leave it
-    /// by their local peer's FIN: a remote peer's FIN is usually untraced (see
-    /// [`Model::peer_sent_fin`]), so only a reconciliation tells FIN_WAIT2 (a peer that does
-    /// not close) from TIME_WAIT. The live session asks for an early one when this grows.
+    /// Timewait sockets that began in the FIN_WAIT2 substate. Those not seen to leave it by
+    /// their local peer's FIN ([`Model::fin_wait2_unconfirmed`]) wait for a reconciliation:
+    /// a remote peer's FIN is usually untraced (see [`Model::peer_sent_fin`]), so only a
+    /// reconciliation tells FIN_WAIT2 (a peer that does not close) from TIME_WAIT. The live
+    /// session asks for an early one when the unconfirmed grow.
+    pub fn fin_wait2_started(&self) -> u64 {
+        self.counters.tw_fin_wait2_started
+    }
+
+    /// [`Model::fin_wait2_started`] less those their local peer's FIN confirmed.
     pub fn fin_wait2_unconfirmed(&self) -> u64 {
         self.counters
             .tw_fin_wait2_started

@@ -84,9 +84,19 @@ pub enum Pumped {
     Ended,
 }
 
+/// What travels from the collector task to the model: the events of one read of the ring, in
+/// the buffer the reader decoded them into (it goes back to the reader once fed: no copy, no
+/// allocation per event), or any other inputs.
+enum Batch {
+    Events(Vec<Event>),
+    Inputs(Vec<Input>),
+}
+
 pub struct Live {
     pub model: Model,
-    inputs: mpsc::Receiver<Vec<Input>>,
+    inputs: mpsc::Receiver<Batch>,
+    /// Where fed event batches go back to the ring's reader.
+    recycler: collect::Recycler,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     /// Inputs fed so far.
@@ -96,6 +106,9 @@ pub struct Live {
     /// Asks the worker for a reconciliation before the periodic one (the value: how many
     /// unconfirmed FIN_WAIT2 timewait sockets the model had when it asked).
     early: watch::Sender<u64>,
+    /// FIN_WAIT2 timewait sockets begun, and unconfirmed, at the last early request or
+    /// reconciliation: the window [`Live::maybe_reconcile_early`] judges.
+    early_base: (u64, u64),
 }
 
 /// New timewait sockets in the FIN_WAIT2 substate, not confirmed by a local peer's FIN,
@@ -103,6 +116,13 @@ pub struct Live {
 /// them TIME_WAIT) is usually untraced, and a pool of unconfirmed FIN_WAIT2 would otherwise
 /// read as "the peer does not close" until the periodic reconciliation (docs/kernel-facts.md).
 const EARLY_RECONCILE_AFTER: u64 = 16;
+/// ... and they must be at least 1 in this many of the FIN_WAIT2 timewait sockets begun in
+/// the same window: relative to the traffic. Loopback churn confirms nearly all of its own
+/// (the local peer's LAST_ACK), but a few per 10k arrive in an order that leaves them
+/// unconfirmed; with an absolute threshold alone, a 3 s churn of 20k connections/s asked
+/// twice, each dump costing the model a full reconciliation. A remote peer's FIN leaves all of
+/// its pool's unconfirmed.
+const EARLY_UNCONFIRMED_SHARE: u64 = 16;
 /// An early reconciliation comes no sooner than this after the last one, nor sooner than
 /// [`EARLY_COST_FACTOR`] times the last one's duration (at most ~5 % of a core).
 const EARLY_MIN_GAP: Duration = Duration::from_secs(1);
@@ -172,7 +192,8 @@ impl Live {
             ));
         }
         let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
-        tx.send(first).await.ok();
+        tx.send(Batch::Inputs(first)).await.ok();
+        let recycler = collector.recycler();
         let (stop, stop_rx) = watch::channel(false);
         let (early, early_rx) = watch::channel(0);
         let worker = Worker {
@@ -191,21 +212,38 @@ impl Live {
         Ok(Live {
             model: Model::new(opts.model),
             inputs: rx,
+            recycler,
             stop,
             task: Some(tokio::spawn(worker.run())),
             fed: 0,
             workloads: WorkloadFeed::new(context::cgroups::Resolver::system()),
             early,
+            early_base: (0, 0),
         })
     }
 
     /// Asks for an early reconciliation when unconfirmed FIN_WAIT2 timewait sockets grew by
-    /// [`EARLY_RECONCILE_AFTER`] since the last time it asked.
+    /// [`EARLY_RECONCILE_AFTER`] since the last time it asked (or the last reconciliation),
+    /// and by at least 1/[`EARLY_UNCONFIRMED_SHARE`] of those begun meanwhile.
     fn maybe_reconcile_early(&mut self) {
-        let now = self.model.fin_wait2_unconfirmed();
-        if now >= *self.early.borrow() + EARLY_RECONCILE_AFTER {
-            self.early.send_replace(now);
+        let (started, unconfirmed) = (
+            self.model.fin_wait2_started(),
+            self.model.fin_wait2_unconfirmed(),
+        );
+        let grew = unconfirmed.saturating_sub(self.early_base.1);
+        let begun = started.saturating_sub(self.early_base.0);
+        if grew >= EARLY_RECONCILE_AFTER && grew * EARLY_UNCONFIRMED_SHARE >= begun {
+            self.early.send_replace(unconfirmed);
+            self.early_base = (started, unconfirmed);
         }
+    }
+
+    /// A reconciliation was fed: the window of [`Live::maybe_reconcile_early`] starts anew.
+    fn reconciled(&mut self) {
+        self.early_base = (
+            self.model.fin_wait2_started(),
+            self.model.fin_wait2_unconfirmed(),
+        );
     }
 
     /// Waits for the next inputs, feeds each to the model and then to every sink, in order.
@@ -217,9 +255,25 @@ impl Live {
             return Ok(Pumped::Ended);
         };
         let mut out = Pumped::More;
+        let batch = match batch {
+            Batch::Events(events) => {
+                for ev in &events {
+                    if self.feed(&Input::Event(*ev), sinks)? == Flow::Stop {
+                        out = Pumped::SinkStopped;
+                    }
+                }
+                self.recycler.give(events);
+                self.maybe_reconcile_early();
+                return Ok(out);
+            }
+            Batch::Inputs(inputs) => inputs,
+        };
         for input in &batch {
             if self.feed(input, sinks)? == Flow::Stop {
                 out = Pumped::SinkStopped;
+            }
+            if let Input::Reconcile(_) = input {
+                self.reconciled();
             }
             if let Input::Tick(_) = input {
                 self.workloads.tick(&mut self.model);
@@ -296,7 +350,7 @@ impl Live {
 /// The task that owns the collector and runs the dumps.
 struct Worker {
     collector: Collector,
-    tx: mpsc::Sender<Vec<Input>>,
+    tx: mpsc::Sender<Batch>,
     stop: watch::Receiver<bool>,
     reconcile_every: Option<Duration>,
     early: watch::Receiver<u64>,
@@ -325,16 +379,16 @@ impl Worker {
         let mut events = Vec::new();
         loop {
             let mut out = Vec::new();
+            let mut read = None;
             tokio::select! {
-                r = self.collector.next_batch(&mut events) => {
-                    r.context("read the ring buffer")?;
-                    out.extend(events.drain(..).map(Input::Event));
+                r = self.collector.recv_batch() => {
+                    read = Some(r.context("read the ring buffer")?);
                 }
                 _ = ticks.tick() => {
                     let now = monotonic_now_ns();
                     n_ticks += 1;
                     if n_ticks.is_multiple_of(LOSS_EVERY_TICKS) {
-                        out.push(Input::Loss(Stamped::new(now, self.collector.counters())));
+                        out.push(Input::Loss(Box::new(Stamped::new(now, self.collector.counters()))));
                         out.extend(self.collector.latency(now).map(Input::Latency));
                     }
                     out.push(Input::Tick(now));
@@ -376,7 +430,11 @@ impl Worker {
                 }
                 _ = self.stop.wait_for(|s| *s) => break,
             }
-            if self.tx.send(out).await.is_err() {
+            let batch = match read {
+                Some(events) => Batch::Events(events),
+                None => Batch::Inputs(out),
+            };
+            if self.tx.send(batch).await.is_err() {
                 return Ok(()); // nobody listens any more
             }
         }
@@ -396,9 +454,12 @@ impl Worker {
         }
         let now = monotonic_now_ns();
         out.extend(self.collector.latency(now).map(Input::Latency));
-        out.push(Input::Loss(Stamped::new(now, self.collector.counters())));
+        out.push(Input::Loss(Box::new(Stamped::new(
+            now,
+            self.collector.counters(),
+        ))));
         out.push(Input::Tick(now));
-        self.tx.send(out).await.ok();
+        self.tx.send(Batch::Inputs(out)).await.ok();
         Ok(())
     }
 }

@@ -174,7 +174,7 @@ impl ConntrackReader {
         let mut failed = step.skipped;
         for r in step.readings {
             match r {
-                Ok(r) => out.push(Input::Conntrack(r)),
+                Ok(r) => out.push(Input::Conntrack(Box::new(r))),
                 Err(s) => failed.push(s),
             }
         }

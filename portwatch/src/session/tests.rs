@@ -50,7 +50,7 @@ fn inputs(start: u64) -> Vec<Input> {
         loss.state.received += 5;
         out.push(Input::Tick(s.now()));
         if i % 5 == 4 {
-            out.push(Input::Loss(Stamped::new(s.now(), loss)));
+            out.push(Input::Loss(Box::new(Stamped::new(s.now(), loss))));
             // The kernel's connect() latency aggregate, read with the loss counters.
             let calls = i + 1;
             let mut buckets = vec![0; portwatch_common::latency::BUCKETS];
@@ -77,7 +77,7 @@ fn inputs(start: u64) -> Vec<Input> {
         }
     }
     loss.state.lost = 3;
-    out.push(Input::Loss(Stamped::new(s.now(), loss)));
+    out.push(Input::Loss(Box::new(Stamped::new(s.now(), loss))));
     out.push(Input::Tick(s.now() + MS));
     out
 }

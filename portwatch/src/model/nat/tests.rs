@@ -102,8 +102,8 @@ pub(crate) fn pod() -> Model {
 #[test]
 fn a_full_nat_pool_names_the_client_behind_it() {
     let mut m = pod();
-    m.feed(&Input::Conntrack(reading(2 * SEC, 10, 0, 0)));
-    m.feed(&Input::Conntrack(reading(3 * SEC, 10, 0, 5)));
+    m.feed(&Input::Conntrack(Box::new(reading(2 * SEC, 10, 0, 0))));
+    m.feed(&Input::Conntrack(Box::new(reading(3 * SEC, 10, 0, 5))));
     assert_eq!(m.now_ns(), 3 * SEC, "a reading moves the clock");
 
     let pools = m.nat_pools(3 * SEC);
@@ -144,7 +144,7 @@ fn time_wait_entries_do_not_block_a_nat_pool() {
     // 10 entries, 8 of them in TIME_WAIT: new connections take those ports over
     // (nf_nat_used_tuple_harder, docs/nat.md), nothing is dropped.
     let mut m = pod();
-    m.feed(&Input::Conntrack(reading(2 * SEC, 2, 8, 0)));
+    m.feed(&Input::Conntrack(Box::new(reading(2 * SEC, 2, 8, 0))));
     let p = &m.nat_pools(2 * SEC)[0];
     assert_eq!((p.in_use, p.evictable, p.blocking), (10, 8, 2));
     let findings = explain(&m, 2 * SEC);
@@ -156,7 +156,7 @@ fn time_wait_entries_do_not_block_a_nat_pool() {
 
 #[test]
 fn a_reading_is_one_context_record_and_comes_back_unchanged() {
-    let input = Input::Conntrack(reading(2 * SEC, 10, 0, 5));
+    let input = Input::Conntrack(Box::new(reading(2 * SEC, 10, 0, 5)));
     let rec = ContextRecord::Input(input.clone());
     assert_eq!(rec.kind(), "conntrack");
     let json = rec.body_json().unwrap();

@@ -27,7 +27,7 @@ fn each_input_lands_where_the_views_read_it() {
 
     let mut loss = Counters::default();
     loss.call.lost = 4;
-    m.feed(&Input::Loss(Stamped::new(t + SEC, loss)));
+    m.feed(&Input::Loss(Box::new(Stamped::new(t + SEC, loss))));
     assert_eq!(m.loss().call.lost, 4);
     assert_eq!(m.now_ns(), t + SEC);
 

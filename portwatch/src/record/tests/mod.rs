@@ -262,7 +262,7 @@ pub(super) fn sample_contexts() -> Vec<ContextRecord> {
     vec![
         ContextRecord::Input(Input::Startup(Stamped::new(5, sample_snapshot()))),
         ContextRecord::Input(Input::Reconcile(Stamped::new(6, sample_snapshot()))),
-        ContextRecord::Input(Input::Loss(Stamped::new(7, loss))),
+        ContextRecord::Input(Input::Loss(Box::new(Stamped::new(7, loss)))),
         ContextRecord::Input(Input::warning(7, "reconciliation failed: ✓ \"quoted\"")),
         ContextRecord::Input(Input::Latency(crate::model::LatencyReading {
             taken_at_ns: 7,

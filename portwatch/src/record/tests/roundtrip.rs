@@ -140,9 +140,9 @@ fn info_summarises_the_file() {
     let mut items = sample_items();
     let mut loss = crate::collect::Counters::default();
     loss.state.lost = 5;
-    items.push(Item::Context(ContextRecord::Input(Input::Loss(
+    items.push(Item::Context(ContextRecord::Input(Input::Loss(Box::new(
         Stamped::new(99, loss),
-    ))));
+    )))));
     write(&path, &items, Options::default());
     let info = Info::open(&path).unwrap();
     assert_eq!(info.events as usize, sample_events().len());

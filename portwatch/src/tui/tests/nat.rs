@@ -18,8 +18,8 @@ use crate::{
 #[test]
 fn a_full_nat_pool_shows_under_the_pools() {
     let mut m = pod();
-    m.feed(&Input::Conntrack(reading(2 * SEC, 10, 0, 0)));
-    m.feed(&Input::Conntrack(reading(3 * SEC, 10, 0, 5)));
+    m.feed(&Input::Conntrack(Box::new(reading(2 * SEC, 10, 0, 0))));
+    m.feed(&Input::Conntrack(Box::new(reading(3 * SEC, 10, 0, 5))));
     let mut app = App::new(Options::default());
     app.update(ViewData {
         snapshot: Snapshot::build(

@@ -292,7 +292,7 @@ impl Model {
 
     /// A socket from the snapshot (no `sk`) with this 4-tuple, to adopt on its first event.
     pub(super) fn find_unadopted(&self, t: &Tuple, tw: bool) -> Option<u32> {
-        self.socks.find_tuple(t, |s| {
+        self.socks.find_no_sk(t, |s| {
             s.sk == 0
                 && s.has(flag::COUNTED)
                 && if tw {

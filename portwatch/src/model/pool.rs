@@ -107,9 +107,12 @@ impl Pool {
     }
 
     /// Rolls history forward to `sec` (call before changing counts).
+    #[inline]
     pub fn touch(&mut self, sec: u64, ns: u64) {
-        let cur = self.in_use();
-        self.history.advance(sec, cur);
+        if self.history.behind(sec) {
+            let cur = self.in_use();
+            self.history.advance(sec, cur);
+        }
         self.last_active_ns = self.last_active_ns.max(ns);
     }
 }

@@ -139,6 +139,13 @@ impl History {
         }
     }
 
+    /// Whether [`History::advance`] to `sec` would move it (so that callers compute the
+    /// current value only then: once a second, not on every change).
+    #[inline]
+    pub fn behind(&self, sec: u64) -> bool {
+        sec > self.sec
+    }
+
     /// Moves to second `sec`: every second passed ends with `current` (nothing changed since,
     /// because this runs before any change at `sec`).
     pub fn advance(&mut self, sec: u64, current: u32) {

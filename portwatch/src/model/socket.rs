@@ -63,6 +63,8 @@ pub(crate) mod flag {
     /// Its port came from `bind()` to port 0 (kernel's choice) before `connect()`, without
     /// `IP_BIND_ADDRESS_NO_PORT`: bind-before-connect, the port is gone for every pool.
     pub const BIND_ANY: u16 = 512;
+    /// Indexed among the sockets without a kernel address (`SockTable::find_unadopted`).
+    pub const IN_NO_SK: u16 = 1024;
 }
 
 /// One tracked socket (72 bytes).
@@ -99,6 +101,9 @@ pub(crate) struct SockTable {
     free: Vec<u32>,
     by_sk: HashTable<u32>,
     by_tuple: HashTable<u32>,
+    /// The sockets of `by_tuple` without a kernel address (from a snapshot, not yet adopted by
+    /// an event): few, and asked about on every new connection and timewait socket.
+    no_sk: HashTable<u32>,
     live: usize,
     hand: usize,
 }
@@ -120,11 +125,11 @@ impl SockTable {
     pub fn heap_bytes(&self) -> usize {
         self.slots.capacity() * size_of::<Sock>()
             + self.free.capacity() * 4
-            + (self.by_sk.capacity() + self.by_tuple.capacity()) * 5
+            + (self.by_sk.capacity() + self.by_tuple.capacity() + self.no_sk.capacity()) * 5
     }
 
     pub fn insert(&mut self, mut s: Sock) -> u32 {
-        s.flags &= !(flag::IN_SK | flag::IN_TUPLE | flag::FREE);
+        s.flags &= !(flag::IN_SK | flag::IN_TUPLE | flag::IN_NO_SK | flag::FREE);
         let i = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = s;
@@ -155,6 +160,11 @@ impl SockTable {
                 .insert_unique(s.tuple.hash(), i, |&j| slots[j as usize].tuple.hash());
             add |= flag::IN_TUPLE;
         }
+        if s.sk == 0 && s.tuple.lport != 0 && !s.has(flag::IN_NO_SK) {
+            self.no_sk
+                .insert_unique(s.tuple.hash(), i, |&j| slots[j as usize].tuple.hash());
+            add |= flag::IN_NO_SK;
+        }
         self.slots[i as usize].flags |= add;
     }
 
@@ -170,7 +180,12 @@ impl SockTable {
         {
             e.remove();
         }
-        self.slots[i as usize].flags &= !(flag::IN_SK | flag::IN_TUPLE);
+        if s.has(flag::IN_NO_SK)
+            && let Ok(e) = self.no_sk.find_entry(s.tuple.hash(), |&j| j == i)
+        {
+            e.remove();
+        }
+        self.slots[i as usize].flags &= !(flag::IN_SK | flag::IN_TUPLE | flag::IN_NO_SK);
     }
 
     pub fn remove(&mut self, i: u32) -> Sock {
@@ -200,6 +215,21 @@ impl SockTable {
             .find(t.hash(), |&j| {
                 let s = &slots[j as usize];
                 s.tuple == *t && pred(j, s)
+            })
+            .copied()
+    }
+
+    /// Like [`Self::find_tuple`], among the sockets without a kernel address only (the same
+    /// answer as `find_tuple` with `sk == 0` in the predicate, from a much smaller index).
+    pub fn find_no_sk(&self, t: &Tuple, pred: impl Fn(&Sock) -> bool) -> Option<u32> {
+        if self.no_sk.is_empty() {
+            return None;
+        }
+        let slots = &self.slots;
+        self.no_sk
+            .find(t.hash(), |&j| {
+                let s = &slots[j as usize];
+                s.tuple == *t && pred(s)
             })
             .copied()
     }

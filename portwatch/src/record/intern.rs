@@ -47,58 +47,85 @@ impl Recent {
         self.idx[0] = i;
         self.len = (self.len + 1).min(RECENT);
     }
+}
 
-    fn clear(&mut self) {
-        self.len = 0;
-    }
+/// The encoder's move-to-front list holds the values themselves (not table indices), so that
+/// the scan that finds most values compares keys in one small array, without an indirection
+/// per entry.
+struct RecentKeys<K> {
+    keys: [K; RECENT],
+    idx: [u32; RECENT],
+    len: usize,
 }
 
 /// Encoder side: value → code.
 pub(crate) struct Interner<K> {
-    values: Vec<K>,
+    /// Entries in the table (the values themselves live in `map` and, if recent, `recent`).
+    len: u32,
     map: FxHashMap<K, u32>,
-    recent: Recent,
+    recent: RecentKeys<K>,
 }
 
-impl<K: Copy + Eq + Hash> Default for Interner<K> {
+impl<K: Copy + Eq + Hash + Default> Default for Interner<K> {
     fn default() -> Self {
         Interner {
-            values: Vec::new(),
+            len: 0,
             map: FxHashMap::default(),
-            recent: Recent::default(),
+            recent: RecentKeys {
+                keys: [K::default(); RECENT],
+                idx: [0; RECENT],
+                len: 0,
+            },
         }
     }
 }
 
-impl<K: Copy + Eq + Hash> Interner<K> {
+impl<K: Copy + Eq + Hash + Default> Interner<K> {
     /// The code for `k`; 0 means new: the caller writes the value itself.
     #[inline]
     pub(crate) fn code(&mut self, k: K) -> u64 {
-        for p in 0..self.recent.len {
-            if self.values[self.recent.idx[p] as usize] == k {
-                self.recent.promote(p);
-                return p as u64 + 1;
-            }
+        let r = &mut self.recent;
+        if let Some(p) = r.keys[..r.len].iter().position(|x| *x == k) {
+            // Move to the front: the decoder's list does the same (`Recent::promote`).
+            let i = r.idx[p];
+            r.keys.copy_within(0..p, 1);
+            r.idx.copy_within(0..p, 1);
+            r.keys[0] = k;
+            r.idx[0] = i;
+            return p as u64 + 1;
         }
         if let Some(&i) = self.map.get(&k) {
-            self.recent.push_front(i);
+            self.push_front(k, i);
             return (RECENT + 1) as u64 + u64::from(i);
         }
-        let i = self.values.len() as u32;
-        self.values.push(k);
+        let i = self.len;
+        self.len += 1;
         self.map.insert(k, i);
-        self.recent.push_front(i);
+        self.push_front(k, i);
         0
     }
 
+    /// Puts a value that is not in the list at the front, dropping the oldest
+    /// (`Recent::push_front`).
+    #[inline]
+    fn push_front(&mut self, k: K, i: u32) {
+        let r = &mut self.recent;
+        let n = r.len.min(RECENT - 1);
+        r.keys.copy_within(0..n, 1);
+        r.idx.copy_within(0..n, 1);
+        r.keys[0] = k;
+        r.idx[0] = i;
+        r.len = (r.len + 1).min(RECENT);
+    }
+
     pub(crate) fn len(&self) -> usize {
-        self.values.len()
+        self.len as usize
     }
 
     pub(crate) fn clear(&mut self) {
-        self.values.clear();
+        self.len = 0;
         self.map.clear();
-        self.recent.clear();
+        self.recent.len = 0;
     }
 }
 

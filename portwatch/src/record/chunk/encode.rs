@@ -11,6 +11,44 @@ use crate::{
     },
 };
 
+/// An IP address as the recording writes it: family and bytes, in one word that compares and
+/// hashes at once.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+struct IpKey(u128, bool);
+
+impl IpKey {
+    #[inline]
+    fn of(ip: IpAddr) -> IpKey {
+        match ip {
+            IpAddr::V4(v4) => IpKey(u32::from(v4).into(), false),
+            IpAddr::V6(v6) => IpKey(u128::from(v6), true),
+        }
+    }
+}
+
+/// A 4-tuple as the recording writes it (families, IPs, ports: `SocketAddrV6`'s flow info and
+/// scope id are not recorded, so they are not compared either), packed into five words: the
+/// interner's scan compares the first word and nearly always stops there.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+struct TupleKey([u64; 5]);
+
+impl TupleKey {
+    #[inline]
+    fn of(local: SocketAddr, remote: SocketAddr) -> TupleKey {
+        let (l, r) = (IpKey::of(local.ip()), IpKey::of(remote.ip()));
+        let ports = u64::from(local.port()) << 16 | u64::from(remote.port());
+        let meta = ports << 2 | u64::from(l.1) << 1 | u64::from(r.1);
+        // Ports first: they differ between the connections of one pool.
+        TupleKey([
+            meta ^ (l.0 as u64) << 34,
+            (l.0 >> 64) as u64,
+            l.0 as u64,
+            (r.0 >> 64) as u64,
+            r.0 as u64,
+        ])
+    }
+}
+
 /// Builds one chunk's payload, item by item.
 #[derive(Default)]
 pub(crate) struct ChunkEncoder {
@@ -18,8 +56,8 @@ pub(crate) struct ChunkEncoder {
     netns: Interner<u32>,
     tasks: Interner<TaskKey>,
     sks: Interner<u64>,
-    tuples: Interner<(SocketAddr, SocketAddr)>,
-    ips: Interner<IpAddr>,
+    tuples: Interner<TupleKey>,
+    ips: Interner<IpKey>,
     prev_ts: u64,
     prev_sk: u64,
     pub(crate) items: u32,
@@ -55,7 +93,7 @@ impl ChunkEncoder {
     }
 
     fn addr(&mut self, a: SocketAddr) {
-        let code = self.ips.code(a.ip());
+        let code = self.ips.code(IpKey::of(a.ip()));
         put_uvar(self.col(Col::Ip), code);
         if code == 0 {
             let c = self.col(Col::IpNew);
@@ -75,7 +113,7 @@ impl ChunkEncoder {
     }
 
     fn tuple(&mut self, local: SocketAddr, remote: SocketAddr) {
-        let code = self.tuples.code((local, remote));
+        let code = self.tuples.code(TupleKey::of(local, remote));
         put_uvar(self.col(Col::Tuple), code);
         if code == 0 {
             self.addr(local);

@@ -200,5 +200,12 @@ fn the_live_tui_says_what_it_received_and_lost_when_it_quits() {
         received >= 5 * 5,
         "5 connections' transitions at least: {line}"
     );
-    assert!(line.contains(" 0 lost ("), "{line}");
+    // No record lost for want of room or reading. (Skipped program runs are counted for
+    // every namespace, the program not having looked at the socket yet: another load on the
+    // machine can add some; they are said, in the same line.)
+    assert!(
+        line.contains("(ring full or unreadable: state 0, call 0, timewait 0;"),
+        "{line}"
+    );
+    assert!(line.contains("undecodable 0)"), "{line}");
 }

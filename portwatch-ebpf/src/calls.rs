@@ -5,8 +5,9 @@
 //!
 //! Every `connect()` also adds its duration to a per-CPU histogram of its (namespace,
 //! destination) in `CONNECT_LATENCY`, which userspace reads once a second: a successful
-//! connect still sends no record. Its cost over the bare hooks: a timestamp at each end, one
-//! read of the caller's sockaddr, the namespace from `current` and one map update
+//! connect still sends no record. Its cost over the bare hooks: a timestamp at each end, a
+//! lookup of the thread's entry at each end, and one histogram update; the destination comes
+//! from the state program ([`note_destination`]), or else from the caller's sockaddr
 //! (docs/early-warning.md, docs/benchmarks.md).
 //!
 //! Field offsets: `portwatch_common::syscall_tp` (read from the tracefs format files; userspace
@@ -16,7 +17,7 @@ use aya_ebpf::{
     EbpfContext,
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
     macros::{map, tracepoint},
-    maps::{HashMap, LruPerCpuHashMap},
+    maps::{LruHashMap, LruPerCpuHashMap},
     programs::TracePointContext,
 };
 use portwatch_common::{
@@ -26,12 +27,17 @@ use portwatch_common::{
 
 use crate::{
     emit::{bump, header, output},
-    kernel::{current_netns, netns_of, off, protocol_of, read, sock_of_fd, wanted},
+    kernel::{
+        current_netns, current_netns_btf, netns_of, off, protocol_of, read, sock_of_fd, wanted,
+    },
 };
 
 const EINPROGRESS: i64 = 115;
 
-/// A call between its entry and its exit.
+/// A call between its entry and its exit. Written in place at each entry and disarmed at the
+/// exit (`armed` 0) rather than inserted and deleted: a thread's entry stays in the map
+/// between its calls, so a call costs two lookups and no bucket lock, element allocation or
+/// free list push (measured: docs/benchmarks.md).
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct Pending {
@@ -40,11 +46,18 @@ struct Pending {
     addrlen: i32,
     /// `bpf_ktime_get_ns` at a `connect()`'s entry (0 for `bind()`).
     start_ns: u64,
+    /// 1 between an entry and its exit.
+    armed: u32,
+    /// 1 once the state program wrote `dst` for this call ([`note_destination`]).
+    has_dst: u32,
+    /// The connecting socket's (namespace, destination), from its CLOSE → SYN_SENT.
+    dst: LatencyKey,
 }
 
-/// Keyed by `pid_tgid` (one call in flight per thread).
+/// Keyed by `pid_tgid` (one call in flight per thread). LRU: the entries of threads that
+/// exited go first when the map is full; a thread that is inside a call was used last.
 #[map(name = "PENDING_CALLS")]
-static PENDING: HashMap<u64, Pending> = HashMap::with_max_entries(16384, 0);
+static PENDING: LruHashMap<u64, Pending> = LruHashMap::with_max_entries(16384, 0);
 
 /// `connect()` durations per (namespace, destination), per CPU (`portwatch_common::latency`).
 #[map(name = "CONNECT_LATENCY")]
@@ -68,22 +81,39 @@ fn enter(ctx: &TracePointContext, which: u8) {
         } else {
             0
         },
+        armed: 1,
+        has_dst: 0,
+        dst: LatencyKey {
+            netns: 0,
+            family: 0,
+            port: 0,
+            addr: [0; 16],
+        },
     };
-    if PENDING
-        .insert(bpf_get_current_pid_tgid(), pending, 0)
-        .is_err()
-    {
+    let key = bpf_get_current_pid_tgid();
+    if let Some(p) = PENDING.get_ptr_mut(key) {
+        // SAFETY: this thread's entry; only this thread's calls write it.
+        unsafe { *p = pending };
+        return;
+    }
+    if PENDING.insert(key, pending, 0).is_err() {
         bump(stat::CALL_UNTRACKED);
     }
 }
 
 #[inline(always)]
 fn exit(ctx: &TracePointContext, which: u8) {
-    let key = bpf_get_current_pid_tgid();
-    let Some(pending) = (unsafe { PENDING.get(key) }).copied() else {
+    let Some(p) = PENDING.get_ptr_mut(bpf_get_current_pid_tgid()) else {
         return;
     };
-    let _ = PENDING.remove(key);
+    // SAFETY: this thread's entry (see `enter`).
+    let pending = unsafe {
+        if (*p).armed == 0 {
+            return;
+        }
+        (*p).armed = 0;
+        *p
+    };
     if which == call::CONNECT && pending.start_ns != 0 {
         let took = unsafe { bpf_ktime_get_ns() }.saturating_sub(pending.start_ns);
         add_latency(&pending, took);
@@ -100,10 +130,45 @@ fn exit(ctx: &TracePointContext, which: u8) {
     }
 }
 
+/// For the state program, on a traced socket's CLOSE → SYN_SENT, which runs inside
+/// `connect()` in the caller's context after the destination is set (`tcp_v4_connect`,
+/// `tcp_v6_connect`) and before the port search: hands the socket's namespace and destination
+/// to the calling thread's pending `connect()`, so that its exit need not read the caller's
+/// sockaddr from user memory (`bpf_probe_read_user` with the kernel's usercopy checks: about a
+/// fifth of the exit program, measured with perf under churn) nor the caller's namespace. The
+/// first one wins: a connect() that fails before SYN_SENT (a bad address, no route) has none
+/// and its exit reads the sockaddr as before. The namespace is the socket's, not the caller's
+/// (they differ only for a socket created in another namespace and handed over).
+#[inline(always)]
+pub fn note_destination(netns: u32, family: u16, port: u16, addr: [u8; 16]) {
+    let Some(p) = PENDING.get_ptr_mut(bpf_get_current_pid_tgid()) else {
+        return;
+    };
+    // SAFETY: the current thread's entry; its own calls are the only other writers, and this
+    // runs inside one of them.
+    unsafe {
+        if (*p).armed == 0 || (*p).start_ns == 0 || (*p).has_dst != 0 {
+            return;
+        }
+        (*p).dst = LatencyKey {
+            netns,
+            family,
+            port,
+            addr,
+        };
+        (*p).has_dst = 1;
+    }
+}
+
 /// Adds one `connect()` of `took` ns to its destination's histogram (whatever it returned:
 /// a non-blocking connect returns after the port search, a failed one after a full search).
 #[inline(always)]
 fn add_latency(p: &Pending, took: u64) {
+    if p.has_dst != 0 {
+        // Filtered by the state program already.
+        count_latency(p.dst, took);
+        return;
+    }
     if p.uaddr == 0 || p.addrlen < 16 {
         return;
     }
@@ -131,10 +196,16 @@ fn add_latency(p: &Pending, took: u64) {
     } else {
         return;
     }
-    key.netns = current_netns();
+    key.netns = current_netns_btf();
     if !wanted(key.netns) {
         return;
     }
+    count_latency(key, took);
+}
+
+/// Adds one `connect()` of `took` ns to the histogram of `key`.
+#[inline(always)]
+fn count_latency(key: LatencyKey, took: u64) {
     let b = latency::bucket(took);
     if let Some(h) = CONNECT_LATENCY.get_ptr_mut(key) {
         // SAFETY: a per-CPU value of this map, only this CPU writes it.

@@ -152,6 +152,32 @@ pub fn current_netns() -> u32 {
     }
 }
 
+/// Inode number of the current task's network namespace through its BTF-typed `task_struct`
+/// (three plain loads, no helper call beyond getting the task: see [`btf_load`]); 0 when
+/// unknown (a task whose `nsproxy` is gone, exiting).
+#[inline(always)]
+pub fn current_netns_btf() -> u32 {
+    let off_nsproxy = off::OFF_TASK_NSPROXY();
+    if off_nsproxy == 0 {
+        return 0;
+    }
+    let task = unsafe { aya_ebpf::helpers::generated::bpf_get_current_task_btf() } as u64;
+    if task == 0 {
+        return 0;
+    }
+    // SAFETY: `nsproxy` is a field of `struct task_struct`, `net_ns` of `struct nsproxy`,
+    // `ns.inum` of `struct net`.
+    let nsproxy: u64 = unsafe { btf_load(task, off_nsproxy) };
+    if nsproxy == 0 {
+        return 0;
+    }
+    let net: u64 = unsafe { btf_load(nsproxy, off::OFF_NSPROXY_NET_NS()) };
+    if net == 0 {
+        return 0;
+    }
+    unsafe { btf_load::<u32>(net, off::OFF_NET_INUM()) }
+}
+
 /// Process id of the current task's parent; 0 when unknown.
 #[inline(always)]
 pub fn current_ppid() -> u32 {

@@ -10,6 +10,7 @@ use aya_ebpf::{EbpfContext, macros::btf_tracepoint, programs::BtfTracePointConte
 use portwatch_common::{IPPROTO_TCP, StateRecord, flag, kind, stat};
 
 use crate::{
+    calls::note_destination,
     emit::{bump, commit, reserve, task, write_header},
     kernel::{netns_of_btf_sk, protocol_of_btf_sk, tuple_btf, wanted},
     nest::{self, hook},
@@ -57,6 +58,11 @@ fn transition(ctx: &BtfTracePointContext, sk: u64, netns: u32, flags: u8) {
         bump(stat::STATE_LOST);
         return;
     };
+    // connect(): its destination for the latency histogram (see `calls.rs`), before the
+    // reservation so that the ring does not wait on a map lookup.
+    if oldstate == TCP_CLOSE && newstate == TCP_SYN_SENT {
+        note_destination(netns, t.family, t.dport, t.daddr);
+    }
     let Some(mut entry) = reserve::<StateRecord>(stat::STATE_LOST) else {
         return;
     };

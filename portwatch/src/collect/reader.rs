@@ -39,9 +39,14 @@ use crate::event::{Event, EventKind};
 
 /// Most events in one batch sent to the user.
 const BATCH: usize = 1024;
-/// Batches the channel holds before the reader waits for the user: with [`BATCH`], ~128k
-/// events (a few MB) on top of the ring.
-const QUEUED_BATCHES: usize = 128;
+/// Batches the channel holds before the reader waits for the user (and the ring, then the
+/// kernel's per-kind loss counters, take the rest): the userspace backlog budget. Memory is
+/// cheaper than loss: a full batch is ~150 KB (1024 events of 144 bytes), so 256 of them are
+/// ~38 MB, held only while the model is behind (the channel allocates as it fills, and
+/// [`Recycler`] keeps at most [`RECYCLED_BATCHES`]), and they carry the model through a stall
+/// of ~1.1 s at the benchmark's minimal churn (~230k events/s on 2 vCPUs), on top of the
+/// ~0.2 s the 4 MiB ring holds. It was 128 (~0.55 s).
+const QUEUED_BATCHES: usize = 256;
 /// Emptied batches kept for reuse (~140 KB each): steady churn needs a handful; a burst that
 /// queued more frees the rest.
 const RECYCLED_BATCHES: usize = 64;
@@ -86,6 +91,9 @@ pub struct ReadStats {
     pub busy_us: u64,
     /// Times the reader waited because the user had [`QUEUED_BATCHES`] batches unread.
     pub user_behind: u64,
+    /// Most batches unread at once (of [`QUEUED_BATCHES`]): how much of the backlog budget
+    /// a stall of the user used.
+    pub max_queued: u64,
     /// The reader thread's time on a CPU, and its time runnable but waiting for one, in
     /// microseconds (`/proc/thread-self/schedstat`, updated a few times a second).
     pub cpu_us: u64,
@@ -270,7 +278,11 @@ fn run(
             if !batch.is_empty() {
                 let batch = std::mem::replace(&mut batch, recycler.take());
                 match tx.try_send(batch) {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        let queued = (tx.max_capacity() - tx.capacity()) as u64;
+                        let mut t = tally.lock().unwrap();
+                        t.stats.max_queued = t.stats.max_queued.max(queued);
+                    }
                     Err(mpsc::error::TrySendError::Full(b)) => {
                         tally.lock().unwrap().stats.user_behind += 1;
                         if tx.blocking_send(b).is_err() {

@@ -146,17 +146,11 @@ pub fn sysctls(s: &mut String, report: &Report) {
 
 pub fn lost(s: &mut String, report: &Report) {
     let l = &report.lost_events;
-    let (class, verdict) = if l.total == 0 {
-        ("lost-ok", "none: every event reached the model".to_string())
-    } else {
-        (
-            "lost-bad",
-            format!("{}: counts may be low", words::count(l.total)),
-        )
-    };
+    let class = if l.total == 0 { "lost-ok" } else { "lost-bad" };
+    let verdict = esc(&l.verdict());
     let _ = write!(
         s,
-        r#"<section id="lost"><h2>Lost events</h2><p class="{class}" data-lost-total="{}">Lost events: {verdict}.</p><table><tr><th>ring full / unreadable</th><th class="num">state</th><th class="num">call</th><th class="num">timewait</th><th class="num">undecodable</th><th class="num">skipped state</th><th class="num">skipped calls</th><th class="num">untracked calls</th><th class="num">timers skipped (upper bound)</th></tr><tr><td></td>{}</tr></table></section>"#,
+        r#"<section id="lost"><h2>Lost events</h2><p class="{class}" data-lost-total="{}">{verdict}</p><table><tr><th>ring full / unreadable</th><th class="num">state</th><th class="num">call</th><th class="num">timewait</th><th class="num">undecodable</th><th class="num">skipped state</th><th class="num">skipped calls</th><th class="num">untracked calls</th><th class="num">timers skipped (upper bound)</th></tr><tr><td></td>{}</tr></table></section>"#,
         l.total,
         [
             l.state,

@@ -198,6 +198,9 @@ fn an_empty_model_says_so() {
     };
     let t = text::render(&Report::build(&sim.m, ctx, lost, Limits::default()));
     assert!(t.contains("No findings"), "{t}");
-    assert!(t.contains("3 events were lost: counts may be low"), "{t}");
+    assert!(
+        t.contains("Degraded: 3 events lost (3 state transitions (ring full)): counts may be low."),
+        "{t}"
+    );
     assert!(t.contains("recording incident.pwrec"), "{t}");
 }

@@ -77,14 +77,7 @@ fn header(out: &mut String, r: &Report) {
         )
     };
     wrap(out, "", "", &summary);
-    let lost = match r.snapshot.lost_events.total {
-        0 => "No events were lost.".to_string(),
-        t => format!(
-            "{} lost: counts may be low (see the last section).",
-            plural(t, "event was", "events were")
-        ),
-    };
-    wrap(out, "", "", &lost);
+    wrap(out, "", "", &r.snapshot.lost_events.verdict());
     for s in r.snapshot.sysctls.iter().filter(|s| s.assumed) {
         wrap(
             out,

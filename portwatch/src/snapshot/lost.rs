@@ -30,6 +30,48 @@ pub struct LostEvents {
     pub timers_skipped_upper_bound: u64,
 }
 
+impl LostEvents {
+    /// What the losses mean, in words, the same in every view: nothing, or "degraded", what
+    /// was lost by kind, and what repairs it. Socket and port counts come back at the next
+    /// reconciliation (the model is corrected from the kernel's socket table); failed
+    /// connect()/bind() calls that were lost do not.
+    pub fn verdict(&self) -> String {
+        use crate::explain::words::count;
+        if self.total == 0 {
+            return "No events were lost.".to_string();
+        }
+        let parts: Vec<String> = [
+            (self.state, "state transitions (ring full)"),
+            (self.timewait, "TIME_WAIT records (ring full)"),
+            (self.call, "connect()/bind() records (ring full)"),
+            (self.decode_errors, "undecodable records"),
+            (self.skipped_state, "state program runs skipped"),
+            (self.skipped_calls, "connect()/bind() program runs skipped"),
+            (self.untracked_calls, "connect()/bind() calls untracked"),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{} {what}", count(n)))
+        .collect();
+        let mut out = format!(
+            "Degraded: {} {} lost ({}): counts may be low.",
+            count(self.total),
+            if self.total == 1 { "event" } else { "events" },
+            parts.join(", ")
+        );
+        if self.state + self.timewait + self.decode_errors + self.skipped_state > 0 {
+            out.push_str(
+                " Socket and port counts are repaired at the next reconciliation with the \
+                 kernel's socket table (every 10 s by default).",
+            );
+        }
+        if self.call + self.skipped_calls + self.untracked_calls > 0 {
+            out.push_str(" Lost connect()/bind() failures are not: failure counts may be low.");
+        }
+        out
+    }
+}
+
 impl From<&Counters> for LostEvents {
     fn from(c: &Counters) -> LostEvents {
         LostEvents {
@@ -50,6 +92,39 @@ impl From<&Counters> for LostEvents {
 mod tests {
     use super::*;
     use crate::collect::{KindCounters, progs::Skipped};
+
+    #[test]
+    fn the_verdict_says_degraded_what_was_lost_and_what_repairs_it() {
+        assert_eq!(LostEvents::default().verdict(), "No events were lost.");
+        let ring = LostEvents {
+            total: 1_200,
+            state: 1_195,
+            skipped_state: 5,
+            ..LostEvents::default()
+        };
+        let v = ring.verdict();
+        assert!(
+            v.starts_with(
+                "Degraded: 1,200 events lost (1,195 state transitions (ring full), 5 state \
+                 program runs skipped): counts may be low."
+            ),
+            "{v}"
+        );
+        assert!(v.contains("repaired at the next reconciliation"), "{v}");
+        assert!(!v.contains("failure counts"), "{v}");
+        let calls = LostEvents {
+            total: 1,
+            call: 1,
+            ..LostEvents::default()
+        };
+        let v = calls.verdict();
+        assert!(
+            v.starts_with("Degraded: 1 event lost (1 connect()/bind() records"),
+            "{v}"
+        );
+        assert!(v.contains("failure counts may be low"), "{v}");
+        assert!(!v.contains("reconciliation"), "{v}");
+    }
 
     #[test]
     fn total_matches_the_collector() {

@@ -36,12 +36,19 @@ fn source_line<'a>(app: &App, width: u16) -> Line<'a> {
     let t = app.theme;
     let v = &app.view;
     let lost = v.snapshot.lost_events.total;
-    let right = vec![
+    let mut right = vec![
         Span::styled("events ", t.dim()),
         Span::raw(count(v.snapshot.model.events)),
         Span::styled("  lost ", t.dim()),
         Span::styled(count(lost), t.nonzero_bad(lost)),
     ];
+    if lost > 0 {
+        // Said in words, not only in colour (the Lost section of the report says by kind).
+        right.insert(
+            0,
+            Span::styled("DEGRADED  ", t.nonzero_bad(lost).patch(t.bold())),
+        );
+    }
     let rw: usize = right.iter().map(Span::width).sum();
     let mut left = vec![Span::styled("portwatch ", t.bold())];
     match &v.source {

@@ -32,6 +32,22 @@ pub fn portwatch_bin() -> String {
     bin
 }
 
+/// The release build of the binary under test: `PORTWATCH_RELEASE_BIN` (set by `cargo xtask
+/// test`), for the tests that measure whether portwatch keeps up with a load, as users run it.
+/// Panics without it: these tests never skip, nor fall back to a debug build that could not keep
+/// up.
+pub fn portwatch_release_bin() -> String {
+    let bin = std::env::var("PORTWATCH_RELEASE_BIN").expect(
+        "PORTWATCH_RELEASE_BIN must name a release build of portwatch (cargo xtask test sets it; \
+         by hand: cargo build --release -p portwatch)",
+    );
+    assert!(
+        std::path::Path::new(&bin).exists(),
+        "PORTWATCH_RELEASE_BIN={bin} does not exist"
+    );
+    bin
+}
+
 /// CLOCK_MONOTONIC now, in ns: the clock of events and of a report's window.
 pub fn mono_ns() -> u64 {
     portwatch::collect::monotonic_now_ns()
@@ -97,14 +113,29 @@ impl LiveReport {
         LiveReport::start_full(&[], max, &[], args)
     }
 
+    /// Like [`LiveReport::start`], running `bin` (e.g. [`portwatch_release_bin`]).
+    pub fn start_bin(bin: &str, netns: u32, max: Duration) -> LiveReport {
+        LiveReport::start_full_bin(bin, &["--netns", &netns.to_string()], max, &[], &[])
+    }
+
     fn start_full(
         scope: &[&str],
         max: Duration,
         env: &[(&str, &str)],
         args: &[&str],
     ) -> LiveReport {
+        LiveReport::start_full_bin(&portwatch_bin(), scope, max, env, args)
+    }
+
+    fn start_full_bin(
+        bin: &str,
+        scope: &[&str],
+        max: Duration,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> LiveReport {
         require_root();
-        let mut child = Command::new(portwatch_bin())
+        let mut child = Command::new(bin)
             .envs(env.iter().copied())
             .args(["report", "--json"])
             .args(scope)

@@ -115,6 +115,9 @@ fn is_root() -> bool {
 fn test(root: &Path, args: &[String]) -> anyhow::Result<()> {
     ebpf::build(root, false)?;
     run_cmd(cargo(root).args(["build", "--workspace", "--all-targets"]))?;
+    // The tests that ask whether portwatch keeps up with a load (tests/flood.rs) run the
+    // release build, as users do; the others run the debug build, with its overflow checks.
+    run_cmd(cargo(root).args(["build", "--release", "-p", "portwatch"]))?;
     if !is_root() {
         bail!(
             "the privileged integration tests load BPF programs and create network namespaces: \
@@ -126,6 +129,10 @@ fn test(root: &Path, args: &[String]) -> anyhow::Result<()> {
         cargo(root)
             .args(["test", "--workspace", "--no-fail-fast"])
             .env("PORTWATCH_BIN", &bin)
+            .env(
+                "PORTWATCH_RELEASE_BIN",
+                target_dir(root).join("release/portwatch"),
+            )
             .arg("--")
             .args(args),
     )?;

@@ -201,6 +201,65 @@ fn report_loses_nothing_at_minimal_churn() {
     kept_up("portwatch report", &live.finish(), caused, secs);
 }
 
+/// One SIGINT (a Ctrl-C) ends a session at once, even while the minimal churn keeps it
+/// busy: `portwatch events --json`, the busiest, three times, the signal sent in mid-flood.
+/// Before the fix one run in three ran on until a second SIGINT.
+#[test]
+fn one_sigint_stops_a_busy_session() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let bin = portwatch_release_bin();
+    for round in 0..3 {
+        let ns = Netns::create().unwrap();
+        ns.sysctl("net/ipv4/tcp_tw_reuse", "0").unwrap();
+        let mut child = std::process::Command::new(&bin)
+            .args(["events", "--json", "--netns", &ns.inode.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn portwatch events");
+        let mut out = child.stdout.take().unwrap();
+        let lines = thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut said = String::new();
+        while !said.contains("tracing") {
+            let mut l = String::new();
+            let n = std::io::BufRead::read_line(&mut err, &mut l).unwrap();
+            assert!(n > 0, "portwatch events did not start: {said}");
+            said.push_str(&l);
+        }
+        let pid = child.id() as i32;
+        let signal = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(1500));
+            // SAFETY: a signal to our own child, not reaped yet (it is waited for below).
+            unsafe { libc::kill(pid, libc::SIGINT) };
+            std::time::Instant::now()
+        });
+        let (caused, _) = churn_load(&ns, MINIMAL);
+        let sent = signal.join().unwrap();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if sent.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                panic!("round {round}: still running 20 s after one SIGINT ({caused} transitions)");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let took = sent.elapsed();
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+        let _ = lines.join();
+        eprintln!(
+            "round {round}: stopped {took:?} after SIGINT ({status}); {}",
+            rest.trim()
+        );
+        assert!(status.success(), "{status}: {rest}");
+        assert!(rest.contains("events received"), "{rest}");
+    }
+}
+
 /// Nothing was lost for want of room or time (ring full, a record that did not decode), and
 /// the model saw at least the transitions the load caused. Runs the kernel skipped because
 /// the program was already running on that CPU (an interrupt nested in it) are not userspace

@@ -24,6 +24,12 @@ pub struct Until {
 pub async fn run(live: &mut Live, sinks: &mut [&mut dyn Sink], until: Until) -> anyhow::Result<()> {
     let deadline = until.duration.map(|d| tokio::time::Instant::now() + d);
     let mut sigterm = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
+    // One listener for the whole session. A `tokio::signal::ctrl_c()` made anew in each turn
+    // of the loop listens only from its first poll, and under load most turns end on a ready
+    // batch before it is polled: a Ctrl-C or SIGINT that came then was lost, and the session
+    // ran on until a second one (seen: `events --json` during a churn flood, one SIGINT in
+    // three).
+    let mut sigint = signal(SignalKind::interrupt()).context("install SIGINT handler")?;
     loop {
         let until_deadline = async {
             match deadline {
@@ -37,7 +43,7 @@ pub async fn run(live: &mut Live, sinks: &mut [&mut dyn Sink], until: Until) -> 
                 Pumped::SinkStopped | Pumped::Ended => break,
             },
             _ = until_deadline => break,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
         }
     }

@@ -36,7 +36,7 @@ impl LostEvents {
     /// reconciliation (the model is corrected from the kernel's socket table); failed
     /// connect()/bind() calls that were lost do not.
     pub fn verdict(&self) -> String {
-        use crate::explain::words::count;
+        use crate::explain::words::{count, plural};
         if self.total == 0 {
             return "No events were lost.".to_string();
         }
@@ -54,9 +54,8 @@ impl LostEvents {
         .map(|(n, what)| format!("{} {what}", count(n)))
         .collect();
         let mut out = format!(
-            "Degraded: {} {} lost ({}): counts may be low.",
-            count(self.total),
-            if self.total == 1 { "event" } else { "events" },
+            "Degraded: {} lost ({}): counts may be low.",
+            plural(self.total, "event", "events"),
             parts.join(", ")
         );
         if self.state + self.timewait + self.decode_errors + self.skipped_state > 0 {
